@@ -1,0 +1,289 @@
+//! The validated catalog model: products, components, environments.
+//!
+//! Owns the typed shape of `tao.yaml` once it has passed validation, and small read-only helpers over
+//! it. Field names match the YAML (a user-facing contract) and so the JSON the server returns. Must not
+//! parse text (see `validate`) and does no I/O.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use super::name::Name;
+use super::template;
+use super::value::{serialize_duration, PortMapping, ProjectPath, VolumeMount};
+
+/// Default git tag format of a component.
+pub const DEFAULT_GIT_TAG: &str = "v{version}";
+/// Default image tag format of a component.
+pub const DEFAULT_IMAGE_TAG: &str = "{version}";
+/// Default container name template.
+pub const DEFAULT_CONTAINER_NAME: &str = "{env}-{component}";
+/// Default health check timeout.
+pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default SSH port of a host.
+pub const DEFAULT_SSH_PORT: u16 = 22;
+
+/// A product: a set of components released together under one version.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Product {
+    /// Components of the product (non-empty, no duplicates, in catalog order).
+    pub components: Vec<Name>,
+    /// Free text for people.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+/// How a component relates to environments.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Layer {
+    /// An application container deployed with its product (the default).
+    #[default]
+    App,
+    /// A service deployed once per environment, like a cache or a queue.
+    EnvService,
+    /// Something environments only point at, like a database: never deployed.
+    Shared,
+}
+
+impl Layer {
+    /// The YAML spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Layer::App => "app",
+            Layer::EnvService => "env-service",
+            Layer::Shared => "shared",
+        }
+    }
+
+    /// Whether Tao deploys components of this layer.
+    pub fn is_deployed(self) -> bool {
+        self != Layer::Shared
+    }
+}
+
+/// A component: one GitLab project, one image, one container per placed host.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Component {
+    /// GitLab project path; present for deployed layers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub project: Option<ProjectPath>,
+    /// Image repository without tag; present for deployed layers.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// Git tag format, e.g. `v{version}`.
+    pub git_tag: String,
+    /// Image tag format, e.g. `{version}`.
+    pub image_tag: String,
+    /// How the component relates to environments.
+    pub layer: Layer,
+    /// Components that must be deployed (and healthy) first.
+    pub depends_on: Vec<Name>,
+    /// How the container runs.
+    pub container: Container,
+    /// How to tell the container is up.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub health: Option<Health>,
+}
+
+impl Component {
+    /// The image reference (`repository:tag`) of a version, when the component has an image.
+    pub fn image_ref(&self, version: &super::Version) -> Option<String> {
+        let image = self.image.as_deref()?;
+        Some(format!("{image}:{}", version.format(&self.image_tag)))
+    }
+
+    /// Names of the secrets the container's environment refers to, sorted, without duplicates.
+    pub fn env_secret_names(&self) -> Vec<String> {
+        let names: std::collections::BTreeSet<&str> = self
+            .container
+            .env
+            .values()
+            .filter_map(|v| match v {
+                EnvValue::Secret { secret } => Some(secret.as_str()),
+                EnvValue::Plain(_) => None,
+            })
+            .collect();
+        names.into_iter().map(str::to_owned).collect()
+    }
+
+    /// The git tag of a version.
+    pub fn git_tag_of(&self, version: &super::Version) -> String {
+        version.format(&self.git_tag)
+    }
+}
+
+/// Container settings of a component.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Container {
+    /// Name template; placeholders `{env}`, `{component}`, `{host}`.
+    pub name: String,
+    /// Published ports.
+    pub ports: Vec<PortMapping>,
+    /// Environment variables.
+    pub env: BTreeMap<String, EnvValue>,
+    /// Mounted volumes.
+    pub volumes: Vec<VolumeMount>,
+    /// Files rendered per environment, uploaded and mounted.
+    pub files: Vec<FileMount>,
+    /// Arguments passed to the image's entry point.
+    pub command: Vec<String>,
+}
+
+impl Default for Container {
+    fn default() -> Self {
+        Container {
+            name: DEFAULT_CONTAINER_NAME.to_owned(),
+            ports: Vec::new(),
+            env: BTreeMap::new(),
+            volumes: Vec::new(),
+            files: Vec::new(),
+            command: Vec::new(),
+        }
+    }
+}
+
+/// An environment variable's value: plain text or a reference to a secret kept on the Tao host.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(untagged)]
+pub enum EnvValue {
+    /// Literal text (may hold `{{…}}` template expressions rendered per environment).
+    Plain(String),
+    /// A secret resolved on the Tao host at deploy time; its value never appears in the catalog.
+    Secret {
+        /// The secret's name.
+        secret: String,
+    },
+}
+
+/// A file rendered from a template and mounted into the container.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct FileMount {
+    /// Absolute path inside the container.
+    pub target: String,
+    /// Template path, relative to the catalog file.
+    pub template: String,
+}
+
+/// A health check and how long to wait for it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Health {
+    /// The check.
+    #[serde(flatten)]
+    pub check: HealthCheck,
+    /// How long to wait for the check to pass.
+    #[serde(serialize_with = "serialize_duration")]
+    pub timeout: Duration,
+}
+
+/// One kind of health check.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HealthCheck {
+    /// An HTTP GET answering 2xx.
+    Http {
+        /// Container port.
+        port: u16,
+        /// Absolute request path.
+        path: String,
+    },
+    /// A TCP connection accepted.
+    Tcp {
+        /// Container port.
+        port: u16,
+    },
+    /// A shell command exiting 0 inside the container.
+    Command(String),
+}
+
+/// Deployment tier of an environment.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Tier {
+    /// Development.
+    Dev,
+    /// Test.
+    Test,
+    /// Staging.
+    Staging,
+    /// Production.
+    Prod,
+}
+
+impl Tier {
+    /// The YAML spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Tier::Dev => "dev",
+            Tier::Test => "test",
+            Tier::Staging => "staging",
+            Tier::Prod => "prod",
+        }
+    }
+}
+
+/// An environment: hosts running Docker, and how components are placed on them.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Environment {
+    /// Deployment tier.
+    pub tier: Tier,
+    /// DNS domain of the environment.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+    /// Hosts (non-empty, unique names).
+    pub hosts: Vec<Host>,
+    /// Component → hosts; a component not listed runs on every host.
+    pub placement: BTreeMap<Name, Vec<Name>>,
+    /// Variables available to templates.
+    pub variables: BTreeMap<String, String>,
+    /// Host → component → container overrides.
+    pub overrides: BTreeMap<Name, BTreeMap<Name, Override>>,
+    /// Who may deploy here; a free mapping until its schema arrives.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub protection: Option<serde_json::Value>,
+}
+
+impl Environment {
+    /// Hosts a component runs on: its placement, or every host.
+    pub fn hosts_for(&self, component: &str) -> Vec<&Host> {
+        match self.placement.get(component) {
+            Some(names) => self.hosts.iter().filter(|h| names.contains(&h.name)).collect(),
+            None => self.hosts.iter().collect(),
+        }
+    }
+
+    /// The override of a component on a host, if any.
+    pub fn override_for(&self, host: &str, component: &str) -> Option<&Override> {
+        self.overrides.get(host)?.get(component)
+    }
+}
+
+/// A host reachable over SSH.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Host {
+    /// Name, unique within the environment.
+    pub name: Name,
+    /// IP address or DNS name.
+    pub address: String,
+    /// SSH port.
+    pub port: u16,
+    /// SSH user.
+    pub user: String,
+}
+
+/// Per-host changes to a component's container.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Override {
+    /// Container name template replacing the component's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Published ports replacing the component's.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ports: Option<Vec<PortMapping>>,
+}
+
+/// Fills a container name template.
+pub fn container_name(template: &str, env: &Name, component: &Name, host: &Name) -> String {
+    template::render(template, &[("env", env.as_str()), ("component", component.as_str()), ("host", host.as_str())])
+}
