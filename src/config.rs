@@ -1,0 +1,106 @@
+//! Settings of the server and the CLI, and the [`Secret`] wrapper that keeps secrets out of logs.
+//!
+//! Every setting is a flag and an environment variable of the same name (`--database-url` =
+//! `TAO_DATABASE_URL`, DESIGN.md §8); clap reads both, the flag wins. This module resolves defaults that
+//! depend on other settings (the SQLite file beside the catalog) and nothing else: no I/O beyond paths.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+/// A secret string (token, password). Its `Debug` and `Display` never show the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Secret {
+        Secret(value.into())
+    }
+    /// The value, for the one place that must send or compare it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("***")
+    }
+}
+
+impl std::str::FromStr for Secret {
+    type Err = std::convert::Infallible;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(Secret::new(s))
+    }
+}
+
+/// Default body limit of the JSON API (the catalog is the largest body it takes).
+pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
+
+/// What `tao serve` needs.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// Address to bind (`127.0.0.1:0` in tests).
+    pub listen: SocketAddr,
+    /// Database URL (resolved: never empty).
+    pub database_url: String,
+    /// Catalog file applied at start when it differs from the live revision.
+    pub catalog: Option<PathBuf>,
+    /// Serve read-only `/api/v1` endpoints without a token.
+    pub open_read: bool,
+    /// Request body limit in bytes for the API.
+    pub max_body: usize,
+    /// Tao's external URL, used in links it posts.
+    pub public_url: Option<String>,
+}
+
+impl Settings {
+    /// Settings for tests and embedding: listen on `127.0.0.1:0`, everything else default.
+    pub fn local(database_url: impl Into<String>) -> Settings {
+        Settings {
+            listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+            database_url: database_url.into(),
+            catalog: None,
+            open_read: false,
+            max_body: DEFAULT_MAX_BODY,
+            public_url: None,
+        }
+    }
+}
+
+/// The database URL to use: the explicit one, else `tao.db` beside the catalog, else `./tao.db`.
+pub fn resolve_database_url(explicit: Option<&str>, catalog: Option<&Path>) -> String {
+    if let Some(url) = explicit.filter(|u| !u.is_empty()) {
+        return url.to_string();
+    }
+    let dir = catalog.and_then(Path::parent).filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    crate::store::Pool::sqlite_url(&dir.join("tao.db"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_never_prints() {
+        let s = Secret::new("hunter2");
+        assert_eq!(format!("{s} {s:?}"), "*** Secret(***)");
+        assert_eq!(s.expose(), "hunter2");
+    }
+
+    #[test]
+    fn database_defaults_beside_the_catalog() {
+        assert_eq!(resolve_database_url(None, Some(Path::new("examples/tao.yaml"))), "sqlite://examples/tao.db");
+        assert_eq!(resolve_database_url(None, Some(Path::new("tao.yaml"))), "sqlite://./tao.db");
+        assert_eq!(resolve_database_url(None, None), "sqlite://./tao.db");
+        assert_eq!(resolve_database_url(Some("postgres://x/y"), None), "postgres://x/y");
+    }
+}
