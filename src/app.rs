@@ -1,0 +1,103 @@
+//! Wiring: the only place that puts the store, the services and the HTTP surface together.
+//!
+//! [`App::build`] connects and migrates the store, applies the catalog file when it differs from the live
+//! revision, and binds the listener (so tests can bind port 0 and read [`App::port`] before serving);
+//! [`App::run_until_stopped`] serves until the shutdown future resolves, then drains in-flight requests.
+
+use std::future::Future;
+use std::net::SocketAddr;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+
+use crate::config::Settings;
+use crate::http::{self, HttpState};
+use crate::service::{Actor, ServiceError, Services};
+use crate::store::{self, Pool};
+
+/// A built, bound, not yet serving Tao.
+pub struct App {
+    listener: TcpListener,
+    router: axum::Router,
+    services: Services,
+}
+
+impl App {
+    /// Connects, migrates, applies the catalog file, binds.
+    pub async fn build(settings: Settings) -> anyhow::Result<App> {
+        let pool = Pool::connect(&settings.database_url)
+            .await
+            .with_context(|| format!("opening the database {}", store::describe_url(&settings.database_url)))?;
+        store::migrate::run(&pool).await.context("migrating the database")?;
+        let services = Services::load(pool).await?;
+        if let Some(path) = &settings.catalog {
+            let yaml = std::fs::read_to_string(path).with_context(|| format!("reading catalog {}", path.display()))?;
+            let actor = Actor::Local(format!("file:{}", path.display()));
+            match services.apply_catalog(&actor, &yaml).await {
+                Ok(applied) if applied.changed => tracing::info!(revision = applied.revision, "applied catalog file"),
+                Ok(applied) => tracing::info!(revision = applied.revision, "catalog file unchanged"),
+                Err(ServiceError::Invalid(errors)) => {
+                    let list: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
+                    anyhow::bail!("catalog {} is invalid:\n{}", path.display(), list.join("\n"));
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let listener =
+            TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
+        let state = HttpState { services: services.clone(), open_read: settings.open_read };
+        let router = http::router(state, settings.max_body);
+        Ok(App { listener, router, services })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.listener.local_addr().expect("a bound listener has an address")
+    }
+
+    /// The bound port (useful after binding port 0).
+    pub fn port(&self) -> u16 {
+        self.local_addr().port()
+    }
+
+    /// The services, for embedding and tests.
+    pub fn services(&self) -> &Services {
+        &self.services
+    }
+
+    /// Serves until `shutdown` resolves, then stops accepting, finishes in-flight requests and closes the
+    /// store.
+    pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
+        tracing::info!(addr = %self.local_addr(), database = self.services.pool().backend(), "Tao is serving");
+        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await?;
+        self.services.pool().close().await;
+        tracing::info!("Tao stopped");
+        Ok(())
+    }
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+    tracing::info!("shutdown requested");
+}

@@ -1,0 +1,518 @@
+//! The `tao` command line: clap definitions and what each command does.
+//!
+//! Offline commands (`serve`, `migrate`, `backup`, `token`, `catalog check`) open the store or files
+//! directly; online commands (`catalog apply`, `release`, `env`) are HTTP clients of a running server
+//! (`--server` / `TAO_SERVER`, token from `TAO_TOKEN`). Human output is aligned tables; `--json` prints
+//! JSON for scripts. Exit codes: 0 success, 1 failure (invalid input, rejected request), 2 usage.
+
+mod client;
+mod output;
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::{Args, Parser, Subcommand};
+use serde_json::json;
+
+use crate::catalog::Catalog;
+use crate::config::{self, Settings};
+use crate::store::{self, token::Scope, Pool};
+use client::Client;
+use output::{print_json, table};
+
+/// Tao: GitLab-native DevOps service and chat bot.
+#[derive(Debug, Parser)]
+#[command(name = "tao", version, about, long_about = None)]
+pub struct Cli {
+    /// Print JSON instead of tables (for scripts).
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Top-level commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the Tao server.
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate(DbArgs),
+    /// Copy the SQLite store consistently to FILE while Tao runs.
+    Backup {
+        /// Where to write the copy (must not exist).
+        file: PathBuf,
+        /// The store.
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// Manage API tokens (offline: works on the store directly).
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Check or apply the catalog (tao.yaml).
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
+    /// Product versions: create, list, show (talks to the server).
+    #[command(subcommand)]
+    Release(ReleaseCommand),
+    /// Environments as the catalog defines them (talks to the server).
+    #[command(subcommand)]
+    Env(EnvCommand),
+}
+
+/// Where the store is.
+#[derive(Debug, Clone, Args)]
+pub struct DbArgs {
+    /// Database URL: sqlite://PATH or postgres://… [default: tao.db beside the catalog, else ./tao.db]
+    #[arg(long, env = "TAO_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Catalog file (locates the default SQLite store beside it).
+    #[arg(long, env = "TAO_CATALOG")]
+    pub catalog: Option<PathBuf>,
+}
+
+impl DbArgs {
+    fn url(&self) -> String {
+        config::resolve_database_url(self.database_url.as_deref(), self.catalog.as_deref())
+    }
+}
+
+/// `tao serve` settings; each is also an environment variable.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "TAO_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+    /// The store (and the catalog file applied at start when it differs from the live revision).
+    #[command(flatten)]
+    pub db: DbArgs,
+    /// Serve read-only /api/v1 endpoints without a token.
+    #[arg(long, env = "TAO_OPEN_READ")]
+    pub open_read: bool,
+    /// Request body limit of the API, in bytes.
+    #[arg(long, env = "TAO_MAX_BODY", default_value_t = config::DEFAULT_MAX_BODY)]
+    pub max_body: usize,
+    /// Tao's external URL, used in links it posts.
+    #[arg(long, env = "TAO_PUBLIC_URL")]
+    pub public_url: Option<String>,
+}
+
+/// `tao token …`
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token and print it once (only its hash is stored).
+    Create {
+        /// Unique name, e.g. `ci`.
+        #[arg(long)]
+        name: String,
+        /// read, deploy (includes read) or admin (includes deploy).
+        #[arg(long, value_parser = parse_scope)]
+        scope: Scope,
+        /// The store.
+        #[command(flatten)]
+        db: DbArgs,
+    },
+    /// List tokens (never their values).
+    List(DbArgs),
+    /// Revoke a token by name; it stops working at once.
+    Revoke {
+        /// Token name.
+        name: String,
+        /// The store.
+        #[command(flatten)]
+        db: DbArgs,
+    },
+}
+
+fn parse_scope(s: &str) -> Result<Scope, String> {
+    s.parse()
+}
+
+/// `tao catalog …`
+#[derive(Debug, Subcommand)]
+pub enum CatalogCommand {
+    /// Validate a catalog file offline; lists every error, exit 1 when any.
+    Check {
+        /// The catalog file.
+        #[arg(short = 'f', long = "file", env = "TAO_CATALOG", default_value = "tao.yaml")]
+        file: PathBuf,
+    },
+    /// Send a catalog file to the running server as the new live revision (validated, rejected whole on
+    /// any error).
+    Apply {
+        /// The catalog file.
+        #[arg(short = 'f', long = "file", env = "TAO_CATALOG", default_value = "tao.yaml")]
+        file: PathBuf,
+        /// The server.
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+/// Where the server is. The token comes from `TAO_TOKEN` only, so it never shows in `ps` or shell history.
+#[derive(Debug, Clone, Args)]
+pub struct ServerArgs {
+    /// Tao server URL.
+    #[arg(long, env = "TAO_SERVER", default_value = "http://127.0.0.1:8080")]
+    pub server: String,
+}
+
+/// `tao release …`
+#[derive(Debug, Subcommand)]
+pub enum ReleaseCommand {
+    /// Create a product version: every component of the product, each NAME=VERSION.
+    Create {
+        /// Product, e.g. monitor.
+        product: String,
+        /// Version, e.g. 1.1.0 (a leading v is accepted).
+        version: String,
+        /// A component version, NAME=VERSION; repeat for each component.
+        #[arg(short = 'c', long = "component", value_name = "NAME=VERSION", value_parser = parse_pair)]
+        components: Vec<(String, String)>,
+        /// The server.
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// List a product's versions, newest first.
+    List {
+        /// Product.
+        product: String,
+        /// The server.
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Show one product version with its component versions, tags and images.
+    Show {
+        /// Product.
+        product: String,
+        /// Version.
+        version: String,
+        /// The server.
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+fn parse_pair(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() && !v.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected NAME=VERSION, found {s:?}")),
+    }
+}
+
+/// `tao env …`
+#[derive(Debug, Subcommand)]
+pub enum EnvCommand {
+    /// List environments.
+    List {
+        /// The server.
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Show one environment's definition.
+    Show {
+        /// Environment name.
+        env: String,
+        /// The server.
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+}
+
+/// A failure the CLI reports and exits 1 for.
+type Outcome = anyhow::Result<ExitCode>;
+
+/// Runs a parsed command line.
+pub async fn run(cli: Cli) -> ExitCode {
+    let json = cli.json;
+    match dispatch(cli).await {
+        Ok(code) => code,
+        Err(e) => {
+            if json {
+                print_json(&json!({ "error": { "message": format!("{e:#}") } }));
+            } else {
+                eprintln!("error: {e:#}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> Outcome {
+    let json = cli.json;
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Migrate(db) => {
+            let pool = Pool::connect(&db.url()).await?;
+            let applied = store::migrate::run(&pool).await?;
+            let now = store::migrate::current_version(&pool).await?;
+            if json {
+                print_json(&json!({ "applied": applied, "version": now }));
+            } else if applied.is_empty() {
+                println!("database is up to date (migration {now})");
+            } else {
+                println!("applied migrations {applied:?}; database is at migration {now}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Backup { file, db } => {
+            let pool = open_store(&db).await?;
+            pool.backup_to(&file).await?;
+            if json {
+                print_json(&json!({ "backup": file }));
+            } else {
+                println!("wrote a consistent copy of the store to {}", file.display());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Token(cmd) => token(cmd, json).await,
+        Command::Catalog(CatalogCommand::Check { file }) => catalog_check(&file, json),
+        Command::Catalog(CatalogCommand::Apply { file, server }) => {
+            let yaml = read_file(&file)?;
+            let (status, body) = Client::new(&server)?.post_yaml("/api/v1/catalog", yaml).await?;
+            if json {
+                print_json(&body);
+            } else if status == 201 {
+                println!("applied {} as catalog revision {}", file.display(), body["revision"]);
+            } else {
+                println!("catalog unchanged (revision {})", body["revision"]);
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Release(cmd) => release(cmd, json).await,
+        Command::Env(cmd) => env(cmd, json).await,
+    }
+}
+
+async fn serve(args: ServeArgs) -> Outcome {
+    let settings = Settings {
+        listen: args.listen,
+        database_url: args.db.url(),
+        catalog: args.db.catalog.clone(),
+        open_read: args.open_read,
+        max_body: args.max_body,
+        public_url: args.public_url,
+    };
+    let app = crate::app::App::build(settings).await?;
+    app.run_until_stopped(crate::app::shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn open_store(db: &DbArgs) -> anyhow::Result<Pool> {
+    let url = db.url();
+    let pool = Pool::connect(&url).await?;
+    store::migrate::run(&pool).await?;
+    Ok(pool)
+}
+
+fn read_file(path: &Path) -> anyhow::Result<String> {
+    std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("cannot read {}: {e}", path.display()))
+}
+
+fn catalog_check(file: &Path, json: bool) -> Outcome {
+    let yaml = read_file(file)?;
+    match Catalog::from_yaml(&yaml) {
+        Ok(catalog) => {
+            if json {
+                print_json(&json!({ "file": file, "valid": true, "errors": [] }));
+            } else {
+                println!(
+                    "{}: valid ({} products, {} components, {} environments)",
+                    file.display(),
+                    catalog.products.len(),
+                    catalog.components.len(),
+                    catalog.environments.len()
+                );
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(errors) => {
+            if json {
+                print_json(&json!({ "file": file, "valid": false, "errors": errors.0 }));
+            } else {
+                eprintln!("{}: {} error(s)", file.display(), errors.0.len());
+                for e in &errors.0 {
+                    eprintln!("  {e}");
+                }
+            }
+            Ok(ExitCode::FAILURE)
+        }
+    }
+}
+
+async fn token(cmd: TokenCommand, json: bool) -> Outcome {
+    match cmd {
+        TokenCommand::Create { name, scope, db } => {
+            let pool = open_store(&db).await?;
+            let (token, secret) = store::token::create(&pool, &name, scope).await?;
+            store::audit::record(&pool, &local_actor(), "token.create", &format!("token {name}"), "ok", scope.as_str())
+                .await?;
+            if json {
+                print_json(&json!({ "name": token.name, "scope": token.scope, "token": secret.expose() }));
+            } else {
+                eprintln!("created token {:?} with scope {}; it is shown once, store it now:", token.name, token.scope);
+                println!("{}", secret.expose());
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        TokenCommand::List(db) => {
+            let pool = open_store(&db).await?;
+            let tokens = store::token::list(&pool).await?;
+            if json {
+                print_json(&json!(tokens));
+            } else {
+                let rows = tokens
+                    .iter()
+                    .map(|t| {
+                        vec![
+                            t.name.clone(),
+                            t.scope.to_string(),
+                            store::rfc3339(t.created_at),
+                            t.last_used_at.map(store::rfc3339).unwrap_or_else(|| "-".into()),
+                            t.revoked_at.map(store::rfc3339).unwrap_or_else(|| "active".into()),
+                        ]
+                    })
+                    .collect();
+                print!("{}", table(&["NAME", "SCOPE", "CREATED", "LAST USED", "STATUS"], rows));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        TokenCommand::Revoke { name, db } => {
+            let pool = open_store(&db).await?;
+            let revoked = store::token::revoke(&pool, &name).await?;
+            let outcome = if revoked { "ok" } else { "not_found" };
+            store::audit::record(&pool, &local_actor(), "token.revoke", &format!("token {name}"), outcome, "").await?;
+            if !revoked {
+                anyhow::bail!("no active token named {name:?} (see `tao token list`)");
+            }
+            if json {
+                print_json(&json!({ "revoked": name }));
+            } else {
+                println!("revoked token {name:?}");
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+fn local_actor() -> String {
+    let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
+    format!("cli:{user}")
+}
+
+async fn release(cmd: ReleaseCommand, json: bool) -> Outcome {
+    match cmd {
+        ReleaseCommand::Create { product, version, components, server } => {
+            let mut map = BTreeMap::new();
+            for (name, v) in components {
+                if let Some(prev) = map.insert(name.clone(), v) {
+                    anyhow::bail!("--component {name} given twice (first {prev})");
+                }
+            }
+            let body = json!({ "product": product, "version": version, "components": map });
+            let (status, body) = Client::new(&server)?.post_json("/api/v1/releases", &body).await?;
+            if json {
+                print_json(&body);
+            } else {
+                let word = if status == 201 { "created" } else { "unchanged (already exists, identical):" };
+                println!(
+                    "{word} {} {}",
+                    body["product"].as_str().unwrap_or(""),
+                    body["version"].as_str().unwrap_or("")
+                );
+                print!("{}", output::release_components(&body));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ReleaseCommand::List { product, server } => {
+            let body = Client::new(&server)?.get(&format!("/api/v1/releases/{}", client::segment(&product))).await?;
+            if json {
+                print_json(&body);
+            } else {
+                let rows = body
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|r| {
+                        vec![
+                            output::text(&r["version"]),
+                            output::text(&r["created_at"]),
+                            output::text(&r["created_by"]),
+                            output::component_summary(r),
+                        ]
+                    })
+                    .collect();
+                print!("{}", table(&["VERSION", "CREATED", "BY", "COMPONENTS"], rows));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        ReleaseCommand::Show { product, version, server } => {
+            let path = format!("/api/v1/releases/{}/{}", client::segment(&product), client::segment(&version));
+            let body = Client::new(&server)?.get(&path).await?;
+            if json {
+                print_json(&body);
+            } else {
+                println!("{} {}", output::text(&body["product"]), output::text(&body["version"]));
+                println!("created {} by {}", output::text(&body["created_at"]), output::text(&body["created_by"]));
+                print!("{}", output::release_components(&body));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+async fn env(cmd: EnvCommand, json: bool) -> Outcome {
+    match cmd {
+        EnvCommand::List { server } => {
+            let body = Client::new(&server)?.get("/api/v1/environments").await?;
+            if json {
+                print_json(&body);
+            } else {
+                let rows = body
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(|e| {
+                        let hosts = e["hosts"].as_array().map(Vec::len).unwrap_or(0);
+                        vec![
+                            output::text(&e["name"]),
+                            output::text(&e["tier"]),
+                            output::text(&e["domain"]),
+                            hosts.to_string(),
+                        ]
+                    })
+                    .collect();
+                print!("{}", table(&["NAME", "TIER", "DOMAIN", "HOSTS"], rows));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        EnvCommand::Show { env, server } => {
+            let body = Client::new(&server)?.get(&format!("/api/v1/environments/{}", client::segment(&env))).await?;
+            if json {
+                print_json(&body);
+            } else {
+                print!("{}", output::environment(&body));
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// Used by `main`: parse arguments from the process.
+pub fn parse() -> Cli {
+    Cli::parse()
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        // clap checks names, conflicts and defaults of every subcommand only when asked (or when parsed).
+        super::Cli::command().debug_assert();
+    }
+}

@@ -1,0 +1,36 @@
+//! The HTTP surface: the router, one file per area, one auth extractor, one error mapping.
+//!
+//! Handlers parse and answer; what they do is in `crate::service`. Every `/api/v1` route declares the
+//! scope it needs through its [`auth::Authorized`] argument; `/healthz` is open.
+
+pub mod api;
+pub mod auth;
+pub mod error;
+pub mod health;
+
+use axum::extract::DefaultBodyLimit;
+use axum::routing::get;
+use axum::Router;
+use tower_http::trace::TraceLayer;
+
+use crate::service::Services;
+
+/// What every handler can reach.
+#[derive(Clone, Debug)]
+pub struct HttpState {
+    /// The services.
+    pub services: Services,
+    /// Serve read-only endpoints without a token.
+    pub open_read: bool,
+}
+
+/// Builds the router with its body limit.
+pub fn router(state: HttpState, max_body: usize) -> Router {
+    Router::new()
+        .route("/healthz", get(health::healthz))
+        .nest("/api/v1", api::routes())
+        .fallback(|| async { error::ApiError::not_found("no such endpoint") })
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(TraceLayer::new_for_http())
+        .with_state(state)
+}

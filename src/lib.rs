@@ -1,0 +1,34 @@
+//! Tao: a GitLab-native DevOps service and chat bot.
+//!
+//! A team ships a product made of components, each a GitLab project delivered as a container image;
+//! Tao keeps the catalog of products, components and environments as code, records immutable product
+//! versions, and (in later parts) serves the shared CI standard, enforces branch policy, deploys over SSH
+//! and talks in chat.
+//!
+//! # Layout
+//!
+//! ```text
+//! main.rs        the binary: parse the CLI, init telemetry, call cli::run
+//! cli/           clap commands; offline ones open the store, online ones are HTTP clients of the server
+//! config.rs      settings (flag = env var TAO_*), Secret (never prints)
+//! telemetry.rs   tracing subscriber (TAO_LOG, TAO_LOG_FORMAT)
+//! app.rs         App::build(settings) -> bound App; port(); run_until_stopped(shutdown)
+//! service.rs     what front ends do: validate against the live catalog, change the store, audit
+//! catalog/       domain: catalog model, names, versions, validation, dependency graph (pure, no I/O)
+//! http/          router, one file per area, one auth extractor, one error mapping
+//! store/         Pool (SQLite | PostgreSQL), migrations, one file per aggregate
+//! ```
+//!
+//! Layers point one way: `http` and `cli` call `service`, which uses `catalog` and `store`; the domain
+//! (`catalog`) depends on nothing else in the crate.
+
+#![warn(missing_docs)]
+
+pub mod app;
+pub mod catalog;
+pub mod cli;
+pub mod config;
+pub mod http;
+pub mod service;
+pub mod store;
+pub mod telemetry;

@@ -1,0 +1,236 @@
+//! The services behind every front end: what the HTTP API (and later chat and CI) do, in one place.
+//!
+//! A service call takes an [`Actor`], validates its input against the live catalog, changes the store and
+//! writes the audit record; it knows nothing of HTTP status codes or terminal output. Front ends map
+//! [`ServiceError`] to their own way of saying no.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, RwLock};
+
+use crate::catalog::{Catalog, FieldError, Version, VersionError};
+use crate::store::release::{CreateOutcome, NewProductVersion, ProductVersion, ReleaseComponent};
+use crate::store::token::Scope;
+use crate::store::{self, Pool, StoreError};
+
+/// Who is asking.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Actor {
+    /// An API token, by name.
+    Token {
+        /// Token name.
+        name: String,
+        /// Its scope.
+        scope: Scope,
+    },
+    /// No credentials (only where read access is opened by configuration).
+    Anonymous,
+    /// Tao itself (e.g. applying the catalog file at start), or a local CLI command with database access.
+    Local(String),
+}
+
+impl fmt::Display for Actor {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Actor::Token { name, .. } => write!(f, "token:{name}"),
+            Actor::Anonymous => f.write_str("anonymous"),
+            Actor::Local(who) => f.write_str(who),
+        }
+    }
+}
+
+/// Why a service call did nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The input is invalid; every problem is listed.
+    #[error("{}", .0.iter().map(ToString::to_string).collect::<Vec<_>>().join("; "))]
+    Invalid(Vec<FieldError>),
+    /// The named thing does not exist.
+    #[error("{0}")]
+    NotFound(String),
+    /// The request contradicts what is stored and cannot be applied.
+    #[error("{0}")]
+    Conflict(String),
+    /// Storage failed; the message for users must not include it.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The catalog in force and the revision it came from.
+#[derive(Debug, Clone, Default)]
+pub struct LiveCatalog {
+    /// Stored revision number (none before the first catalog is applied).
+    pub revision: Option<i64>,
+    /// SHA-256 of its YAML.
+    pub hash: Option<String>,
+    /// The parsed catalog (none before the first catalog is applied).
+    pub catalog: Option<Arc<Catalog>>,
+}
+
+/// Outcome of applying a catalog.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct CatalogApplied {
+    /// The live revision after the call.
+    pub revision: i64,
+    /// Its hash.
+    pub hash: String,
+    /// False when the text equals the live revision (nothing stored).
+    pub changed: bool,
+}
+
+/// The services, cheap to clone (shared state behind `Arc`s).
+#[derive(Debug, Clone)]
+pub struct Services {
+    pool: Pool,
+    live: Arc<RwLock<LiveCatalog>>,
+}
+
+impl Services {
+    /// Loads the live catalog from the store.
+    pub async fn load(pool: Pool) -> Result<Services, ServiceError> {
+        let services = Services { pool, live: Arc::default() };
+        if let Some(rev) = store::catalog::latest(&services.pool).await? {
+            // A stored revision was valid when applied; if this build rejects it, say so loudly but serve on.
+            match Catalog::from_yaml(&rev.yaml) {
+                Ok(cat) => services.set_live(rev.id, rev.hash, cat),
+                Err(errors) => tracing::error!(revision = rev.id, %errors, "stored catalog no longer validates"),
+            }
+        }
+        Ok(services)
+    }
+
+    /// The store.
+    pub fn pool(&self) -> &Pool {
+        &self.pool
+    }
+
+    /// A snapshot of the catalog in force.
+    pub fn live(&self) -> LiveCatalog {
+        self.live.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    fn catalog(&self) -> Arc<Catalog> {
+        self.live().catalog.unwrap_or_default()
+    }
+
+    fn set_live(&self, revision: i64, hash: String, catalog: Catalog) {
+        let mut live = self.live.write().unwrap_or_else(|e| e.into_inner());
+        *live = LiveCatalog { revision: Some(revision), hash: Some(hash), catalog: Some(Arc::new(catalog)) };
+    }
+
+    /// Validates `yaml` and makes it the live catalog unless it equals the live one. Rejected whole on any
+    /// error.
+    pub async fn apply_catalog(&self, actor: &Actor, yaml: &str) -> Result<CatalogApplied, ServiceError> {
+        let catalog = match Catalog::from_yaml(yaml) {
+            Ok(c) => c,
+            Err(errors) => {
+                let detail = format!("{} error(s)", errors.0.len());
+                store::audit::record(&self.pool, &actor.to_string(), "catalog.apply", "catalog", "rejected", &detail)
+                    .await?;
+                return Err(ServiceError::Invalid(errors.0));
+            }
+        };
+        let (rev, changed) = store::catalog::apply(&self.pool, yaml, &actor.to_string()).await?;
+        let outcome = if changed { "ok" } else { "unchanged" };
+        let detail = format!("revision {} {}", rev.id, &rev.hash[..12]);
+        store::audit::record(&self.pool, &actor.to_string(), "catalog.apply", "catalog", outcome, &detail).await?;
+        self.set_live(rev.id, rev.hash.clone(), catalog);
+        Ok(CatalogApplied { revision: rev.id, hash: rev.hash, changed })
+    }
+
+    /// Creates a product version; see [`CreateReleaseOutcome`].
+    pub async fn create_release(
+        &self,
+        actor: &Actor,
+        product: &str,
+        version: &str,
+        components: &BTreeMap<String, String>,
+    ) -> Result<CreateReleaseOutcome, ServiceError> {
+        let live = self.live();
+        let catalog = live.catalog.clone().unwrap_or_default();
+        let (product, version, versions) =
+            catalog.check_release(product, version, components).map_err(ServiceError::Invalid)?;
+        let mut parts = Vec::with_capacity(versions.len());
+        for (name, v) in &versions {
+            let Some(def) = catalog.components.get(name) else {
+                return Err(ServiceError::NotFound(format!("component {name} is not in the catalog")));
+            };
+            parts.push(ReleaseComponent {
+                component: name.to_string(),
+                version: v.to_string(),
+                git_tag: v.format(&def.git_tag),
+                image: def.image.clone(),
+                image_tag: v.format(&def.image_tag),
+                image_digest: None,
+            });
+        }
+        let new = NewProductVersion {
+            product: product.to_string(),
+            version: version.to_string(),
+            catalog_revision: live.revision,
+            created_by: actor.to_string(),
+            components: parts,
+        };
+        let target = format!("{product} {version}");
+        let outcome = store::release::create(&self.pool, &new).await?;
+        let (word, result) = match outcome {
+            CreateOutcome::Created(pv) => ("ok", Ok(CreateReleaseOutcome::Created(pv))),
+            CreateOutcome::Unchanged(pv) => ("unchanged", Ok(CreateReleaseOutcome::Unchanged(pv))),
+            CreateOutcome::Conflict(existing) => {
+                let diff = describe_difference(&existing, &new);
+                let msg = format!(
+                    "{product} {version} already exists with different component versions ({diff}); \
+                     product versions are immutable: create a new version"
+                );
+                ("conflict", Err(ServiceError::Conflict(msg)))
+            }
+        };
+        store::audit::record(&self.pool, &actor.to_string(), "release.create", &target, word, "").await?;
+        result
+    }
+
+    /// One product version.
+    pub async fn release(&self, product: &str, version: &str) -> Result<ProductVersion, ServiceError> {
+        let normalized = Version::parse(version).map_err(|e| {
+            ServiceError::Invalid(vec![FieldError::new("version", VersionError::EXPECTED, format!("{:?}", e.found))])
+        })?;
+        store::release::get(&self.pool, product, &normalized.to_string())
+            .await?
+            .ok_or_else(|| ServiceError::NotFound(format!("{product} {normalized} does not exist")))
+    }
+
+    /// Every version of a product, newest first. The product must be in the live catalog.
+    pub async fn releases(&self, product: &str) -> Result<Vec<ProductVersion>, ServiceError> {
+        if !self.catalog().products.contains_key(product) {
+            return Err(ServiceError::NotFound(format!("product {product} is not in the catalog")));
+        }
+        Ok(store::release::list(&self.pool, product).await?)
+    }
+
+    /// The catalog in force (empty before the first one is applied).
+    pub fn catalog_now(&self) -> Arc<Catalog> {
+        self.catalog()
+    }
+}
+
+/// Result of [`Services::create_release`] when nothing went wrong.
+#[derive(Debug, Clone)]
+pub enum CreateReleaseOutcome {
+    /// Stored now.
+    Created(ProductVersion),
+    /// Already stored, identical: nothing changed.
+    Unchanged(ProductVersion),
+}
+
+fn describe_difference(existing: &ProductVersion, new: &NewProductVersion) -> String {
+    let old = existing.version_map();
+    new.components
+        .iter()
+        .filter_map(|c| match old.get(c.component.as_str()) {
+            Some(v) if *v == c.version => None,
+            Some(v) => Some(format!("{}: stored {v}, requested {}", c.component, c.version)),
+            None => Some(format!("{}: not stored, requested {}", c.component, c.version)),
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
