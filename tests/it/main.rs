@@ -1,0 +1,10 @@
+//! Tao's integration tests, in one binary to keep link time down.
+//!
+//! `support` holds the harness (databases on both backends, `spawn_app`); each other module covers one
+//! area through Tao's real surfaces (HTTP on port 0, the built `tao` binary, the store).
+
+mod api;
+mod cli;
+mod migration;
+mod store;
+mod support;

@@ -1,0 +1,251 @@
+//! Test harness: fresh databases (SQLite temp files; PostgreSQL databases created per test and dropped
+//! after), and `spawn_app`: Tao on port 0 with the example catalog and one token per scope.
+//!
+//! PostgreSQL comes from `TAO_TEST_PG_URL` (an admin URL; `scripts/test.sh` starts a server and sets it).
+//! A test that needs it and does not find it fails with a message saying how to get it; it never skips.
+
+use serde_json::Value;
+use tao::app::App;
+use tao::config::Settings;
+use tao::store::token::Scope;
+use tao::store::{self, Pool};
+
+/// The example catalog shipped with Tao.
+pub const EXAMPLE: &str = include_str!("../../examples/tao.yaml");
+
+/// The components of `monitor` in the example, for building release requests.
+pub const MONITOR: [&str; 6] = ["ops", "sql", "graph", "agent", "api", "self-monitor"];
+
+/// A database that exists for one test.
+pub enum TestDb {
+    /// A SQLite file in a temporary directory (removed with it).
+    Sqlite(tempfile::TempDir),
+    /// A PostgreSQL database, dropped on drop.
+    Postgres {
+        /// Admin URL of the server.
+        admin: String,
+        /// Database name.
+        name: String,
+    },
+}
+
+fn pg_admin_url() -> String {
+    std::env::var("TAO_TEST_PG_URL").unwrap_or_else(|_| {
+        panic!(
+            "TAO_TEST_PG_URL is not set: store tests run on PostgreSQL too. Run scripts/test.sh (it installs \
+             and starts PostgreSQL), or start one yourself and set TAO_TEST_PG_URL=postgres://USER@HOST:PORT/postgres"
+        )
+    })
+}
+
+impl TestDb {
+    /// A fresh SQLite database.
+    pub fn sqlite() -> TestDb {
+        TestDb::Sqlite(tempfile::tempdir().expect("temp dir"))
+    }
+
+    /// A fresh PostgreSQL database.
+    pub async fn postgres() -> TestDb {
+        let admin = pg_admin_url();
+        let name = format!("tao_test_{}_{}", std::process::id(), rand_suffix());
+        let pool = Pool::connect(&admin).await.unwrap_or_else(|e| {
+            panic!("cannot reach PostgreSQL at TAO_TEST_PG_URL ({e}); run scripts/test.sh to start it")
+        });
+        tao::with_pool!(&pool, p => sqlx::query(&format!("CREATE DATABASE {name}")).execute(p).await.map(|_| ()))
+            .expect("create test database");
+        pool.close().await;
+        TestDb::Postgres { admin, name }
+    }
+
+    /// Its URL.
+    pub fn url(&self) -> String {
+        match self {
+            TestDb::Sqlite(dir) => Pool::sqlite_url(&dir.path().join("tao.db")),
+            TestDb::Postgres { admin, name } => {
+                let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin);
+                format!("{base}/{name}")
+            }
+        }
+    }
+
+    /// A connected pool, not migrated.
+    pub async fn connect(&self) -> Pool {
+        Pool::connect(&self.url()).await.expect("connect test database")
+    }
+
+    /// A connected, migrated pool.
+    pub async fn pool(&self) -> Pool {
+        let pool = self.connect().await;
+        store::migrate::run(&pool).await.expect("migrate");
+        pool
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let TestDb::Postgres { admin, name } = self {
+            let (admin, name) = (admin.clone(), name.clone());
+            // Drop runs inside the test's runtime, which cannot be blocked on: use a thread with its own.
+            let joined = std::thread::spawn(move || {
+                let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime");
+                rt.block_on(async {
+                    let pool = Pool::connect(&admin).await.expect("connect admin");
+                    let sql = format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)");
+                    tao::with_pool!(&pool, p => sqlx::query(&sql).execute(p).await.map(|_| ()))
+                        .expect("drop test database");
+                    pool.close().await;
+                })
+            })
+            .join();
+            if joined.is_err() && !std::thread::panicking() {
+                panic!("dropping the test database failed");
+            }
+        }
+    }
+}
+
+fn rand_suffix() -> String {
+    use rand::Rng;
+    let n: u64 = rand::thread_rng().gen();
+    format!("{n:016x}")
+}
+
+/// Runs a test body on both backends: `both_backends!(name, body_fn)` makes `name::sqlite` and
+/// `name::postgres`, each calling `body_fn(TestDb)`.
+#[macro_export]
+macro_rules! both_backends {
+    ($name:ident, $body:ident) => {
+        mod $name {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn sqlite() {
+                super::$body($crate::support::TestDb::sqlite()).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn postgres() {
+                super::$body($crate::support::TestDb::postgres().await).await
+            }
+        }
+    };
+}
+
+/// A running Tao and what tests need to talk to it.
+pub struct TestApp {
+    /// `http://127.0.0.1:PORT`.
+    pub base: String,
+    /// The database (kept alive for the test's duration, dropped after).
+    _db: TestDb,
+    /// The store, for arranging and asserting.
+    pub pool: Pool,
+    /// Tokens by scope.
+    pub admin: String,
+    /// A deploy-scoped token.
+    pub deployer: String,
+    /// A read-only token.
+    pub reader: String,
+    /// HTTP client.
+    pub http: reqwest::Client,
+    _dir: tempfile::TempDir,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
+}
+
+/// Starts Tao on port 0 over `db`, with the example catalog applied and tokens of every scope.
+pub async fn spawn_app(db: TestDb) -> TestApp {
+    spawn_app_with(db, |_| {}).await
+}
+
+/// Like [`spawn_app`], letting the test adjust the settings first.
+pub async fn spawn_app_with(db: TestDb, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let catalog_file = dir.path().join("tao.yaml");
+    std::fs::write(&catalog_file, EXAMPLE).expect("write catalog");
+    let mut settings = Settings::local(db.url());
+    settings.catalog = Some(catalog_file.clone());
+    adjust(&mut settings);
+    let app = App::build(settings).await.expect("build app");
+    let pool = app.services().pool().clone();
+    let token = |name: &'static str, scope| {
+        let pool = pool.clone();
+        async move { store::token::create(&pool, name, scope).await.expect("token").1.expose().to_string() }
+    };
+    let (admin, deployer, reader) = (
+        token("admin", Scope::Admin).await,
+        token("deployer", Scope::Deploy).await,
+        token("reader", Scope::Read).await,
+    );
+    let base = format!("http://127.0.0.1:{}", app.port());
+    let (tx, rx) = tokio::sync::oneshot::channel();
+    let server = tokio::spawn(app.run_until_stopped(async {
+        let _ = rx.await;
+    }));
+    TestApp {
+        base,
+        _db: db,
+        pool,
+        admin,
+        deployer,
+        reader,
+        http: reqwest::Client::new(),
+        _dir: dir,
+        shutdown: Some(tx),
+        server: Some(server),
+    }
+}
+
+/// A response as tests look at it.
+#[derive(Debug)]
+pub struct Reply {
+    /// Status code.
+    pub status: u16,
+    /// Body as JSON (`Value::String` when not JSON).
+    pub body: Value,
+}
+
+impl TestApp {
+    /// A request with an optional bearer token.
+    pub async fn send(&self, method: reqwest::Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+        let mut rb = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(t) = token {
+            rb = rb.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            rb = rb.json(&b);
+        }
+        let response = rb.send().await.expect("request");
+        let status = response.status().as_u16();
+        let text = response.text().await.expect("body");
+        Reply { status, body: serde_json::from_str(&text).unwrap_or(Value::String(text)) }
+    }
+
+    /// GET with a token.
+    pub async fn get(&self, path: &str, token: &str) -> Reply {
+        self.send(reqwest::Method::GET, path, Some(token), None).await
+    }
+
+    /// POST /api/v1/releases.
+    pub async fn create_release(&self, token: &str, body: Value) -> Reply {
+        self.send(reqwest::Method::POST, "/api/v1/releases", Some(token), Some(body)).await
+    }
+
+    /// Stops the server gracefully and waits for it.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(server) = self.server.take() {
+            server.await.expect("server task").expect("server result");
+        }
+    }
+}
+
+/// A release request for `monitor` version `version`: every component at 1.0.0 except `overrides`.
+pub fn monitor_release(version: &str, overrides: &[(&str, &str)]) -> Value {
+    let mut components = serde_json::Map::new();
+    for c in MONITOR {
+        components.insert(c.to_string(), Value::String("1.0.0".into()));
+    }
+    for (k, v) in overrides {
+        components.insert(k.to_string(), Value::String(v.to_string()));
+    }
+    serde_json::json!({ "product": "monitor", "version": version, "components": components })
+}
