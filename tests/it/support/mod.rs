@@ -11,7 +11,7 @@ use tao::store::token::Scope;
 use tao::store::{self, Pool};
 
 /// The example catalog shipped with Tao.
-pub const EXAMPLE: &str = include_str!("../../examples/tao.yaml");
+pub const EXAMPLE: &str = include_str!("../../../examples/tao.yaml");
 
 /// The components of `monitor` in the example, for building release requests.
 pub const MONITOR: [&str; 6] = ["ops", "sql", "graph", "agent", "api", "self-monitor"];
