@@ -28,6 +28,7 @@ pub mod app;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod deploy;
 pub mod http;
 pub mod service;
 pub mod store;
