@@ -7,6 +7,7 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// A secret string (token, password). Its `Debug` and `Display` never show the value.
 #[derive(Clone, PartialEq, Eq)]
@@ -60,6 +61,21 @@ pub struct Settings {
     pub max_body: usize,
     /// Tao's external URL, used in links it posts.
     pub public_url: Option<String>,
+    /// Deploy tasks running at once.
+    pub workers: usize,
+    /// This instance's identity in environment leases; stable across restarts of one instance, so a
+    /// restarted Tao recognises its own orphaned tasks.
+    pub instance: String,
+    /// Private key for deploys (`None`: ssh-agent and ssh's defaults).
+    pub ssh_identity: Option<PathBuf>,
+    /// known_hosts file host keys are checked against (`None`: `~/.ssh/known_hosts`).
+    pub ssh_known_hosts: Option<PathBuf>,
+    /// Directory holding one file per secret referenced by the catalog (`{secret: NAME}` → `DIR/NAME`).
+    pub secrets_dir: Option<PathBuf>,
+    /// How long a shutdown waits for running deploys before interrupting them.
+    pub drain_timeout: Duration,
+    /// Environment lease length (renewed every third of it while a task runs).
+    pub lease: Duration,
 }
 
 impl Settings {
@@ -72,8 +88,24 @@ impl Settings {
             open_read: false,
             max_body: DEFAULT_MAX_BODY,
             public_url: None,
+            workers: 5,
+            instance: default_instance(),
+            ssh_identity: None,
+            ssh_known_hosts: None,
+            secrets_dir: None,
+            drain_timeout: Duration::from_secs(60),
+            lease: Duration::from_secs(30),
         }
     }
+}
+
+/// This machine's host name: the default instance identity.
+pub fn default_instance() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "tao".into())
 }
 
 /// The database URL to use: the explicit one, else `tao.db` beside the catalog, else `./tao.db`.

@@ -98,6 +98,24 @@ pub struct ServeArgs {
     /// Tao's external URL, used in links it posts.
     #[arg(long, env = "TAO_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// Deploy tasks running at once.
+    #[arg(long, env = "TAO_WORKERS", default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=256))]
+    pub workers: u16,
+    /// Identity of this instance in environment leases [default: the host name].
+    #[arg(long, env = "TAO_INSTANCE")]
+    pub instance: Option<String>,
+    /// Private key for deploys over SSH [default: ssh-agent / ssh's defaults].
+    #[arg(long, env = "TAO_SSH_IDENTITY")]
+    pub ssh_identity: Option<PathBuf>,
+    /// known_hosts file host keys are checked against [default: ~/.ssh/known_hosts].
+    #[arg(long, env = "TAO_SSH_KNOWN_HOSTS")]
+    pub ssh_known_hosts: Option<PathBuf>,
+    /// Directory of secret files: a catalog `{secret: NAME}` reads DIR/NAME on the Tao host.
+    #[arg(long, env = "TAO_SECRETS_DIR")]
+    pub secrets_dir: Option<PathBuf>,
+    /// Seconds a shutdown waits for running deploys before interrupting them.
+    #[arg(long, env = "TAO_DRAIN_TIMEOUT", default_value_t = 60)]
+    pub drain_timeout: u64,
 }
 
 /// `tao token …`
@@ -295,6 +313,13 @@ async fn serve(args: ServeArgs) -> Outcome {
         open_read: args.open_read,
         max_body: args.max_body,
         public_url: args.public_url,
+        workers: usize::from(args.workers),
+        instance: args.instance.unwrap_or_else(config::default_instance),
+        ssh_identity: args.ssh_identity,
+        ssh_known_hosts: args.ssh_known_hosts,
+        secrets_dir: args.secrets_dir,
+        drain_timeout: std::time::Duration::from_secs(args.drain_timeout),
+        lease: std::time::Duration::from_secs(30),
     };
     let app = crate::app::App::build(settings).await?;
     app.run_until_stopped(crate::app::shutdown_signal()).await?;

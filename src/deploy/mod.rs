@@ -4,4 +4,6 @@
 //! Tasks are the only way anything is deployed; every front end (API, CLI, chat, CI) enqueues one.
 
 pub mod plan;
+pub mod queue;
+pub mod registry;
 pub mod spec;

@@ -8,12 +8,13 @@ use std::collections::BTreeMap;
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
 
 use super::auth::{Authorized, NeedAdmin, NeedDeploy, NeedRead};
+use super::body::{json_kind, json_object, take_string};
 use super::error::ApiError;
 use super::HttpState;
 use crate::catalog::{Catalog, FieldError};
@@ -119,61 +120,6 @@ async fn show_release(
 ) -> Answer {
     let pv = s.services.release(&product, &version).await?;
     ok(release_json(&pv))
-}
-
-/// Reads a JSON object body: 415 for another media type, 400 for bytes that are not JSON, 422 for JSON
-/// that is not an object.
-fn json_object(headers: &HeaderMap, body: Result<Bytes, BytesRejection>) -> Result<Map<String, Value>, ApiError> {
-    let body = body?;
-    if let Some(ct) = headers.get(header::CONTENT_TYPE) {
-        let ct = ct.to_str().unwrap_or_default();
-        if !ct.starts_with("application/json") {
-            return Err(ApiError::new(
-                StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                "unsupported_media_type",
-                format!("Content-Type: expected application/json, found {ct:?}"),
-            ));
-        }
-    }
-    match serde_json::from_slice::<Value>(&body) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(other) => Err(ApiError::invalid_field(FieldError {
-            path: "(body)".into(),
-            expected: "a JSON object".into(),
-            found: json_kind(&other).into(),
-        })),
-        Err(e) => Err(ApiError::bad_request(format!("body: expected JSON, found a syntax error ({e})"))),
-    }
-}
-
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "a list",
-        Value::Object(_) => "an object",
-    }
-}
-
-/// Takes a required string field, recording a problem when it is missing or not a string.
-fn take_string(map: &mut Map<String, Value>, key: &str, errors: &mut Vec<FieldError>) -> Option<String> {
-    match map.remove(key) {
-        Some(Value::String(s)) => Some(s),
-        Some(other) => {
-            errors.push(FieldError { path: key.into(), expected: "a string".into(), found: json_kind(&other).into() });
-            None
-        }
-        None => {
-            errors.push(FieldError {
-                path: key.into(),
-                expected: "a string".into(),
-                found: "nothing (missing)".into(),
-            });
-            None
-        }
-    }
 }
 
 async fn create_release(

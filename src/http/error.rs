@@ -68,6 +68,8 @@ impl From<ServiceError> for ApiError {
             ServiceError::Invalid(errors) => ApiError::invalid(errors),
             ServiceError::NotFound(msg) => ApiError::not_found(msg),
             ServiceError::Conflict(msg) => ApiError::new(StatusCode::CONFLICT, "conflict", msg),
+            ServiceError::Forbidden(msg) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", msg),
+            ServiceError::Locked(msg) => ApiError::new(StatusCode::LOCKED, "frozen", msg),
             ServiceError::Store(cause) => ApiError::internal(&cause),
         }
     }

@@ -5,6 +5,8 @@
 
 pub mod api;
 pub mod auth;
+pub mod body;
+pub mod deploy;
 pub mod error;
 pub mod health;
 
@@ -28,7 +30,8 @@ pub struct HttpState {
 pub fn router(state: HttpState, max_body: usize) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
-        .nest("/api/v1", api::routes())
+        .nest("/api/v1", api::routes().merge(deploy::routes()))
+        .nest("/ui", deploy::ui_routes())
         .fallback(|| async { error::ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(max_body))
         .layer(TraceLayer::new_for_http())

@@ -8,8 +8,10 @@
 
 pub mod audit;
 pub mod catalog;
+pub mod deployed;
 pub mod migrate;
 pub mod release;
+pub mod task;
 pub mod token;
 
 use std::path::Path;

@@ -1,6 +1,6 @@
 //! The services behind every front end: what the HTTP API (and later chat and CI) do, in one place.
 //!
-//! A service call takes an [`Actor`], validates its input against the live catalog, changes the store and
+//! `deploy.rs` holds the deploy services (requests, plans, tasks, freezes). A service call takes an [`Actor`], validates its input against the live catalog, changes the store and
 //! writes the audit record; it knows nothing of HTTP status codes or terminal output. Front ends map
 //! [`ServiceError`] to their own way of saying no.
 
@@ -9,9 +9,14 @@ use std::fmt;
 use std::sync::{Arc, RwLock};
 
 use crate::catalog::{Catalog, FieldError, Version, VersionError};
+use crate::deploy::queue::QueueHandle;
+use crate::deploy::registry::RegistryClient;
 use crate::store::release::{CreateOutcome, NewProductVersion, ProductVersion, ReleaseComponent};
 use crate::store::token::Scope;
 use crate::store::{self, Pool, StoreError};
+
+mod deploy;
+pub use deploy::{DeployRequest, DeployTarget, EnvironmentView};
 
 /// Who is asking.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -51,6 +56,12 @@ pub enum ServiceError {
     /// The request contradicts what is stored and cannot be applied.
     #[error("{0}")]
     Conflict(String),
+    /// The actor may not do this; the message names the missing permission.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The target refuses changes for now (a frozen environment); the message says why.
+    #[error("{0}")]
+    Locked(String),
     /// Storage failed; the message for users must not include it.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -83,12 +94,15 @@ pub struct CatalogApplied {
 pub struct Services {
     pool: Pool,
     live: Arc<RwLock<LiveCatalog>>,
+    queue: QueueHandle,
+    registry: RegistryClient,
 }
 
 impl Services {
     /// Loads the live catalog from the store.
     pub async fn load(pool: Pool) -> Result<Services, ServiceError> {
-        let services = Services { pool, live: Arc::default() };
+        let services =
+            Services { pool, live: Arc::default(), queue: QueueHandle::default(), registry: RegistryClient::new(None) };
         if let Some(rev) = store::catalog::latest(&services.pool).await? {
             // A stored revision was valid when applied; if this build rejects it, say so loudly but serve on.
             match Catalog::from_yaml(&rev.yaml) {
@@ -102,6 +116,11 @@ impl Services {
     /// The store.
     pub fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    /// The deploy queue's handle (wake-ups, stop requests, change notifications).
+    pub fn queue(&self) -> &QueueHandle {
+        &self.queue
     }
 
     /// A snapshot of the catalog in force.
@@ -150,6 +169,7 @@ impl Services {
         let catalog = live.catalog.clone().unwrap_or_default();
         let (product, version, versions) =
             catalog.check_release(product, version, components).map_err(ServiceError::Invalid)?;
+        let exists = store::release::get(&self.pool, product.as_str(), &version.to_string()).await?.is_some();
         let mut parts = Vec::with_capacity(versions.len());
         for (name, v) in &versions {
             let Some(def) = catalog.components.get(name) else {
@@ -163,6 +183,9 @@ impl Services {
                 image_tag: v.format(&def.image_tag),
                 image_digest: None,
             });
+        }
+        if !exists {
+            self.resolve_digests(&mut parts).await;
         }
         let new = NewProductVersion {
             product: product.to_string(),
@@ -187,6 +210,29 @@ impl Services {
         };
         store::audit::record(&self.pool, &actor.to_string(), "release.create", &target, word, "").await?;
         result
+    }
+
+    /// Pins each image tag to the digest its registry reports now; an unreachable registry leaves the
+    /// digest unknown (deploys then pull by tag) with a warning.
+    async fn resolve_digests(&self, parts: &mut [ReleaseComponent]) {
+        let lookups = parts.iter().map(|c| {
+            let registry = self.registry.clone();
+            let (image, tag) = (c.image.clone(), c.image_tag.clone());
+            async move {
+                let image = image?;
+                match registry.digest(&image, &tag).await {
+                    Ok(d) => Some(d),
+                    Err(e) => {
+                        tracing::warn!(image = %image, tag = %tag, error = %e, "no digest; deploys will pull by tag");
+                        None
+                    }
+                }
+            }
+        });
+        let digests = futures_util::future::join_all(lookups).await;
+        for (part, digest) in parts.iter_mut().zip(digests) {
+            part.image_digest = digest;
+        }
     }
 
     /// One product version.

@@ -1,0 +1,413 @@
+//! Deploy services: turn a request (product version, component build, rollback) into a queued task
+//! after validating it, authorizing it by environment tier and checking freezes; plans for `--dry-run`;
+//! tasks, logs, cancellation; freezes; the deployed state of an environment.
+//!
+//! Every request is planned once here, against the current deployed state, so bad input fails with a
+//! 422 before anything is queued; the runner plans again when it holds the environment's lease.
+
+use std::collections::BTreeSet;
+
+use serde::Serialize;
+
+use super::{Actor, ServiceError, Services};
+use crate::catalog::{FieldError, Name, Tier, Version};
+use crate::deploy::plan::{self, Current, Plan, PlanError, PlanOptions, Target};
+use crate::deploy::queue::StopReason;
+use crate::deploy::spec::RunSpec;
+use crate::store::deployed::{self, DeployedRow, FreezeRow};
+use crate::store::task::{self, CancelOutcome, LogRow, NewTask, TaskRow};
+use crate::store::token::Scope;
+use crate::store::{self, StoreError};
+
+/// What to deploy.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeployTarget {
+    /// A product version (or some of its components).
+    Release {
+        /// Product.
+        product: String,
+        /// Version.
+        version: String,
+        /// Only these components (empty: all).
+        components: Vec<String>,
+    },
+    /// A component build by image tag or digest (dev/test tiers only).
+    Component {
+        /// Component.
+        component: String,
+        /// Tag or `sha256:` digest.
+        image_tag: String,
+    },
+    /// Back to the previous product version of the environment, or the named one.
+    Rollback {
+        /// Version to return to (default: the one before the current).
+        to: Option<String>,
+    },
+}
+
+/// A deploy request from any front end.
+#[derive(Debug, Clone)]
+pub struct DeployRequest {
+    /// Environment.
+    pub env: String,
+    /// What.
+    pub target: DeployTarget,
+    /// Replace unchanged containers too.
+    pub force: bool,
+    /// Undo this task's changes when a step fails (default true).
+    pub rollback_on_failure: bool,
+    /// The same key always yields the same task.
+    pub idempotency_key: Option<String>,
+}
+
+/// An environment as the API shows it: definition, what runs, freeze.
+#[derive(Debug, Clone, Serialize)]
+pub struct EnvironmentView {
+    /// Name.
+    pub name: String,
+    /// Catalog definition.
+    pub definition: serde_json::Value,
+    /// Recorded containers.
+    pub deployed: Vec<DeployedView>,
+    /// Product versions that reached it, newest first (at most 10).
+    pub releases: Vec<serde_json::Value>,
+    /// The freeze, if frozen.
+    pub frozen: Option<FreezeRow>,
+}
+
+/// One recorded container.
+#[derive(Debug, Clone, Serialize)]
+pub struct DeployedView {
+    /// Component.
+    pub component: String,
+    /// Host.
+    pub host: String,
+    /// `1.1.0`, or `@ feature-x-3f2a1c` off-release.
+    pub version: String,
+    /// Off-release component build.
+    pub off_release: bool,
+    /// Product.
+    pub product: Option<String>,
+    /// Image reference.
+    pub image: String,
+    /// Digest.
+    pub image_digest: Option<String>,
+    /// Container.
+    pub container: String,
+    /// Since (RFC 3339).
+    pub since: String,
+    /// Task.
+    pub task_id: i64,
+}
+
+impl From<&DeployedRow> for DeployedView {
+    fn from(r: &DeployedRow) -> Self {
+        DeployedView {
+            component: r.component.clone(),
+            host: r.host.clone(),
+            version: r.version.clone().unwrap_or_else(|| format!("@ {}", r.image_tag)),
+            off_release: r.version.is_none(),
+            product: r.product.clone(),
+            image: r.image.clone(),
+            image_digest: r.image_digest.clone(),
+            container: r.container.clone(),
+            since: store::rfc3339(r.deployed_at),
+            task_id: r.task_id,
+        }
+    }
+}
+
+fn field(path: &str, expected: impl Into<String>, found: impl Into<String>) -> ServiceError {
+    ServiceError::Invalid(vec![FieldError::new(path, expected, found)])
+}
+
+fn from_plan(e: PlanError) -> ServiceError {
+    let PlanError::Invalid { field: f, expected, found } = e;
+    field(&f, expected, found)
+}
+
+/// The recorded containers of `env` as planner input.
+pub(crate) fn current_specs(rows: &[DeployedRow]) -> Result<Vec<Current>, StoreError> {
+    rows.iter()
+        .map(|r| {
+            let spec: RunSpec = serde_json::from_str(&r.run_spec)
+                .map_err(|e| StoreError::Corrupt { what: "deployed_state.run_spec", detail: e.to_string() })?;
+            Ok(Current { host: r.host.clone(), spec })
+        })
+        .collect()
+}
+
+/// The least token scope that may deploy to a tier: `prod` needs `admin`, every other tier `deploy`.
+pub fn scope_for_tier(tier: Tier) -> Scope {
+    match tier {
+        Tier::Prod => Scope::Admin,
+        _ => Scope::Deploy,
+    }
+}
+
+impl Services {
+    fn authorize_env(&self, actor: &Actor, env: &str, tier: Tier) -> Result<(), ServiceError> {
+        let needed = scope_for_tier(tier);
+        match actor {
+            Actor::Local(_) => Ok(()),
+            Actor::Token { scope, name } if *scope >= needed => {
+                let _ = name;
+                Ok(())
+            }
+            Actor::Token { scope, name } => Err(ServiceError::Forbidden(format!(
+                "deploying to {env} (tier {}) needs the {needed} scope; token {name:?} has {scope}",
+                tier.as_str()
+            ))),
+            Actor::Anonymous => Err(ServiceError::Forbidden(format!("deploying to {env} needs a token"))),
+        }
+    }
+
+    /// Validates, authorizes and plans a request without queuing anything.
+    pub async fn plan_deploy(&self, actor: &Actor, req: &DeployRequest) -> Result<(Plan, Option<i64>), ServiceError> {
+        let catalog = self.catalog_now();
+        let env = Name::parse(&req.env).map_err(|e| field("env", "an environment name", e.found))?;
+        let def = catalog
+            .environments
+            .get(&env)
+            .ok_or_else(|| field("env", "an environment of the catalog", format!("{:?}", req.env)))?;
+        self.authorize_env(actor, env.as_str(), def.tier)?;
+        let rows = deployed::state(self.pool(), env.as_str()).await?;
+        let current = current_specs(&rows)?;
+        let opts = PlanOptions { only: None, force: req.force };
+        let plan = match &req.target {
+            DeployTarget::Release { product, version, components } => {
+                let product_name = Name::parse(product).map_err(|e| field("product", "a product name", e.found))?;
+                let pv = self.release(product, version).await.map_err(|e| match e {
+                    ServiceError::NotFound(msg) => field("version", "an existing product version", msg),
+                    other => other,
+                })?;
+                let mut only = BTreeSet::new();
+                for c in components {
+                    only.insert(Name::parse(c).map_err(|e| field("components", "component names", e.found))?);
+                }
+                let opts = PlanOptions { only: (!only.is_empty()).then_some(only), force: req.force };
+                let target =
+                    Target::Release { product: &product_name, version: &pv.version, components: &pv.components };
+                plan::plan(&catalog, &env, target, &current, &opts).map_err(from_plan)?
+            }
+            DeployTarget::Component { component, image_tag } => {
+                let name = Name::parse(component).map_err(|e| field("component", "a component name", e.found))?;
+                let target = Target::Component { component: &name, image_tag };
+                plan::plan(&catalog, &env, target, &current, &opts).map_err(from_plan)?
+            }
+            DeployTarget::Rollback { to } => {
+                let (product, snapshot) = self.rollback_snapshot(env.as_str(), to.as_deref()).await?;
+                let product = Name::parse(&product).ok();
+                let target = Target::Restore { product: product.as_ref(), snapshot: &snapshot };
+                plan::plan(&catalog, &env, target, &current, &opts).map_err(from_plan)?
+            }
+        };
+        Ok((plan, self.live().revision))
+    }
+
+    /// The product and stored specs a rollback returns to.
+    async fn rollback_snapshot(&self, env: &str, to: Option<&str>) -> Result<(String, Vec<Current>), ServiceError> {
+        let history = deployed::releases(self.pool(), env).await?;
+        let chosen = match to {
+            Some(v) => {
+                let v = Version::parse(v).map_err(|e| field("to", crate::catalog::VersionError::EXPECTED, e.found))?;
+                history
+                    .iter()
+                    .find(|r| r.version == v.to_string())
+                    .ok_or_else(|| field("to", format!("a product version deployed to {env} before"), v.to_string()))?
+            }
+            None => {
+                let current = history
+                    .first()
+                    .ok_or_else(|| field("env", "an environment with a product version deployed", "none yet"))?;
+                history.iter().find(|r| r.version != current.version || r.product != current.product).ok_or_else(
+                    || {
+                        field(
+                            "env",
+                            format!("an earlier product version in {env}"),
+                            format!("only {}", current.version),
+                        )
+                    },
+                )?
+            }
+        };
+        let snapshot: Vec<Current> = serde_json::from_str(&chosen.snapshot)
+            .map_err(|e| StoreError::Corrupt { what: "env_release.snapshot", detail: e.to_string() })?;
+        Ok((chosen.product.clone(), snapshot))
+    }
+
+    /// Queues a deploy (or returns the task of the same idempotency key). The flag says whether it was
+    /// created now.
+    pub async fn request_deploy(&self, actor: &Actor, req: &DeployRequest) -> Result<(TaskRow, bool), ServiceError> {
+        if let Some(key) = &req.idempotency_key {
+            if key.is_empty() || key.len() > 255 {
+                return Err(field("Idempotency-Key", "1 to 255 characters", format!("{} characters", key.len())));
+            }
+        }
+        let audit_target = format!("{} {}", req.env, describe(&req.target));
+        let (plan, revision) = match self.plan_deploy(actor, req).await {
+            Ok(p) => p,
+            Err(e) => {
+                let outcome = if matches!(e, ServiceError::Forbidden(_)) { "denied" } else { "rejected" };
+                store::audit::record(
+                    self.pool(),
+                    &actor.to_string(),
+                    "deploy.request",
+                    &audit_target,
+                    outcome,
+                    &e.to_string(),
+                )
+                .await?;
+                return Err(e);
+            }
+        };
+        if let Some(f) = deployed::frozen(self.pool(), &req.env).await? {
+            let msg = format!("{} is frozen by {}: {}; unfreeze it first", req.env, f.frozen_by, f.reason);
+            store::audit::record(self.pool(), &actor.to_string(), "deploy.request", &audit_target, "denied", &msg)
+                .await?;
+            return Err(ServiceError::Locked(msg));
+        }
+        let mut new = NewTask {
+            env: req.env.clone(),
+            force: req.force,
+            rollback_on_failure: req.rollback_on_failure,
+            requested_by: actor.to_string(),
+            idempotency_key: req.idempotency_key.clone(),
+            catalog_revision: revision,
+            plan: serde_json::to_string(&plan).ok(),
+            ..NewTask::default()
+        };
+        match &req.target {
+            DeployTarget::Release { product, version, components } => {
+                new.kind = "release".into();
+                new.product = Some(product.clone());
+                new.version = Some(Version::parse(version).map(|v| v.to_string()).unwrap_or(version.clone()));
+                new.components = components.clone();
+            }
+            DeployTarget::Component { component, image_tag } => {
+                new.kind = "component".into();
+                new.component = Some(component.clone());
+                new.image_tag = Some(image_tag.clone());
+            }
+            DeployTarget::Rollback { to } => {
+                new.kind = "rollback".into();
+                let (product, snapshot) = self.rollback_snapshot(&req.env, to.as_deref()).await?;
+                new.product = Some(product);
+                new.version = snapshot.iter().find_map(|c| c.spec.version.clone());
+            }
+        }
+        let (row, created) = task::enqueue(self.pool(), &new).await?;
+        if created {
+            let detail = format!("task {}", row.id);
+            store::audit::record(self.pool(), &actor.to_string(), "deploy.request", &audit_target, "ok", &detail)
+                .await?;
+            self.queue().wake();
+        }
+        Ok((row, created))
+    }
+
+    /// One task.
+    pub async fn task(&self, id: i64) -> Result<TaskRow, ServiceError> {
+        task::get(self.pool(), id).await?.ok_or_else(|| ServiceError::NotFound(format!("task {id} does not exist")))
+    }
+
+    /// Recent tasks.
+    pub async fn tasks(&self, env: Option<&str>, limit: i64) -> Result<Vec<TaskRow>, ServiceError> {
+        Ok(task::list(self.pool(), env, limit.clamp(1, 1000)).await?)
+    }
+
+    /// Log lines of a task after line `after`.
+    pub async fn task_log(&self, id: i64, after: i64) -> Result<Vec<LogRow>, ServiceError> {
+        Ok(task::log_after(self.pool(), id, after, 1000).await?)
+    }
+
+    /// Cancels a queued task, or asks a running one to stop and roll back.
+    pub async fn cancel(&self, actor: &Actor, id: i64) -> Result<CancelOutcome, ServiceError> {
+        let t = self.task(id).await?;
+        let tier = self.catalog_now().environments.get(t.env.as_str()).map(|e| e.tier).unwrap_or(Tier::Prod);
+        self.authorize_env(actor, &t.env, tier)?;
+        let outcome = task::request_cancel(self.pool(), id).await?;
+        if outcome == CancelOutcome::Requested {
+            self.queue().stop(id, StopReason::Cancelled);
+        }
+        self.queue().changed(id);
+        let word = match &outcome {
+            CancelOutcome::Cancelled | CancelOutcome::Requested => "ok",
+            _ => "unchanged",
+        };
+        store::audit::record(self.pool(), &actor.to_string(), "task.cancel", &format!("task {id}"), word, "").await?;
+        Ok(outcome)
+    }
+
+    /// Freezes an environment against new deploys.
+    pub async fn freeze(&self, actor: &Actor, env: &str, reason: &str) -> Result<FreezeRow, ServiceError> {
+        let tier = self.env_tier(env)?;
+        self.authorize_env(actor, env, tier)?;
+        let reason = reason.trim();
+        if reason.is_empty() || reason.len() > 500 {
+            return Err(field("reason", "a reason of 1 to 500 characters", format!("{} characters", reason.len())));
+        }
+        deployed::freeze(self.pool(), env, reason, &actor.to_string()).await?;
+        store::audit::record(self.pool(), &actor.to_string(), "env.freeze", env, "ok", reason).await?;
+        deployed::frozen(self.pool(), env).await?.ok_or_else(|| ServiceError::NotFound(env.to_string()))
+    }
+
+    /// Lifts a freeze; false when the environment was not frozen.
+    pub async fn unfreeze(&self, actor: &Actor, env: &str) -> Result<bool, ServiceError> {
+        let tier = self.env_tier(env)?;
+        self.authorize_env(actor, env, tier)?;
+        let lifted = deployed::unfreeze(self.pool(), env).await?;
+        let word = if lifted { "ok" } else { "unchanged" };
+        store::audit::record(self.pool(), &actor.to_string(), "env.unfreeze", env, word, "").await?;
+        Ok(lifted)
+    }
+
+    fn env_tier(&self, env: &str) -> Result<Tier, ServiceError> {
+        self.catalog_now()
+            .environments
+            .get(env)
+            .map(|e| e.tier)
+            .ok_or_else(|| ServiceError::NotFound(format!("environment {env:?} is not in the catalog")))
+    }
+
+    /// Definition, deployed state, recent product versions and freeze of an environment.
+    pub async fn environment(&self, env: &str) -> Result<EnvironmentView, ServiceError> {
+        let catalog = self.catalog_now();
+        let def = catalog
+            .environments
+            .get(env)
+            .ok_or_else(|| ServiceError::NotFound(format!("environment {env:?} is not in the catalog")))?;
+        let rows = deployed::state(self.pool(), env).await?;
+        let releases = deployed::releases(self.pool(), env).await?;
+        Ok(EnvironmentView {
+            name: env.to_string(),
+            definition: serde_json::to_value(def).unwrap_or_default(),
+            deployed: rows.iter().map(DeployedView::from).collect(),
+            releases: releases
+                .iter()
+                .take(10)
+                .map(|r| {
+                    serde_json::json!({
+                        "product": r.product, "version": r.version, "task_id": r.task_id,
+                        "deployed_at": store::rfc3339(r.deployed_at),
+                    })
+                })
+                .collect(),
+            frozen: deployed::frozen(self.pool(), env).await?,
+        })
+    }
+}
+
+fn describe(t: &DeployTarget) -> String {
+    match t {
+        DeployTarget::Release { product, version, components } if components.is_empty() => {
+            format!("{product} {version}")
+        }
+        DeployTarget::Release { product, version, components } => {
+            format!("{product} {version} [{}]", components.join(","))
+        }
+        DeployTarget::Component { component, image_tag } => format!("{component} @ {image_tag}"),
+        DeployTarget::Rollback { to: Some(v) } => format!("rollback to {v}"),
+        DeployTarget::Rollback { to: None } => "rollback".into(),
+    }
+}
