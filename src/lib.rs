@@ -15,6 +15,8 @@
 //! app.rs         App::build(settings) -> bound App; port(); run_until_stopped(shutdown)
 //! service.rs     what front ends do: validate against the live catalog, change the store, audit
 //! catalog/       domain: catalog model, names, versions, validation, dependency graph (pure, no I/O)
+//! deploy/        execution over SSH: ssh sessions and quoting, remote docker, health gates, fan-out,
+//!                phase-one deploy-images
 //! http/          router, one file per area, one auth extractor, one error mapping
 //! store/         Pool (SQLite | PostgreSQL), migrations, one file per aggregate
 //! ```

@@ -6,6 +6,7 @@
 //! JSON for scripts. Exit codes: 0 success, 1 failure (invalid input, rejected request), 2 usage.
 
 mod client;
+pub mod exec;
 mod output;
 
 use std::collections::BTreeMap;
@@ -61,6 +62,11 @@ pub enum Command {
     /// Environments as the catalog defines them (talks to the server).
     #[command(subcommand)]
     Env(EnvCommand),
+    /// Pull and (re)start images on one host over SSH, each health-gated (no server, no catalog).
+    DeployImages(exec::DeployImagesArgs),
+    /// Run commands on many hosts over one SSH connection each (for scripts/bench-fanout.sh).
+    #[command(hide = true)]
+    SshFanout(exec::SshFanoutArgs),
 }
 
 /// Where the store is.
@@ -302,6 +308,8 @@ async fn dispatch(cli: Cli) -> Outcome {
         }
         Command::Release(cmd) => release(cmd, json).await,
         Command::Env(cmd) => env(cmd, json).await,
+        Command::DeployImages(args) => exec::deploy_images_cmd(args, json).await,
+        Command::SshFanout(args) => exec::ssh_fanout_cmd(args, json).await,
     }
 }
 

@@ -1,9 +1,20 @@
-//! The deploy engine: plan (pure diff and order), queue (durable tasks, environment leases, workers),
-//! runner (executes a plan over SSH and Docker), and the run spec stored with what runs.
+//! The deploy engine: what to deploy and how it runs.
+//!
+//! Deciding: `spec` (the run spec stored with what runs), `plan` (pure diff and order), `registry`
+//! (image digests). Queuing: `queue` (dispatcher, leases, stop requests) over `store::task`. Executing:
+//! `runner` (one task: plan, connect, replace, health-gate, record, roll back), built on the execution
+//! layer: one multiplexed SSH session per host (`ssh`), remote `docker` commands (`docker`), health gates
+//! (`health`), work on many hosts at once (`fanout`) and the phase-one `tao deploy-images` flow (`images`).
+//! The execution layer takes validated values and reports what happened; it never touches the store.
 //!
 //! Tasks are the only way anything is deployed; every front end (API, CLI, chat, CI) enqueues one.
 
+pub mod docker;
+pub mod fanout;
+pub mod health;
+pub mod images;
 pub mod plan;
 pub mod queue;
 pub mod registry;
 pub mod spec;
+pub mod ssh;

@@ -1,0 +1,610 @@
+//! Remote `docker` commands, run through an [`SshSession`].
+//!
+//! Owns the validated values that reach `docker` on a host ([`ImageRef`], container names, env names) and
+//! the command lines built from them: pull, replace a container, remove, inspect, logs. Every value is
+//! quoted with [`quote`]; environment values (plain and secret) travel only over SSH stdin into a mode-0600
+//! env file, never on a command line.
+//!
+//! Must not decide what to deploy, wait for health (see `health`) or log secret values.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::ssh::{quote, CommandOutput, SshError, SshSession};
+use crate::catalog::{PortMapping, VolumeMount};
+use crate::config::Secret;
+
+/// How long a pull may take.
+const PULL_TIMEOUT: Duration = Duration::from_secs(600);
+/// How long other docker commands may take (a stop waits up to the stop timeout first).
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// An image reference `[registry[:port]/]path/name` followed by `:tag`, `@sha256:<64 hex>` or both.
+///
+/// Parsing follows Docker's reference grammar (lower-case path components separated by `.`, `_`, `__` or
+/// dashes; a tag of word characters, `.` and `-`), so a value with whitespace, quotes or any other shell
+/// syntax cannot be constructed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct ImageRef {
+    full: String,
+    repo: String,
+    tag: Option<String>,
+    digest: Option<String>,
+}
+
+/// Why a value was refused before reaching a host.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid {field} {found:?}: expected {expected}")]
+pub struct InvalidValue {
+    /// What the value is (image, container name, env name…).
+    pub field: &'static str,
+    /// What a valid value looks like.
+    pub expected: &'static str,
+    /// What was given (never a secret).
+    pub found: String,
+}
+
+impl ImageRef {
+    /// What an image reference must look like, worded for people.
+    pub const EXPECTED: &'static str = "registry[:port]/path/name:tag or …@sha256:<64 hex digits>, with a lower-case \
+         path (letters, digits, '.', '_', '-') and a tag of letters, digits, '_', '.', '-'";
+
+    /// Parses and validates an image reference.
+    pub fn parse(s: &str) -> Result<ImageRef, InvalidValue> {
+        let bad = || InvalidValue { field: "image", expected: Self::EXPECTED, found: s.to_string() };
+        let (rest, digest) = match s.split_once('@') {
+            Some((r, d)) => {
+                let hex = d.strip_prefix("sha256:").ok_or_else(bad)?;
+                if hex.len() != 64 || !hex.chars().all(|c| c.is_ascii_digit() || ('a'..='f').contains(&c)) {
+                    return Err(bad());
+                }
+                (r, Some(d.to_string()))
+            }
+            None => (s, None),
+        };
+        // A tag is what follows the last ':' when no '/' comes after it (else it is a registry port).
+        let (repo, tag) = match rest.rsplit_once(':') {
+            Some((r, t)) if !t.contains('/') => (r, Some(t.to_string())),
+            _ => (rest, None),
+        };
+        if tag.is_none() && digest.is_none() {
+            return Err(bad());
+        }
+        if let Some(t) = &tag {
+            let mut cs = t.chars();
+            let first_ok = matches!(cs.next(), Some(c) if c.is_ascii_alphanumeric() || c == '_');
+            if !first_ok || t.len() > 128 || !cs.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)) {
+                return Err(bad());
+            }
+        }
+        let mut parts: Vec<&str> = repo.split('/').collect();
+        if parts.len() > 1 && looks_like_registry(parts[0]) {
+            if !valid_registry(parts[0]) {
+                return Err(bad());
+            }
+            parts.remove(0);
+        }
+        if parts.is_empty() || !parts.iter().all(|p| valid_path_component(p)) || repo.len() > 255 {
+            return Err(bad());
+        }
+        Ok(ImageRef { full: s.to_string(), repo: repo.to_string(), tag, digest })
+    }
+
+    /// Repository without tag or digest, e.g. `127.0.0.1:5000/tao-test/web`.
+    pub fn repo(&self) -> &str {
+        &self.repo
+    }
+
+    /// The tag, when given.
+    pub fn tag(&self) -> Option<&str> {
+        self.tag.as_deref()
+    }
+
+    /// The digest `sha256:…`, when given.
+    pub fn digest(&self) -> Option<&str> {
+        self.digest.as_deref()
+    }
+
+    /// The last path segment of the repository (`web` for `…/tao-test/web:1.0.0`).
+    pub fn name(&self) -> &str {
+        self.repo.rsplit('/').next().unwrap_or(&self.repo)
+    }
+
+    /// The whole reference as given.
+    pub fn as_str(&self) -> &str {
+        &self.full
+    }
+}
+
+impl fmt::Display for ImageRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.full)
+    }
+}
+
+impl std::str::FromStr for ImageRef {
+    type Err = InvalidValue;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ImageRef::parse(s)
+    }
+}
+
+fn looks_like_registry(first: &str) -> bool {
+    first.contains('.') || first.contains(':') || first == "localhost" || first.chars().any(|c| c.is_ascii_uppercase())
+}
+
+fn valid_registry(r: &str) -> bool {
+    let (host, port) = match r.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (r, None),
+    };
+    let port_ok = port.is_none_or(|p| p.parse::<u16>().is_ok_and(|p| p > 0));
+    let host_ok = !host.is_empty()
+        && host.split('.').all(|l| {
+            !l.is_empty()
+                && !l.starts_with('-')
+                && !l.ends_with('-')
+                && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        });
+    port_ok && host_ok
+}
+
+fn valid_path_component(p: &str) -> bool {
+    // [a-z0-9]+ ((\.|_|__|-+) [a-z0-9]+)*
+    let bytes = p.as_bytes();
+    if bytes.is_empty() || !is_alnum(bytes[0]) || !is_alnum(bytes[bytes.len() - 1]) {
+        return false;
+    }
+    let mut i = 0;
+    while i < bytes.len() {
+        if is_alnum(bytes[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < bytes.len() && !is_alnum(bytes[i]) {
+            i += 1;
+        }
+        let sep = &p[start..i];
+        if !(sep == "." || sep == "_" || sep == "__" || sep.chars().all(|c| c == '-')) {
+            return false;
+        }
+    }
+    true
+}
+
+fn is_alnum(b: u8) -> bool {
+    b.is_ascii_lowercase() || b.is_ascii_digit()
+}
+
+/// Whether `name` is a valid Docker container name: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`, at most 128 characters.
+pub fn valid_container_name(name: &str) -> bool {
+    let mut cs = name.chars();
+    matches!(cs.next(), Some(c) if c.is_ascii_alphanumeric())
+        && cs.all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+        && name.len() <= 128
+}
+
+/// Checks a container name, for error reporting.
+pub fn check_container_name(name: &str) -> Result<(), InvalidValue> {
+    if valid_container_name(name) {
+        Ok(())
+    } else {
+        Err(InvalidValue {
+            field: "container name",
+            expected: "letters, digits, '_', '.', '-', starting with a letter or digit, at most 128 characters",
+            found: name.to_string(),
+        })
+    }
+}
+
+/// Whether `name` can be an environment variable name for a container (`[A-Za-z_][A-Za-z0-9_]*`, not
+/// starting with `_tao_`, which the deploy script uses for itself).
+pub fn valid_env_name(name: &str) -> bool {
+    let mut cs = name.chars();
+    matches!(cs.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && cs.all(|c| c.is_ascii_alphanumeric() || c == '_')
+        && !name.starts_with("_tao_")
+}
+
+/// Everything needed to (re)create one container.
+#[derive(Debug, Clone)]
+pub struct ContainerSpec {
+    /// Container name (validated when used: see [`valid_container_name`]).
+    pub name: String,
+    /// The image to run.
+    pub image: ImageRef,
+    /// Published ports.
+    pub ports: Vec<PortMapping>,
+    /// Plain environment; values may hold any character except NUL (newlines and quotes included).
+    pub env: BTreeMap<String, String>,
+    /// Secret environment, resolved on the Tao host; never printed, never on a command line.
+    pub secret_env: BTreeMap<String, Secret>,
+    /// Volumes as `source:target[:ro|:rw]`.
+    pub volumes: Vec<String>,
+    /// Labels (product, version, task, digest…).
+    pub labels: BTreeMap<String, String>,
+    /// Arguments passed to the image's entry point.
+    pub command: Vec<String>,
+    /// Restart policy (`no`, `always`, `unless-stopped`, `on-failure[:N]`).
+    pub restart: String,
+    /// Seconds `docker stop` waits for the old container before killing it.
+    pub stop_timeout: u32,
+}
+
+impl ContainerSpec {
+    /// A spec with no ports, env, volumes, labels or command, restart policy `unless-stopped`, 10 s stop.
+    pub fn new(name: impl Into<String>, image: ImageRef) -> ContainerSpec {
+        ContainerSpec {
+            name: name.into(),
+            image,
+            ports: Vec::new(),
+            env: BTreeMap::new(),
+            secret_env: BTreeMap::new(),
+            volumes: Vec::new(),
+            labels: BTreeMap::new(),
+            command: Vec::new(),
+            restart: "unless-stopped".into(),
+            stop_timeout: 10,
+        }
+    }
+
+    /// Checks every field that reaches the host; the first problem wins.
+    pub fn validate(&self) -> Result<(), InvalidValue> {
+        check_container_name(&self.name)?;
+        let bad = |field, expected, found: &str| Err(InvalidValue { field, expected, found: found.to_string() });
+        for name in self.env.keys().chain(self.secret_env.keys()) {
+            if !valid_env_name(name) {
+                return bad("env name", "[A-Za-z_][A-Za-z0-9_]* (not starting with _tao_)", name);
+            }
+        }
+        if let Some(name) = self.env.keys().find(|k| self.secret_env.contains_key(*k)) {
+            return bad("env name", "a name given once (plain or secret, not both)", name);
+        }
+        if let Some((name, _)) = self.env.iter().find(|(_, v)| v.contains('\0')) {
+            return bad("env value", "no NUL character", name);
+        }
+        if let Some((name, _)) = self.secret_env.iter().find(|(_, v)| v.expose().contains('\0')) {
+            return bad("secret env value", "no NUL character", name);
+        }
+        for v in &self.volumes {
+            if VolumeMount::parse(v).is_none() {
+                return bad("volume", VolumeMount::EXPECTED, v);
+            }
+        }
+        for (k, v) in &self.labels {
+            let key_ok = !k.is_empty() && k.chars().all(|c| c.is_ascii_alphanumeric() || "._-/".contains(c));
+            if !key_ok || v.contains('\0') || v.contains('\n') {
+                return bad("label", "a key of letters, digits, '.', '_', '-', '/' and a one-line value", k);
+            }
+        }
+        let restart_ok = matches!(self.restart.as_str(), "no" | "always" | "unless-stopped" | "on-failure")
+            || self.restart.strip_prefix("on-failure:").is_some_and(|n| n.parse::<u32>().is_ok());
+        if !restart_ok {
+            return bad("restart policy", "no, always, unless-stopped or on-failure[:N]", &self.restart);
+        }
+        if self.command.iter().any(|a| a.contains('\0')) {
+            return bad("command", "arguments without NUL", "(command)");
+        }
+        Ok(())
+    }
+
+    /// The env file sent over stdin: `NAME='value'` lines in `sh` syntax (sourced with `set -a`), so any
+    /// value but NUL survives byte for byte.
+    fn env_script(&self) -> String {
+        let mut s = String::new();
+        for (k, v) in &self.env {
+            s.push_str(&format!("{k}={}\n", quote(v)));
+        }
+        for (k, v) in &self.secret_env {
+            s.push_str(&format!("{k}={}\n", quote(v.expose())));
+        }
+        s
+    }
+
+    /// `docker run` arguments after `run`, all quoted; env appears by name only (`-e NAME`).
+    fn run_args(&self) -> Vec<String> {
+        let mut a: Vec<String> = vec!["-d".into(), "--name".into(), self.name.clone()];
+        a.extend(["--restart".into(), self.restart.clone()]);
+        for p in &self.ports {
+            a.extend(["-p".into(), p.to_string()]);
+        }
+        for k in self.env.keys().chain(self.secret_env.keys()) {
+            a.extend(["-e".into(), k.clone()]);
+        }
+        for v in &self.volumes {
+            a.extend(["-v".into(), v.clone()]);
+        }
+        for (k, v) in &self.labels {
+            a.extend(["--label".into(), format!("{k}={v}")]);
+        }
+        a.push(self.image.as_str().to_string());
+        a.extend(self.command.iter().cloned());
+        a.iter().map(|s| quote(s)).collect()
+    }
+}
+
+/// What `docker inspect` says about a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContainerState {
+    /// Container id.
+    pub id: String,
+    /// `created`, `running`, `restarting`, `exited`, `dead`…
+    pub status: String,
+    /// Whether it is running.
+    pub running: bool,
+    /// Whether Docker is restarting it (it crashed and has a restart policy).
+    pub restarting: bool,
+    /// Exit code of the last run.
+    pub exit_code: i64,
+    /// How often Docker restarted it.
+    pub restart_count: i64,
+    /// The image reference it was created from.
+    pub image_ref: String,
+    /// The image id (`sha256:…`).
+    pub image_id: String,
+    /// Its labels.
+    pub labels: BTreeMap<String, String>,
+    /// When it last started (RFC 3339, as Docker reports it).
+    pub started_at: String,
+    /// Status of the image's own HEALTHCHECK (`starting`, `healthy`, `unhealthy`), when it has one.
+    pub health: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct InspectJson {
+    id: String,
+    image: String,
+    restart_count: i64,
+    state: InspectState,
+    config: InspectConfig,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct InspectState {
+    status: String,
+    running: bool,
+    restarting: bool,
+    exit_code: i64,
+    started_at: String,
+    health: Option<InspectHealth>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct InspectHealth {
+    status: String,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct InspectConfig {
+    image: String,
+    labels: Option<BTreeMap<String, String>>,
+}
+
+/// Why a docker command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum DockerError {
+    /// A value was refused before any command ran.
+    #[error(transparent)]
+    Invalid(#[from] InvalidValue),
+    /// The SSH session failed.
+    #[error(transparent)]
+    Ssh(#[from] SshError),
+    /// The command ran and failed.
+    #[error("`docker {what}` failed on {host}: {detail}")]
+    Command {
+        /// The host.
+        host: String,
+        /// The docker subcommand and its subject.
+        what: String,
+        /// The last line docker printed.
+        detail: String,
+    },
+}
+
+/// Docker on one host, reached through a session.
+#[derive(Debug, Clone, Copy)]
+pub struct RemoteDocker<'a> {
+    session: &'a SshSession,
+}
+
+impl<'a> RemoteDocker<'a> {
+    /// Docker on the session's host.
+    pub fn new(session: &'a SshSession) -> RemoteDocker<'a> {
+        RemoteDocker { session }
+    }
+
+    fn failed(&self, what: String, out: &CommandOutput) -> DockerError {
+        DockerError::Command { host: self.session.target().to_string(), what, detail: out.last_error_line() }
+    }
+
+    /// Pulls the image and returns its repository digest (`sha256:…`).
+    pub async fn pull(&self, image: &ImageRef) -> Result<String, DockerError> {
+        let img = quote(image.as_str());
+        let line = format!(
+            "docker pull -q {img} >/dev/null && docker image inspect --format '{{{{json .RepoDigests}}}}' {img}"
+        );
+        let out = self.session.run_script(&line, None, PULL_TIMEOUT).await?;
+        if !out.ok() {
+            return Err(self.failed(format!("pull {image}"), &out));
+        }
+        let digests: Vec<String> = serde_json::from_str(out.stdout.trim()).unwrap_or_default();
+        let prefix = format!("{}@", image.repo());
+        digests
+            .iter()
+            .find_map(|d| d.strip_prefix(&prefix))
+            .or_else(|| digests.first().and_then(|d| d.split_once('@')).map(|(_, d)| d))
+            .map(str::to_string)
+            .ok_or_else(|| DockerError::Command {
+                host: self.session.target().to_string(),
+                what: format!("pull {image}"),
+                detail: format!("no repository digest reported (got {:?})", out.stdout.trim()),
+            })
+    }
+
+    /// Writes env (plain and secret) into a mode-0600 env file on the host via stdin (never argv), stops
+    /// and removes an existing container of that name, runs the new one detached with the env, labels,
+    /// ports, volumes and restart policy. Returns the container id.
+    ///
+    /// The env file holds `sh` assignments; the remote shell opens it, deletes it, sources it with `set -a`
+    /// and `exec`s `docker run -e NAME…`, so docker takes each value from its own environment: values keep
+    /// newlines and quotes, and appear on no command line and in no file once the container runs.
+    pub async fn replace(&self, spec: &ContainerSpec) -> Result<String, DockerError> {
+        spec.validate()?;
+        let name = quote(&spec.name);
+        let env_file = format!(".tao/env/{}.env", spec.name);
+        let line = format!(
+            "umask 077 && mkdir -p .tao/env && cat > {f} && exec 3< {f} && rm -f {f} && \
+             _tao_docker=$(command -v docker) && \
+             {{ \"$_tao_docker\" stop -t {t} {name} >/dev/null 2>&1; \"$_tao_docker\" rm -f {name} >/dev/null 2>&1; true; }} && \
+             set -a && . /dev/fd/3 && set +a && exec \"$_tao_docker\" run {args}",
+            f = quote(&env_file),
+            t = spec.stop_timeout,
+            args = spec.run_args().join(" "),
+        );
+        let stdin = spec.env_script();
+        let timeout = COMMAND_TIMEOUT + Duration::from_secs(spec.stop_timeout.into());
+        let out = self.session.run_script(&line, Some(stdin.as_bytes()), timeout).await?;
+        if !out.ok() {
+            return Err(self.failed(format!("run {} ({})", spec.name, spec.image), &out));
+        }
+        Ok(out.stdout.trim().to_string())
+    }
+
+    /// Stops and removes a container; `false` when there was none.
+    pub async fn remove(&self, name: &str) -> Result<bool, DockerError> {
+        check_container_name(name)?;
+        let out = self.session.run(&["docker", "rm", "-f", "-v", name], None, COMMAND_TIMEOUT).await?;
+        if out.ok() {
+            return Ok(true);
+        }
+        if is_no_such(&out) {
+            return Ok(false);
+        }
+        Err(self.failed(format!("rm {name}"), &out))
+    }
+
+    /// The container's state, or `None` when there is no container of that name.
+    pub async fn inspect(&self, name: &str) -> Result<Option<ContainerState>, DockerError> {
+        check_container_name(name)?;
+        let argv = ["docker", "container", "inspect", "--format", "{{json .}}", name];
+        let out = self.session.run(&argv, None, COMMAND_TIMEOUT).await?;
+        if !out.ok() {
+            return if is_no_such(&out) { Ok(None) } else { Err(self.failed(format!("inspect {name}"), &out)) };
+        }
+        let j: InspectJson = serde_json::from_str(out.stdout.trim()).map_err(|e| DockerError::Command {
+            host: self.session.target().to_string(),
+            what: format!("inspect {name}"),
+            detail: format!("unexpected output: {e}"),
+        })?;
+        Ok(Some(ContainerState {
+            id: j.id,
+            status: j.state.status,
+            running: j.state.running,
+            restarting: j.state.restarting,
+            exit_code: j.state.exit_code,
+            restart_count: j.restart_count,
+            image_ref: j.config.image,
+            image_id: j.image,
+            labels: j.config.labels.unwrap_or_default(),
+            started_at: j.state.started_at,
+            health: j.state.health.map(|h| h.status),
+        }))
+    }
+
+    /// The last `lines` lines the container printed (stdout and stderr interleaved).
+    pub async fn logs_tail(&self, name: &str, lines: u32) -> Result<String, DockerError> {
+        check_container_name(name)?;
+        let line = format!("docker logs --tail {lines} {} 2>&1", quote(name));
+        let out = self.session.run_script(&line, None, COMMAND_TIMEOUT).await?;
+        if !out.ok() {
+            return Err(self.failed(format!("logs {name}"), &out));
+        }
+        Ok(out.stdout)
+    }
+}
+
+fn is_no_such(out: &CommandOutput) -> bool {
+    let e = out.stderr.to_ascii_lowercase();
+    e.contains("no such container") || e.contains("no such object")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn image_refs_parse() {
+        let i = ImageRef::parse("127.0.0.1:5000/tao-test/web:1.0.0").unwrap();
+        assert_eq!((i.repo(), i.tag(), i.digest(), i.name()), ("127.0.0.1:5000/tao-test/web", Some("1.0.0"), None, "web"));
+        let d = format!("registry.example.com/monitor/api@sha256:{}", "a".repeat(64));
+        let i = ImageRef::parse(&d).unwrap();
+        assert_eq!((i.tag(), i.digest().unwrap().len()), (None, 71));
+        assert!(ImageRef::parse("busybox:1.36").is_ok());
+        assert!(ImageRef::parse("localhost:5000/a__b/c-d.e:v1.2_x").is_ok());
+    }
+
+    #[test]
+    fn hostile_image_refs_are_refused() {
+        for bad in [
+            "r/web:1.0;id",
+            "r/web:$(id)",
+            "r/web:`id`",
+            "r/$(id)/web:1",
+            "r/web:1 2",
+            "r/Web:1",
+            "r/web",
+            "r/web:1\nid",
+            "r/web:-x",
+            "r/web@sha256:xyz",
+            "r/web:1|sh",
+            "r/web:'1'",
+            "-oProxyCommand=x/web:1",
+            "r//web:1",
+        ] {
+            assert!(ImageRef::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+
+    #[test]
+    fn env_goes_by_name_on_the_command_line() {
+        let mut spec = ContainerSpec::new("t-web", ImageRef::parse("r.example/a/web:1").unwrap());
+        spec.env.insert("HOSTILE".into(), "it's \"$(id)\" `id`\nline2".into());
+        spec.secret_env.insert("DB_PASSWORD".into(), Secret::new("s3cret"));
+        spec.ports.push(PortMapping::parse("127.0.0.1:18080:8080").unwrap());
+        spec.validate().unwrap();
+        let args = spec.run_args().join(" ");
+        assert!(args.contains("-e HOSTILE -e DB_PASSWORD"), "{args}");
+        assert!(!args.contains("s3cret") && !args.contains("$(id)"), "{args}");
+        let script = spec.env_script();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("{script}printf %s \"$HOSTILE\""))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), "it's \"$(id)\" `id`\nline2");
+    }
+
+    #[test]
+    fn invalid_specs_are_refused() {
+        let img = ImageRef::parse("r.example/a/web:1").unwrap();
+        let mut s = ContainerSpec::new("bad name", img.clone());
+        assert!(s.validate().is_err());
+        s = ContainerSpec::new("ok", img.clone());
+        s.env.insert("A-B".into(), "x".into());
+        assert!(s.validate().is_err());
+        s = ContainerSpec::new("ok", img.clone());
+        s.env.insert("_tao_docker".into(), "x".into());
+        assert!(s.validate().is_err());
+        s = ContainerSpec::new("ok", img);
+        s.restart = "sometimes".into();
+        assert!(s.validate().is_err());
+    }
+}
