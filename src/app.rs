@@ -10,7 +10,14 @@ use std::net::SocketAddr;
 use anyhow::Context;
 use tokio::net::TcpListener;
 
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
 use crate::config::Settings;
+use crate::deploy::queue::{Dispatcher, Executor, QueueConfig};
+use crate::deploy::runner::Runner;
+use crate::deploy::ssh::{self, SshOptions};
 use crate::http::{self, HttpState};
 use crate::service::{Actor, ServiceError, Services};
 use crate::store::{self, Pool};
@@ -20,11 +27,29 @@ pub struct App {
     listener: TcpListener,
     router: axum::Router,
     services: Services,
+    dispatcher: Dispatcher,
+}
+
+/// Makes the executor of deploy tasks from the services and settings (tests inject their own).
+pub type ExecutorFactory = Box<dyn FnOnce(&Services, &Settings) -> Arc<dyn Executor> + Send>;
+
+/// The production executor: the SSH/Docker runner.
+pub fn runner_executor() -> ExecutorFactory {
+    Box::new(|services, settings| {
+        let ssh = SshOptions::new(settings.ssh_identity.clone(), settings.ssh_known_hosts.clone());
+        ssh::clean_stale_control_dirs(&ssh.control_dir);
+        Arc::new(Runner::new(services.clone(), ssh, settings.secrets_dir.clone(), 16))
+    })
 }
 
 impl App {
-    /// Connects, migrates, applies the catalog file, binds.
+    /// Connects, migrates, applies the catalog file, recovers orphaned tasks, binds.
     pub async fn build(settings: Settings) -> anyhow::Result<App> {
+        App::build_with(settings, runner_executor()).await
+    }
+
+    /// Like [`App::build`] with another deploy executor.
+    pub async fn build_with(settings: Settings, executor: ExecutorFactory) -> anyhow::Result<App> {
         let pool = Pool::connect(&settings.database_url)
             .await
             .with_context(|| format!("opening the database {}", store::describe_url(&settings.database_url)))?;
@@ -45,9 +70,18 @@ impl App {
         }
         let listener =
             TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
+        let config = QueueConfig {
+            workers: settings.workers.max(1),
+            lease: settings.lease,
+            owner: settings.instance.clone(),
+            drain_timeout: settings.drain_timeout,
+        };
+        let executor = executor(&services, &settings);
+        let dispatcher = Dispatcher::new(services.pool().clone(), config, services.queue().clone(), executor);
+        dispatcher.recover().await.context("recovering orphaned deploy tasks")?;
         let state = HttpState { services: services.clone(), open_read: settings.open_read };
         let router = http::router(state, settings.max_body);
-        Ok(App { listener, router, services })
+        Ok(App { listener, router, services, dispatcher })
     }
 
     /// The bound address.
@@ -69,7 +103,20 @@ impl App {
     /// store.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr(), database = self.services.pool().backend(), "Tao is serving");
-        axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await?;
+        let (stop_tx, stop_rx) = watch::channel(false);
+        // Not spawned: if this future is dropped (an aborted test "crash"), the dispatcher and its
+        // workers go with it, exactly like a killed process.
+        let dispatcher = self.dispatcher.run(stop_rx.clone());
+        let mut http_stop = stop_rx;
+        let signal = async move {
+            shutdown.await;
+            let _ = stop_tx.send(true);
+        };
+        let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
+            let _ = http_stop.wait_for(|stop| *stop).await;
+        });
+        let (served, _, ()) = tokio::join!(serve, signal, dispatcher);
+        served?;
         self.services.pool().close().await;
         tracing::info!("Tao stopped");
         Ok(())

@@ -543,7 +543,10 @@ mod tests {
     #[test]
     fn image_refs_parse() {
         let i = ImageRef::parse("127.0.0.1:5000/tao-test/web:1.0.0").unwrap();
-        assert_eq!((i.repo(), i.tag(), i.digest(), i.name()), ("127.0.0.1:5000/tao-test/web", Some("1.0.0"), None, "web"));
+        assert_eq!(
+            (i.repo(), i.tag(), i.digest(), i.name()),
+            ("127.0.0.1:5000/tao-test/web", Some("1.0.0"), None, "web")
+        );
         let d = format!("registry.example.com/monitor/api@sha256:{}", "a".repeat(64));
         let i = ImageRef::parse(&d).unwrap();
         assert_eq!((i.tag(), i.digest().unwrap().len()), (None, 71));
@@ -584,11 +587,8 @@ mod tests {
         assert!(args.contains("-e HOSTILE -e DB_PASSWORD"), "{args}");
         assert!(!args.contains("s3cret") && !args.contains("$(id)"), "{args}");
         let script = spec.env_script();
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(format!("{script}printf %s \"$HOSTILE\""))
-            .output()
-            .unwrap();
+        let out =
+            std::process::Command::new("sh").arg("-c").arg(format!("{script}printf %s \"$HOSTILE\"")).output().unwrap();
         assert_eq!(String::from_utf8(out.stdout).unwrap(), "it's \"$(id)\" `id`\nline2");
     }
 

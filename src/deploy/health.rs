@@ -91,7 +91,9 @@ fn probe_line(container: &str, published: Option<u16>, check: &HealthCheck) -> S
     let in_container = |script: &str| format!("docker exec {} sh -c {}", quote(container), quote(script));
     match (check, published) {
         (HealthCheck::Http { path, .. }, Some(p)) => http_script(&format!("http://127.0.0.1:{p}{path}")),
-        (HealthCheck::Http { port, path }, None) => in_container(&http_script(&format!("http://127.0.0.1:{port}{path}"))),
+        (HealthCheck::Http { port, path }, None) => {
+            in_container(&http_script(&format!("http://127.0.0.1:{port}{path}")))
+        }
         (HealthCheck::Tcp { .. }, Some(p)) => tcp_script(p),
         (HealthCheck::Tcp { port }, None) => in_container(&tcp_script(*port)),
         (HealthCheck::Command(cmd), _) => in_container(cmd),

@@ -16,5 +16,6 @@ pub mod images;
 pub mod plan;
 pub mod queue;
 pub mod registry;
+pub mod runner;
 pub mod spec;
 pub mod ssh;

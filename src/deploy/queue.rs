@@ -253,8 +253,9 @@ impl Dispatcher {
                     }
                 })
             };
+            let heartbeat = AbortOnDrop(heartbeat);
             let outcome = executor.execute(claimed, TaskControl { stop: rx, _keep: None }).await;
-            heartbeat.abort();
+            drop(heartbeat);
             let (final_status, error) = match &outcome {
                 Outcome::Succeeded => (status::SUCCEEDED, None),
                 Outcome::Failed(e) => (status::FAILED, Some(e.as_str())),
@@ -292,5 +293,15 @@ impl Dispatcher {
         }
         // Executors stop promptly once told; record whatever they report.
         while workers.join_next().await.is_some() {}
+    }
+}
+
+/// Aborts a spawned task when dropped, so a lease heartbeat never outlives its worker (even when the
+/// worker itself is dropped mid-run).
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }

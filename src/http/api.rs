@@ -100,12 +100,14 @@ async fn list_environments(State(s): State<HttpState>, _: Authorized<NeedRead>) 
 }
 
 async fn show_environment(State(s): State<HttpState>, _: Authorized<NeedRead>, Path(env): Path<String>) -> Answer {
-    let catalog = s.services.catalog_now();
-    let (name, def) = catalog
-        .environments
-        .get_key_value(env.as_str())
-        .ok_or_else(|| ApiError::not_found(format!("environment {env:?} is not in the catalog")))?;
-    ok(environment_json(name.as_str(), def))
+    let view = s.services.environment(&env).await?;
+    let mut v = environment_json(&view.name, &view.definition);
+    v["deployed"] = json!(view.deployed);
+    v["releases"] = json!(view.releases);
+    v["frozen"] = json!(view.frozen.map(|f| json!({
+        "reason": f.reason, "frozen_by": f.frozen_by, "frozen_at": rfc3339(f.frozen_at),
+    })));
+    ok(v)
 }
 
 async fn list_releases(State(s): State<HttpState>, _: Authorized<NeedRead>, Path(product): Path<String>) -> Answer {

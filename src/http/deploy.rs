@@ -21,7 +21,7 @@ use super::body::{json_kind, json_object, reject_unknown, take_bool, take_opt_st
 use super::error::ApiError;
 use super::HttpState;
 use crate::catalog::FieldError;
-use crate::service::{Actor, DeployRequest, DeployTarget};
+use crate::service::{DeployRequest, DeployTarget};
 use crate::store::task::{CancelOutcome, TaskRow};
 use crate::store::{self, rfc3339};
 
@@ -189,11 +189,7 @@ struct PlanQuery {
     force: bool,
 }
 
-async fn plan_deploy(
-    State(s): State<HttpState>,
-    Authorized(actor, _): Authorized<NeedRead>,
-    q: Query<PlanQuery>,
-) -> Answer {
+async fn plan_deploy(State(s): State<HttpState>, _: Authorized<NeedRead>, q: Query<PlanQuery>) -> Answer {
     let q = q.0;
     let target = match (q.product, q.version, q.component, q.image_tag) {
         (Some(product), Some(version), None, None) => {
@@ -212,13 +208,8 @@ async fn plan_deploy(
             )))
         }
     };
-    // Planning is read-only, but it answers what the actor could deploy: judge it as that actor.
-    let actor = match actor {
-        Actor::Anonymous => Actor::Local("anonymous-plan".into()),
-        other => other,
-    };
     let req = DeployRequest { env: q.env, target, force: q.force, rollback_on_failure: true, idempotency_key: None };
-    let (plan, revision) = s.services.plan_deploy(&actor, &req).await?;
+    let (plan, revision) = s.services.preview(&req).await?;
     Ok((StatusCode::OK, Json(json!({ "catalog_revision": revision, "steps": plan.len(), "plan": plan }))))
 }
 

@@ -127,7 +127,7 @@ fn from_plan(e: PlanError) -> ServiceError {
 }
 
 /// The recorded containers of `env` as planner input.
-pub(crate) fn current_specs(rows: &[DeployedRow]) -> Result<Vec<Current>, StoreError> {
+pub fn current_specs(rows: &[DeployedRow]) -> Result<Vec<Current>, StoreError> {
     rows.iter()
         .map(|r| {
             let spec: RunSpec = serde_json::from_str(&r.run_spec)
@@ -164,13 +164,20 @@ impl Services {
 
     /// Validates, authorizes and plans a request without queuing anything.
     pub async fn plan_deploy(&self, actor: &Actor, req: &DeployRequest) -> Result<(Plan, Option<i64>), ServiceError> {
+        let tier = self.catalog_now().environments.get(req.env.as_str()).map(|e| e.tier);
+        if let Some(tier) = tier {
+            self.authorize_env(actor, &req.env, tier)?;
+        }
+        self.preview(req).await
+    }
+
+    /// Plans a request for display (`--dry-run`): read-only, so anyone who may read may ask.
+    pub async fn preview(&self, req: &DeployRequest) -> Result<(Plan, Option<i64>), ServiceError> {
         let catalog = self.catalog_now();
         let env = Name::parse(&req.env).map_err(|e| field("env", "an environment name", e.found))?;
-        let def = catalog
-            .environments
-            .get(&env)
-            .ok_or_else(|| field("env", "an environment of the catalog", format!("{:?}", req.env)))?;
-        self.authorize_env(actor, env.as_str(), def.tier)?;
+        if !catalog.environments.contains_key(&env) {
+            return Err(field("env", "an environment of the catalog", format!("{:?}", req.env)));
+        }
         let rows = deployed::state(self.pool(), env.as_str()).await?;
         let current = current_specs(&rows)?;
         let opts = PlanOptions { only: None, force: req.force };

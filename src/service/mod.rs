@@ -16,7 +16,7 @@ use crate::store::token::Scope;
 use crate::store::{self, Pool, StoreError};
 
 mod deploy;
-pub use deploy::{DeployRequest, DeployTarget, EnvironmentView};
+pub use deploy::{current_specs, DeployRequest, DeployTarget, EnvironmentView};
 
 /// Who is asking.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -6,5 +6,6 @@
 mod api;
 mod cli;
 mod migration;
+mod queue;
 mod store;
 mod support;

@@ -135,7 +135,16 @@ async fn upgrades_over_sample_data(db: TestDb) {
     assert_eq!(store::catalog::latest(&pool).await.unwrap().unwrap().id, 100);
     // Sequences continue after explicit ids (PostgreSQL identity columns do not advance on explicit ids).
     if let Pool::Postgres(p) = &pool {
-        for t in ["catalog_revision", "product_version", "api_token", "audit_log"] {
+        for t in [
+            "catalog_revision",
+            "product_version",
+            "api_token",
+            "audit_log",
+            "deploy_task",
+            "task_log",
+            "deploy_history",
+            "env_release",
+        ] {
             sqlx::query(&format!("SELECT setval(pg_get_serial_sequence('{t}', 'id'), (SELECT MAX(id) FROM {t}))"))
                 .execute(p)
                 .await
@@ -143,5 +152,14 @@ async fn upgrades_over_sample_data(db: TestDb) {
         }
     }
     store::catalog::apply(&pool, "next: 1\n", "test").await.unwrap();
+    assert_eq!(store::task::get(&pool, 101).await.unwrap().unwrap().image_tag.as_deref(), Some("feature-x-3f2a1c"));
+    assert_eq!(store::deployed::frozen(&pool, "prod").await.unwrap().unwrap().reason, "release night");
+    let next = store::task::enqueue(
+        &pool,
+        &store::task::NewTask { kind: "release".into(), env: "env-2".into(), ..Default::default() },
+    )
+    .await
+    .unwrap();
+    assert!(next.0.id > 101);
 }
 both_backends!(migrations_apply_over_sample_data, upgrades_over_sample_data);

@@ -5,7 +5,7 @@
 //! A test that needs it and does not find it fails with a message saying how to get it; it never skips.
 
 use serde_json::Value;
-use tao::app::App;
+use tao::app::{App, ExecutorFactory};
 use tao::config::Settings;
 use tao::store::token::Scope;
 use tao::store::{self, Pool};
@@ -132,8 +132,6 @@ macro_rules! both_backends {
 pub struct TestApp {
     /// `http://127.0.0.1:PORT`.
     pub base: String,
-    /// The database (kept alive for the test's duration, dropped after).
-    _db: TestDb,
     /// The store, for arranging and asserting.
     pub pool: Pool,
     /// Tokens by scope.
@@ -144,7 +142,7 @@ pub struct TestApp {
     pub reader: String,
     /// HTTP client.
     pub http: reqwest::Client,
-    _dir: tempfile::TempDir,
+    parts: Option<Parts>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     server: Option<tokio::task::JoinHandle<anyhow::Result<()>>>,
 }
@@ -156,40 +154,66 @@ pub async fn spawn_app(db: TestDb) -> TestApp {
 
 /// Like [`spawn_app`], letting the test adjust the settings first.
 pub async fn spawn_app_with(db: TestDb, adjust: impl FnOnce(&mut Settings)) -> TestApp {
+    spawn_app_exec(db, adjust, tao::app::runner_executor()).await
+}
+
+/// Like [`spawn_app_with`] with another deploy executor.
+pub async fn spawn_app_exec(db: TestDb, adjust: impl FnOnce(&mut Settings), executor: ExecutorFactory) -> TestApp {
     let dir = tempfile::tempdir().expect("temp dir");
     let catalog_file = dir.path().join("tao.yaml");
     std::fs::write(&catalog_file, EXAMPLE).expect("write catalog");
     let mut settings = Settings::local(db.url());
-    settings.catalog = Some(catalog_file.clone());
+    settings.catalog = Some(catalog_file);
+    settings.instance = format!("test-{}", rand_suffix());
     adjust(&mut settings);
-    let app = App::build(settings).await.expect("build app");
+    let app = App::build_with(settings.clone(), executor).await.expect("build app");
     let pool = app.services().pool().clone();
     let token = |name: &'static str, scope| {
         let pool = pool.clone();
         async move { store::token::create(&pool, name, scope).await.expect("token").1.expose().to_string() }
     };
-    let (admin, deployer, reader) = (
+    let tokens = [
         token("admin", Scope::Admin).await,
         token("deployer", Scope::Deploy).await,
         token("reader", Scope::Read).await,
-    );
+    ];
+    start(app, Parts { _db: db, _dir: dir, settings, tokens })
+}
+
+/// What survives a killed Tao: its database, files, settings and tokens.
+pub struct Parts {
+    _db: TestDb,
+    _dir: tempfile::TempDir,
+    /// The settings it ran with.
+    pub settings: Settings,
+    tokens: [String; 3],
+}
+
+fn start(app: App, parts: Parts) -> TestApp {
+    let pool = app.services().pool().clone();
     let base = format!("http://127.0.0.1:{}", app.port());
     let (tx, rx) = tokio::sync::oneshot::channel();
     let server = tokio::spawn(app.run_until_stopped(async {
         let _ = rx.await;
     }));
+    let [admin, deployer, reader] = parts.tokens.clone();
     TestApp {
         base,
-        _db: db,
         pool,
         admin,
         deployer,
         reader,
         http: reqwest::Client::new(),
-        _dir: dir,
+        parts: Some(parts),
         shutdown: Some(tx),
         server: Some(server),
     }
+}
+
+/// Starts Tao again on what a killed one left behind.
+pub async fn respawn(parts: Parts, executor: ExecutorFactory) -> TestApp {
+    let app = App::build_with(parts.settings.clone(), executor).await.expect("rebuild app");
+    start(app, parts)
 }
 
 /// A response as tests look at it.
@@ -227,14 +251,29 @@ impl TestApp {
         self.send(reqwest::Method::POST, "/api/v1/releases", Some(token), Some(body)).await
     }
 
-    /// Stops the server gracefully and waits for it.
-    pub async fn stop(mut self) {
+    /// The database URL (to look at the store after the server closed its pool).
+    pub fn database_url(&self) -> String {
+        self.parts.as_ref().expect("parts").settings.database_url.clone()
+    }
+
+    /// Kills Tao like a crashed process: no graceful shutdown, no drain; what it left is returned.
+    pub async fn kill(mut self) -> Parts {
+        if let Some(server) = self.server.take() {
+            server.abort();
+            let _ = server.await;
+        }
+        self.parts.take().expect("parts")
+    }
+
+    /// Stops the server gracefully, waits for it, and returns what it leaves (drop it to clean up).
+    pub async fn stop(mut self) -> Parts {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
         if let Some(server) = self.server.take() {
             server.await.expect("server task").expect("server result");
         }
+        self.parts.take().expect("parts")
     }
 }
 

@@ -1,0 +1,522 @@
+//! The runner: executes one claimed task. Plans again (now that it holds the environment's lease),
+//! validates every container spec and resolves secrets before connecting anywhere, connects once per
+//! host, then per wave and per host in parallel: pull, replace, health-gate, record. On the first failure
+//! (or a cancellation) it stops and, unless disabled, rolls back what this task replaced, in reverse.
+//!
+//! Every line a person may need is written to the task log (never an env value: secrets and plain
+//! values alike stay out of logs). Must not decide policy (who may deploy, freezes): the services did
+//! that before the task was queued.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Semaphore;
+
+use super::docker::{ContainerSpec, ImageRef, RemoteDocker};
+use super::health::{self, HealthError};
+use super::plan::{Current, Plan, Step};
+use super::queue::{BoxFuture, Executor, Outcome, StopReason, TaskControl};
+use super::spec::{Probe, RunSpec};
+use super::ssh::{SshOptions, SshSession, SshTarget};
+use crate::catalog::{HealthCheck, PortMapping};
+use crate::config::Secret;
+use crate::service::{current_specs, Actor, DeployRequest, DeployTarget, Services};
+use crate::store::deployed::{self, Deployed};
+use crate::store::task::{self, TaskRow};
+
+/// How long a container without a catalog health check must keep running to count as healthy.
+const SETTLE: Duration = Duration::from_secs(2);
+/// Health timeout of a container without a catalog health check.
+const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Runs tasks; cheap to clone.
+#[derive(Clone)]
+pub struct Runner {
+    services: Services,
+    ssh: SshOptions,
+    secrets_dir: Option<PathBuf>,
+    host_parallel: usize,
+}
+
+impl Runner {
+    /// A runner using `services` for plans and the store.
+    pub fn new(services: Services, ssh: SshOptions, secrets_dir: Option<PathBuf>, host_parallel: usize) -> Runner {
+        Runner { services, ssh, secrets_dir, host_parallel: host_parallel.max(1) }
+    }
+}
+
+impl Executor for Runner {
+    fn execute(&self, task: TaskRow, control: TaskControl) -> BoxFuture<Outcome> {
+        let this = self.clone();
+        Box::pin(async move { this.run(task, control).await })
+    }
+}
+
+/// Writes task log lines (store first, then a wake-up for followers).
+#[derive(Clone)]
+struct TaskLog {
+    services: Services,
+    id: i64,
+}
+
+impl TaskLog {
+    async fn write(&self, level: &str, host: Option<&str>, component: Option<&str>, line: &str) {
+        if let Err(e) = task::log(self.services.pool(), self.id, level, host, component, line).await {
+            tracing::error!(task = self.id, error = %e, "writing a task log line failed");
+        }
+        tracing::info!(task = self.id, host, component, level, "{line}");
+        self.services.queue().changed(self.id);
+    }
+    async fn info(&self, line: &str) {
+        self.write("info", None, None, line).await;
+    }
+    async fn at(&self, level: &str, step: &Step, line: &str) {
+        self.write(level, Some(&step.host.name), Some(&step.spec.component), line).await;
+    }
+}
+
+/// A step that replaced a container (so a rollback must undo it).
+struct Replaced {
+    step: Step,
+}
+
+/// Why a step failed, and whether it had already replaced the container.
+struct StepFailure {
+    replaced: bool,
+    message: String,
+}
+
+fn request_of(t: &TaskRow) -> Result<DeployRequest, String> {
+    let target = match t.kind.as_str() {
+        "release" => DeployTarget::Release {
+            product: t.product.clone().ok_or("release task without product")?,
+            version: t.version.clone().ok_or("release task without version")?,
+            components: t.components.split(',').filter(|c| !c.is_empty()).map(String::from).collect(),
+        },
+        "component" => DeployTarget::Component {
+            component: t.component.clone().ok_or("component task without component")?,
+            image_tag: t.image_tag.clone().ok_or("component task without image tag")?,
+        },
+        "rollback" => DeployTarget::Rollback { to: t.version.clone() },
+        other => return Err(format!("unknown task kind {other:?}")),
+    };
+    Ok(DeployRequest {
+        env: t.env.clone(),
+        target,
+        force: t.force,
+        rollback_on_failure: t.rollback_on_failure,
+        idempotency_key: None,
+    })
+}
+
+fn health_check(probe: &Probe) -> (Option<u16>, HealthCheck) {
+    match probe {
+        Probe::Http { port, path, published } => (*published, HealthCheck::Http { port: *port, path: path.clone() }),
+        Probe::Tcp { port, published } => (*published, HealthCheck::Tcp { port: *port }),
+        Probe::Command { command } => (None, HealthCheck::Command(command.clone())),
+    }
+}
+
+impl Runner {
+    async fn run(self, t: TaskRow, control: TaskControl) -> Outcome {
+        let log = TaskLog { services: self.services.clone(), id: t.id };
+        let req = match request_of(&t) {
+            Ok(r) => r,
+            Err(e) => return Outcome::Failed(e),
+        };
+        let what = match &req.target {
+            DeployTarget::Release { product, version, .. } => format!("{product} {version}"),
+            DeployTarget::Component { component, image_tag } => format!("{component} @ {image_tag}"),
+            DeployTarget::Rollback { to } => format!("rollback to {}", to.as_deref().unwrap_or("the previous version")),
+        };
+        log.info(&format!("task {} started: {what} → {}", t.id, t.env)).await;
+        let plan = match self.services.plan_deploy(&Actor::Local("runner".into()), &req).await {
+            Ok((plan, _)) => plan,
+            Err(e) => {
+                log.write("error", None, None, &format!("planning failed: {e}")).await;
+                return Outcome::Failed(format!("planning failed: {e}"));
+            }
+        };
+        if let Ok(json) = serde_json::to_string(&plan) {
+            let _ = task::set_plan(self.services.pool(), t.id, &json).await;
+        }
+        for skip in &plan.unchanged {
+            log.write("info", Some(&skip.host), Some(&skip.component), &format!("unchanged: {}", skip.reason)).await;
+        }
+        log.info(&format!("plan: {} step(s) in {} wave(s)", plan.len(), plan.waves.len())).await;
+
+        // Everything that reaches a host is validated, and secrets resolved, before any connection.
+        let mut specs = HashMap::new();
+        for step in plan.waves.iter().flatten() {
+            match self.container_spec(&t, &step.spec) {
+                Ok(spec) => {
+                    specs.insert((step.host.name.clone(), step.spec.component.clone()), spec);
+                }
+                Err(e) => {
+                    let msg = format!("{} on {}: {e}", step.spec.component, step.host.name);
+                    log.at("error", step, &e).await;
+                    return Outcome::Failed(msg);
+                }
+            }
+        }
+        if plan.is_empty() {
+            log.info("nothing to change").await;
+            return self.succeed(&t, &req, &log).await;
+        }
+        let sessions = match self.connect_all(&plan, &log).await {
+            Ok(s) => s,
+            Err(e) => return Outcome::Failed(e),
+        };
+        let outcome = self.run_waves(&t, &plan, &specs, &sessions, control, &log).await;
+        let outcome = match outcome {
+            WaveOutcome::Done => self.succeed(&t, &req, &log).await,
+            WaveOutcome::Stopped { replaced, reason: StopReason::Interrupted } => {
+                let msg = format!("interrupted after {} step(s); the environment may be mixed", replaced.len());
+                log.write("warn", None, None, &msg).await;
+                Outcome::Interrupted(msg)
+            }
+            WaveOutcome::Stopped { replaced, reason: StopReason::Cancelled } => {
+                log.write("warn", None, None, "cancelled by request").await;
+                let undone = self.roll_back(&t, replaced, &sessions, &log).await;
+                Outcome::Cancelled(format!("cancelled by request; {undone}"))
+            }
+            WaveOutcome::Failed { replaced, message } => {
+                let tail = if t.rollback_on_failure {
+                    self.roll_back(&t, replaced, &sessions, &log).await
+                } else {
+                    let msg = "rollback disabled: the failed state is kept for debugging".to_string();
+                    log.write("warn", None, None, &msg).await;
+                    msg
+                };
+                Outcome::Failed(format!("{message}; {tail}"))
+            }
+        };
+        for (_, session) in sessions {
+            if let Ok(session) = Arc::try_unwrap(session) {
+                let _ = session.close().await;
+            }
+        }
+        outcome
+    }
+
+    fn container_spec(&self, t: &TaskRow, spec: &RunSpec) -> Result<ContainerSpec, String> {
+        let image = ImageRef::parse(&spec.image).map_err(|e| e.to_string())?;
+        let mut c = ContainerSpec::new(spec.container.clone(), image);
+        for p in &spec.ports {
+            c.ports.push(PortMapping::parse(p).ok_or_else(|| format!("port mapping {p:?} is invalid"))?);
+        }
+        c.env = spec.env.clone();
+        for (var, reference) in &spec.secret_env {
+            c.secret_env.insert(var.clone(), self.secret(reference)?);
+        }
+        c.volumes = spec.volumes.clone();
+        c.command = spec.command.clone();
+        c.restart = spec.restart.clone();
+        c.labels = spec.labels(&t.env);
+        c.labels.insert("tao.task".into(), t.id.to_string());
+        c.validate().map_err(|e| e.to_string())?;
+        Ok(c)
+    }
+
+    fn secret(&self, reference: &str) -> Result<Secret, String> {
+        let dir = self.secrets_dir.as_ref().ok_or_else(|| {
+            format!("secret {reference:?} is referenced but no secrets directory is configured (TAO_SECRETS_DIR)")
+        })?;
+        if reference.contains('/') || reference.starts_with('.') {
+            return Err(format!("secret reference {reference:?} is not a plain name"));
+        }
+        let path = dir.join(reference);
+        let value = std::fs::read_to_string(&path)
+            .map_err(|e| format!("secret {reference:?} cannot be read from {}: {e}", path.display()))?;
+        Ok(Secret::new(value.strip_suffix('\n').unwrap_or(&value)))
+    }
+
+    async fn connect_all(&self, plan: &Plan, log: &TaskLog) -> Result<HashMap<String, Arc<SshSession>>, String> {
+        let mut targets: BTreeMap<String, SshTarget> = BTreeMap::new();
+        for step in plan.waves.iter().flatten() {
+            let h = &step.host;
+            let target = SshTarget::new(&h.user, &h.address, h.port).map_err(|e| format!("host {}: {e}", h.name))?;
+            targets.insert(h.name.clone(), target);
+        }
+        let connects = targets.into_iter().map(|(name, target)| {
+            let opts = self.ssh.clone();
+            async move { (name, SshSession::connect(&target, &opts).await) }
+        });
+        let mut sessions = HashMap::new();
+        let mut failures = Vec::new();
+        for (name, result) in futures_util::future::join_all(connects).await {
+            match result {
+                Ok(s) => {
+                    sessions.insert(name, Arc::new(s));
+                }
+                Err(e) => failures.push(format!("{name}: {e}")),
+            }
+        }
+        if failures.is_empty() {
+            log.info(&format!("connected to {} host(s)", sessions.len())).await;
+            return Ok(sessions);
+        }
+        for f in &failures {
+            log.write("error", None, None, &format!("cannot connect to {f}")).await;
+        }
+        for (_, s) in sessions {
+            if let Ok(s) = Arc::try_unwrap(s) {
+                let _ = s.close().await;
+            }
+        }
+        Err(format!("cannot connect to {}; nothing was changed", failures.join("; ")))
+    }
+
+    async fn run_waves(
+        &self,
+        t: &TaskRow,
+        plan: &Plan,
+        specs: &HashMap<(String, String), ContainerSpec>,
+        sessions: &HashMap<String, Arc<SshSession>>,
+        control: TaskControl,
+        log: &TaskLog,
+    ) -> WaveOutcome {
+        let mut replaced: Vec<Replaced> = Vec::new();
+        let gate = Arc::new(Semaphore::new(self.host_parallel));
+        for (i, wave) in plan.waves.iter().enumerate() {
+            if let Some(reason) = control.stop_reason() {
+                return WaveOutcome::Stopped { replaced, reason };
+            }
+            log.info(&format!("wave {} of {}: {} step(s)", i + 1, plan.waves.len(), wave.len())).await;
+            let mut by_host: BTreeMap<&str, Vec<&Step>> = BTreeMap::new();
+            for step in wave {
+                by_host.entry(step.host.name.as_str()).or_default().push(step);
+            }
+            let hosts = by_host.into_iter().map(|(host, steps)| {
+                let (gate, session, control) = (gate.clone(), sessions[host].clone(), control.clone());
+                async move {
+                    let _permit = gate.acquire().await.expect("the gate is never closed");
+                    let mut done = Vec::new();
+                    for step in steps {
+                        let spec = &specs[&(step.host.name.clone(), step.spec.component.clone())];
+                        match self.deploy_step(t, step, spec, &session, control.clone(), log).await {
+                            Ok(()) => done.push(Replaced { step: step.clone() }),
+                            Err(f) => {
+                                if f.replaced {
+                                    done.push(Replaced { step: step.clone() });
+                                }
+                                return (
+                                    done,
+                                    Some(format!(
+                                        "{} on {} failed: {}",
+                                        step.spec.component, step.host.name, f.message
+                                    )),
+                                );
+                            }
+                        }
+                    }
+                    (done, None)
+                }
+            });
+            let mut first_error = None;
+            for (done, error) in futures_util::future::join_all(hosts).await {
+                replaced.extend(done);
+                if first_error.is_none() {
+                    first_error = error;
+                }
+            }
+            if let Some(message) = first_error {
+                if let Some(reason) = control.stop_reason() {
+                    return WaveOutcome::Stopped { replaced, reason };
+                }
+                log.write("error", None, None, &message).await;
+                return WaveOutcome::Failed { replaced, message };
+            }
+        }
+        WaveOutcome::Done
+    }
+
+    async fn deploy_step(
+        &self,
+        t: &TaskRow,
+        step: &Step,
+        spec: &ContainerSpec,
+        session: &SshSession,
+        mut control: TaskControl,
+        log: &TaskLog,
+    ) -> Result<(), StepFailure> {
+        let docker = RemoteDocker::new(session);
+        let fail = |replaced: bool| move |e: String| StepFailure { replaced, message: e };
+        log.at("info", step, &format!("pulling {}", spec.image.as_str())).await;
+        let digest = docker.pull(&spec.image).await.map_err(|e| fail(false)(e.to_string()))?;
+        log.at("info", step, &format!("replacing container {} ({})", spec.name, step.spec.describe())).await;
+        docker.replace(spec).await.map_err(|e| fail(true)(e.to_string()))?;
+        log.at("info", step, "waiting for the health check").await;
+        let healthy = async {
+            match &step.spec.health {
+                Some(h) => {
+                    let (published, check) = health_check(&h.probe);
+                    let timeout = Duration::from_millis(h.timeout_ms);
+                    health::wait_healthy(session, &spec.name, published, &check, timeout).await
+                }
+                None => health::wait_image_healthy(session, &spec.name, SETTLE, DEFAULT_HEALTH_TIMEOUT).await,
+            }
+        };
+        let result: Result<(), HealthError> = tokio::select! {
+            r = healthy => r,
+            reason = control.stopped() => {
+                return Err(StepFailure { replaced: true, message: format!("stopped ({reason:?}) while waiting for health") });
+            }
+        };
+        if let Err(e) = result {
+            log.at("error", step, &e.to_string()).await;
+            return Err(fail(true)(first_line(&e.to_string())));
+        }
+        let run_spec = serde_json::to_string(&step.spec).unwrap_or_default();
+        let record = Deployed {
+            env: &t.env,
+            host: &step.host.name,
+            component: &step.spec.component,
+            product: step.spec.product.as_deref(),
+            version: step.spec.version.as_deref(),
+            image: &step.spec.image,
+            image_tag: &step.spec.image_tag,
+            image_digest: Some(digest.as_str()),
+            container: &spec.name,
+            run_spec: &run_spec,
+            task_id: t.id,
+        };
+        let action = if t.kind == "rollback" { "restored" } else { "deployed" };
+        deployed::record(self.services.pool(), &record, action).await.map_err(|e| fail(true)(e.to_string()))?;
+        log.at("info", step, &format!("healthy: {} runs {}", spec.name, step.spec.describe())).await;
+        Ok(())
+    }
+
+    /// Undoes replaced steps, newest first: the previous spec comes back (by digest when recorded), or a
+    /// container that did not exist before is removed. Returns a summary for the task's error.
+    async fn roll_back(
+        &self,
+        t: &TaskRow,
+        replaced: Vec<Replaced>,
+        sessions: &HashMap<String, Arc<SshSession>>,
+        log: &TaskLog,
+    ) -> String {
+        if replaced.is_empty() {
+            return "nothing had been changed".into();
+        }
+        log.write("warn", None, None, &format!("rolling back {} container(s)", replaced.len())).await;
+        let mut failures = 0;
+        for r in replaced.into_iter().rev() {
+            let step = &r.step;
+            let session = &sessions[&step.host.name];
+            let docker = RemoteDocker::new(session);
+            let result = match &step.previous {
+                Some(previous) => self.restore(t, step, previous, session, log).await,
+                None => match docker.remove(&step.spec.container).await {
+                    Ok(_) => {
+                        deployed::remove(self.services.pool(), &t.env, &step.host.name, &step.spec.component, t.id)
+                            .await
+                            .map(|_| "removed (it did not run before)".to_string())
+                            .map_err(|e| e.to_string())
+                    }
+                    Err(e) => Err(e.to_string()),
+                },
+            };
+            match result {
+                Ok(what) => log.at("warn", step, &format!("rolled back: {what}")).await,
+                Err(e) => {
+                    failures += 1;
+                    log.at("error", step, &format!("rollback failed: {e}")).await;
+                }
+            }
+        }
+        if failures == 0 {
+            "rolled back what this task changed".into()
+        } else {
+            format!("rollback failed for {failures} container(s): check the environment")
+        }
+    }
+
+    async fn restore(
+        &self,
+        t: &TaskRow,
+        step: &Step,
+        previous: &RunSpec,
+        session: &SshSession,
+        log: &TaskLog,
+    ) -> Result<String, String> {
+        let spec = self.container_spec(t, previous)?;
+        let docker = RemoteDocker::new(session);
+        let digest = docker.pull(&spec.image).await.map_err(|e| e.to_string())?;
+        docker.replace(&spec).await.map_err(|e| e.to_string())?;
+        if let Some(h) = &previous.health {
+            let (published, check) = health_check(&h.probe);
+            if let Err(e) =
+                health::wait_healthy(session, &spec.name, published, &check, Duration::from_millis(h.timeout_ms)).await
+            {
+                log.at("warn", step, &format!("restored container is not healthy: {}", first_line(&e.to_string())))
+                    .await;
+            }
+        }
+        let run_spec = serde_json::to_string(previous).unwrap_or_default();
+        let record = Deployed {
+            env: &t.env,
+            host: &step.host.name,
+            component: &previous.component,
+            product: previous.product.as_deref(),
+            version: previous.version.as_deref(),
+            image: &previous.image,
+            image_tag: &previous.image_tag,
+            image_digest: Some(digest.as_str()),
+            container: &spec.name,
+            run_spec: &run_spec,
+            task_id: t.id,
+        };
+        deployed::record(self.services.pool(), &record, "restored").await.map_err(|e| e.to_string())?;
+        Ok(format!("{} runs {} again", spec.name, previous.describe()))
+    }
+
+    /// Records a completed product version (full release or rollback) with the state after it.
+    async fn succeed(&self, t: &TaskRow, req: &DeployRequest, log: &TaskLog) -> Outcome {
+        let full = match &req.target {
+            DeployTarget::Release { components, .. } => components.is_empty(),
+            DeployTarget::Rollback { .. } => true,
+            DeployTarget::Component { .. } => false,
+        };
+        if let (true, Some(product), Some(version)) = (full, &t.product, &t.version) {
+            let snapshot = match self.snapshot(&t.env, product).await {
+                Ok(s) => s,
+                Err(e) => return Outcome::Failed(format!("recording the deployed product version failed: {e}")),
+            };
+            let json = serde_json::to_string(&snapshot).unwrap_or_default();
+            if let Err(e) = deployed::record_release(self.services.pool(), &t.env, product, version, t.id, &json).await
+            {
+                return Outcome::Failed(format!("recording the deployed product version failed: {e}"));
+            }
+            log.info(&format!("{} now runs {product} {version}", t.env)).await;
+        }
+        log.info("done").await;
+        Outcome::Succeeded
+    }
+
+    /// Every recorded container of `product` in `env`, pinned to the digest that was pulled.
+    async fn snapshot(&self, env: &str, product: &str) -> Result<Vec<Current>, String> {
+        let rows = deployed::state(self.services.pool(), env).await.map_err(|e| e.to_string())?;
+        let rows: Vec<_> = rows.into_iter().filter(|r| r.product.as_deref() == Some(product)).collect();
+        let mut current = current_specs(&rows).map_err(|e| e.to_string())?;
+        for (c, row) in current.iter_mut().zip(&rows) {
+            if let (None, Some(d)) = (&c.spec.image_digest, &row.image_digest) {
+                c.spec.image = format!("{}@{d}", c.spec.image_repo);
+                c.spec.image_digest = Some(d.clone());
+            }
+        }
+        Ok(current)
+    }
+}
+
+enum WaveOutcome {
+    Done,
+    Stopped { replaced: Vec<Replaced>, reason: StopReason },
+    Failed { replaced: Vec<Replaced>, message: String },
+}
+
+fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or_default().to_string()
+}
