@@ -36,9 +36,7 @@ pub type ExecutorFactory = Box<dyn FnOnce(&Services, &Settings) -> Arc<dyn Execu
 /// The production executor: the SSH/Docker runner.
 pub fn runner_executor() -> ExecutorFactory {
     Box::new(|services, settings| {
-        let ssh = SshOptions::new(settings.ssh_identity.clone(), settings.ssh_known_hosts.clone());
-        ssh::clean_stale_control_dirs(&ssh.control_dir);
-        Arc::new(Runner::new(services.clone(), ssh, settings.secrets_dir.clone(), 16))
+        Arc::new(Runner::new(services.clone(), services.ssh().clone(), settings.secrets_dir.clone(), 16))
     })
 }
 
@@ -54,7 +52,10 @@ impl App {
             .await
             .with_context(|| format!("opening the database {}", store::describe_url(&settings.database_url)))?;
         store::migrate::run(&pool).await.context("migrating the database")?;
-        let services = Services::load(pool).await?;
+        let mut services = Services::load(pool).await?;
+        let ssh = SshOptions::new(settings.ssh_identity.clone(), settings.ssh_known_hosts.clone());
+        ssh::clean_stale_control_dirs(&ssh.control_dir);
+        services.set_ssh(ssh);
         if let Some(path) = &settings.catalog {
             let yaml = std::fs::read_to_string(path).with_context(|| format!("reading catalog {}", path.display()))?;
             let actor = Actor::Local(format!("file:{}", path.display()));

@@ -63,6 +63,47 @@ impl Client {
         self.send(self.request(reqwest::Method::POST, path).json(body)).await
     }
 
+    /// POST a JSON body with an optional `Idempotency-Key`; returns the success status and body.
+    pub async fn post_keyed(&self, path: &str, body: &Value, key: Option<&str>) -> anyhow::Result<(u16, Value)> {
+        let mut rb = self.request(reqwest::Method::POST, path).json(body);
+        if let Some(k) = key {
+            rb = rb.header("Idempotency-Key", k);
+        }
+        self.send(rb).await
+    }
+
+    /// DELETE; returns the success body.
+    pub async fn delete(&self, path: &str) -> anyhow::Result<Value> {
+        Ok(self.send(self.request(reqwest::Method::DELETE, path)).await?.1)
+    }
+
+    /// GET a JSON-lines stream, calling `each` for every line as it arrives.
+    pub async fn lines(&self, path: &str, mut each: impl FnMut(Value)) -> anyhow::Result<()> {
+        let mut response = self
+            .request(reqwest::Method::GET, path)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the Tao server at {}", self.base))?;
+        if !response.status().is_success() {
+            let status = response.status();
+            let text = response.text().await.unwrap_or_default();
+            let body: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+            let message = body["error"]["message"].as_str().map(str::to_string).unwrap_or_else(|| body.to_string());
+            bail!("{message} (HTTP {})", status.as_u16());
+        }
+        let mut pending = Vec::new();
+        while let Some(chunk) = response.chunk().await.context("reading the stream")? {
+            pending.extend_from_slice(&chunk);
+            while let Some(end) = pending.iter().position(|b| *b == b'\n') {
+                let line: Vec<u8> = pending.drain(..=end).collect();
+                if let Ok(v) = serde_json::from_slice(&line) {
+                    each(v);
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// POST a YAML body; returns the success status and body.
     pub async fn post_yaml(&self, path: &str, yaml: String) -> anyhow::Result<(u16, Value)> {
         let rb = self.request(reqwest::Method::POST, path).header("content-type", "application/yaml").body(yaml);

@@ -6,6 +6,7 @@
 //! JSON for scripts. Exit codes: 0 success, 1 failure (invalid input, rejected request), 2 usage.
 
 mod client;
+mod deploy;
 pub mod exec;
 mod output;
 
@@ -62,6 +63,15 @@ pub enum Command {
     /// Environments as the catalog defines them (talks to the server).
     #[command(subcommand)]
     Env(EnvCommand),
+    /// Deploy a product version (or one component build) to an environment (talks to the server).
+    Deploy(deploy::DeployArgs),
+    /// Return an environment to its previous (or a named) product version, exactly as it ran.
+    Rollback(deploy::RollbackArgs),
+    /// Deploy tasks: show (with log), list, cancel.
+    #[command(subcommand)]
+    Task(deploy::TaskCommand),
+    /// What runs in an environment; `--check` compares the hosts with the record.
+    Status(deploy::StatusArgs),
     /// Pull and (re)start images on one host over SSH, each health-gated (no server, no catalog).
     DeployImages(exec::DeployImagesArgs),
     /// Run commands on many hosts over one SSH connection each (for scripts/bench-fanout.sh).
@@ -244,6 +254,25 @@ pub enum EnvCommand {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// Refuse new deploys to an environment, with a reason.
+    Freeze {
+        /// Environment name.
+        env: String,
+        /// Why (shown to whoever tries to deploy).
+        #[arg(long)]
+        reason: String,
+        /// The server.
+        #[command(flatten)]
+        server: ServerArgs,
+    },
+    /// Accept deploys to an environment again.
+    Unfreeze {
+        /// Environment name.
+        env: String,
+        /// The server.
+        #[command(flatten)]
+        server: ServerArgs,
+    },
 }
 
 /// A failure the CLI reports and exits 1 for.
@@ -308,6 +337,10 @@ async fn dispatch(cli: Cli) -> Outcome {
         }
         Command::Release(cmd) => release(cmd, json).await,
         Command::Env(cmd) => env(cmd, json).await,
+        Command::Deploy(args) => deploy::deploy(args, json).await,
+        Command::Rollback(args) => deploy::rollback(args, json).await,
+        Command::Task(cmd) => deploy::task(cmd, json).await,
+        Command::Status(args) => deploy::status(args, json).await,
         Command::DeployImages(args) => exec::deploy_images_cmd(args, json).await,
         Command::SshFanout(args) => exec::ssh_fanout_cmd(args, json).await,
     }
@@ -522,6 +555,8 @@ async fn env(cmd: EnvCommand, json: bool) -> Outcome {
             }
             Ok(ExitCode::SUCCESS)
         }
+        EnvCommand::Freeze { env, reason, server } => deploy::freeze(&env, &reason, &server, json).await,
+        EnvCommand::Unfreeze { env, server } => deploy::unfreeze(&env, &server, json).await,
         EnvCommand::Show { env, server } => {
             let body = Client::new(&server)?.get(&format!("/api/v1/environments/{}", client::segment(&env))).await?;
             if json {

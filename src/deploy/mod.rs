@@ -10,6 +10,7 @@
 //! Tasks are the only way anything is deployed; every front end (API, CLI, chat, CI) enqueues one.
 
 pub mod docker;
+pub mod drift;
 pub mod fanout;
 pub mod health;
 pub mod images;

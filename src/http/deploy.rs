@@ -39,6 +39,7 @@ pub fn routes() -> Router<HttpState> {
         .route("/tasks/{id}/cancel", post(cancel_task))
         .route("/environments/{env}/history", get(env_history))
         .route("/environments/{env}/freeze", post(freeze).delete(unfreeze))
+        .route("/environments/{env}/check", get(check_env))
         .route("/audit", get(audit))
 }
 
@@ -348,6 +349,11 @@ async fn env_history(
         })
         .collect();
     Ok((StatusCode::OK, Json(json!(list))))
+}
+
+async fn check_env(State(s): State<HttpState>, _: Authorized<NeedRead>, Path(env): Path<String>) -> Answer {
+    let drift = s.services.check_env(&env).await?;
+    Ok((StatusCode::OK, Json(json!({ "env": env, "drift": drift }))))
 }
 
 async fn freeze(

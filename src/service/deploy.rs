@@ -11,7 +11,7 @@ use serde::Serialize;
 
 use super::{Actor, ServiceError, Services};
 use crate::catalog::{FieldError, Name, Tier, Version};
-use crate::deploy::plan::{self, Current, Plan, PlanError, PlanOptions, Target};
+use crate::deploy::plan::{self, Current, HostTarget, Plan, PlanError, PlanOptions, Target};
 use crate::deploy::queue::StopReason;
 use crate::deploy::spec::RunSpec;
 use crate::store::deployed::{self, DeployedRow, FreezeRow};
@@ -367,6 +367,18 @@ impl Services {
         let word = if lifted { "ok" } else { "unchanged" };
         store::audit::record(self.pool(), &actor.to_string(), "env.unfreeze", env, word, "").await?;
         Ok(lifted)
+    }
+
+    /// Compares what runs on the hosts with the recorded state of `env`.
+    pub async fn check_env(&self, env: &str) -> Result<Vec<crate::deploy::drift::Drift>, ServiceError> {
+        let catalog = self.catalog_now();
+        let def = catalog
+            .environments
+            .get(env)
+            .ok_or_else(|| ServiceError::NotFound(format!("environment {env:?} is not in the catalog")))?;
+        let hosts: Vec<HostTarget> = def.hosts.iter().map(HostTarget::from).collect();
+        let rows = deployed::state(self.pool(), env).await?;
+        Ok(crate::deploy::drift::check(&rows, &hosts, self.ssh()).await)
     }
 
     fn env_tier(&self, env: &str) -> Result<Tier, ServiceError> {

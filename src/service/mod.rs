@@ -11,6 +11,7 @@ use std::sync::{Arc, RwLock};
 use crate::catalog::{Catalog, FieldError, Version, VersionError};
 use crate::deploy::queue::QueueHandle;
 use crate::deploy::registry::RegistryClient;
+use crate::deploy::ssh::SshOptions;
 use crate::store::release::{CreateOutcome, NewProductVersion, ProductVersion, ReleaseComponent};
 use crate::store::token::Scope;
 use crate::store::{self, Pool, StoreError};
@@ -96,13 +97,19 @@ pub struct Services {
     live: Arc<RwLock<LiveCatalog>>,
     queue: QueueHandle,
     registry: RegistryClient,
+    ssh: Arc<SshOptions>,
 }
 
 impl Services {
     /// Loads the live catalog from the store.
     pub async fn load(pool: Pool) -> Result<Services, ServiceError> {
-        let services =
-            Services { pool, live: Arc::default(), queue: QueueHandle::default(), registry: RegistryClient::new(None) };
+        let services = Services {
+            pool,
+            live: Arc::default(),
+            queue: QueueHandle::default(),
+            registry: RegistryClient::new(None),
+            ssh: Arc::new(SshOptions::new(None, None)),
+        };
         if let Some(rev) = store::catalog::latest(&services.pool).await? {
             // A stored revision was valid when applied; if this build rejects it, say so loudly but serve on.
             match Catalog::from_yaml(&rev.yaml) {
@@ -116,6 +123,16 @@ impl Services {
     /// The store.
     pub fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    /// How Tao reaches hosts (set once at start by the app).
+    pub fn ssh(&self) -> &SshOptions {
+        &self.ssh
+    }
+
+    /// Replaces the SSH options (the app calls this before serving).
+    pub fn set_ssh(&mut self, ssh: SshOptions) {
+        self.ssh = Arc::new(ssh);
     }
 
     /// The deploy queue's handle (wake-ups, stop requests, change notifications).
