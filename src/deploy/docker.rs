@@ -481,14 +481,18 @@ impl<'a> RemoteDocker<'a> {
     /// Stops and removes a container; `false` when there was none.
     pub async fn remove(&self, name: &str) -> Result<bool, DockerError> {
         check_container_name(name)?;
-        let out = self.session.run(&["docker", "rm", "-f", "-v", name], None, COMMAND_TIMEOUT).await?;
-        if out.ok() {
-            return Ok(true);
+        // `docker rm -f` succeeds silently on a missing container in recent Docker versions: look first.
+        let n = quote(name);
+        let line = format!(
+            "docker container inspect --format . {n} >/dev/null 2>&1 || {{ echo absent; exit 0; }}; \
+             docker rm -f -v {n} >/dev/null && echo removed"
+        );
+        let out = self.session.run_script(&line, None, COMMAND_TIMEOUT).await?;
+        match (out.ok(), out.stdout.trim()) {
+            (true, "removed") => Ok(true),
+            (true, "absent") => Ok(false),
+            _ => Err(self.failed(format!("rm {name}"), &out)),
         }
-        if is_no_such(&out) {
-            return Ok(false);
-        }
-        Err(self.failed(format!("rm {name}"), &out))
     }
 
     /// The container's state, or `None` when there is no container of that name.
@@ -543,7 +547,10 @@ mod tests {
     #[test]
     fn image_refs_parse() {
         let i = ImageRef::parse("127.0.0.1:5000/tao-test/web:1.0.0").unwrap();
-        assert_eq!((i.repo(), i.tag(), i.digest(), i.name()), ("127.0.0.1:5000/tao-test/web", Some("1.0.0"), None, "web"));
+        assert_eq!(
+            (i.repo(), i.tag(), i.digest(), i.name()),
+            ("127.0.0.1:5000/tao-test/web", Some("1.0.0"), None, "web")
+        );
         let d = format!("registry.example.com/monitor/api@sha256:{}", "a".repeat(64));
         let i = ImageRef::parse(&d).unwrap();
         assert_eq!((i.tag(), i.digest().unwrap().len()), (None, 71));
@@ -584,11 +591,8 @@ mod tests {
         assert!(args.contains("-e HOSTILE -e DB_PASSWORD"), "{args}");
         assert!(!args.contains("s3cret") && !args.contains("$(id)"), "{args}");
         let script = spec.env_script();
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(format!("{script}printf %s \"$HOSTILE\""))
-            .output()
-            .unwrap();
+        let out =
+            std::process::Command::new("sh").arg("-c").arg(format!("{script}printf %s \"$HOSTILE\"")).output().unwrap();
         assert_eq!(String::from_utf8(out.stdout).unwrap(), "it's \"$(id)\" `id`\nline2");
     }
 

@@ -91,7 +91,9 @@ fn probe_line(container: &str, published: Option<u16>, check: &HealthCheck) -> S
     let in_container = |script: &str| format!("docker exec {} sh -c {}", quote(container), quote(script));
     match (check, published) {
         (HealthCheck::Http { path, .. }, Some(p)) => http_script(&format!("http://127.0.0.1:{p}{path}")),
-        (HealthCheck::Http { port, path }, None) => in_container(&http_script(&format!("http://127.0.0.1:{port}{path}"))),
+        (HealthCheck::Http { port, path }, None) => {
+            in_container(&http_script(&format!("http://127.0.0.1:{port}{path}")))
+        }
         (HealthCheck::Tcp { .. }, Some(p)) => tcp_script(p),
         (HealthCheck::Tcp { port }, None) => in_container(&tcp_script(*port)),
         (HealthCheck::Command(cmd), _) => in_container(cmd),
@@ -102,7 +104,7 @@ fn http_script(url: &str) -> String {
     let u = quote(url);
     format!(
         "if command -v curl >/dev/null 2>&1; then curl -fsS -o /dev/null -m 5 {u}; \
-         elif command -v wget >/dev/null 2>&1; then wget -q -O /dev/null -T 5 {u}; \
+         elif command -v wget >/dev/null 2>&1; then wget -O /dev/null {u}; \
          else echo 'neither curl nor wget is installed' >&2; exit 127; fi"
     )
 }

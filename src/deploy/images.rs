@@ -161,7 +161,11 @@ pub async fn deploy_images(
     result.map(|()| reports)
 }
 
-async fn deploy_one(session: &SshSession, req: &DeployImagesRequest, image: &ImageRef) -> Result<ImageReport, ImagesError> {
+async fn deploy_one(
+    session: &SshSession,
+    req: &DeployImagesRequest,
+    image: &ImageRef,
+) -> Result<ImageReport, ImagesError> {
     let started = Instant::now();
     let container = req.container_name(image);
     let fail = |step, detail: String| ImagesError::Failed {
@@ -192,11 +196,5 @@ async fn deploy_one(session: &SshSession, req: &DeployImagesRequest, image: &Ima
         ),
         HealthError::Ssh(e) => fail(Step::Health, e.to_string()),
     })?;
-    Ok(ImageReport {
-        image: image.to_string(),
-        container,
-        digest,
-        container_id,
-        millis: started.elapsed().as_millis(),
-    })
+    Ok(ImageReport { image: image.to_string(), container, digest, container_id, millis: started.elapsed().as_millis() })
 }

@@ -294,7 +294,12 @@ impl SshSession {
 
     /// Runs a shell command line built by Tao's own modules from quoted parts (see [`quote`]). Callers
     /// must quote every value they put in it; prefer [`SshSession::run`].
-    pub async fn run_script(&self, line: &str, stdin: Option<&[u8]>, timeout: Duration) -> Result<CommandOutput, SshError> {
+    pub async fn run_script(
+        &self,
+        line: &str,
+        stdin: Option<&[u8]>,
+        timeout: Duration,
+    ) -> Result<CommandOutput, SshError> {
         let host = self.target.to_string();
         let what = first_words(line);
         let work = async {

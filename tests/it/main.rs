@@ -5,6 +5,7 @@
 
 mod api;
 mod cli;
+mod exec;
 mod migration;
 mod store;
 mod support;
