@@ -16,6 +16,12 @@ missing=()
 pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
 [ -n "$pg_bin" ] && [ -x "$pg_bin/initdb" ] || missing+=(postgresql)
 command -v curl >/dev/null || missing+=(curl)
+# deploy tests: real sshd hosts, a real registry, images built from busybox (DESIGN.md §5)
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+command -v ssh >/dev/null || missing+=(openssh-client)
+[ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
+[ -x /bin/busybox ] || missing+=(busybox-static)
+command -v docker >/dev/null || missing+=(docker.io)
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing ${missing[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo
@@ -42,6 +48,12 @@ if ! "$pg_bin/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; then
     -o "-h 127.0.0.1 -p $PG_PORT -k /tmp -c fsync=off -c max_connections=200" start >/dev/null
 fi
 "$pg_bin/pg_isready" -h 127.0.0.1 -p "$PG_PORT"
+
+# ---- 2b. deploy test prerequisites ------------------------------------------------------------------
+# The harness starts its own sshd instances and registry; sshd needs its privilege separation directory,
+# and the tests need a running Docker engine (they create the deploy user `tao-deploy` themselves).
+[ "$(id -u)" -eq 0 ] && mkdir -p /run/sshd
+docker info >/dev/null 2>&1 || { echo "Docker engine not reachable: start dockerd (deploy tests use it)" >&2; exit 1; }
 
 # ---- 3. checks and tests ---------------------------------------------------------------------------
 say "cargo fmt --check"

@@ -104,7 +104,7 @@ fn http_script(url: &str) -> String {
     let u = quote(url);
     format!(
         "if command -v curl >/dev/null 2>&1; then curl -fsS -o /dev/null -m 5 {u}; \
-         elif command -v wget >/dev/null 2>&1; then wget -q -O /dev/null -T 5 {u}; \
+         elif command -v wget >/dev/null 2>&1; then wget -O /dev/null {u}; \
          else echo 'neither curl nor wget is installed' >&2; exit 127; fi"
     )
 }

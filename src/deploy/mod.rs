@@ -2,10 +2,11 @@
 //!
 //! Deciding: `spec` (the run spec stored with what runs), `plan` (pure diff and order), `registry`
 //! (image digests). Queuing: `queue` (dispatcher, leases, stop requests) over `store::task`. Executing:
-//! `runner` (one task: plan, connect, replace, health-gate, record, roll back), built on the execution
-//! layer: one multiplexed SSH session per host (`ssh`), remote `docker` commands (`docker`), health gates
-//! (`health`), work on many hosts at once (`fanout`) and the phase-one `tao deploy-images` flow (`images`).
-//! The execution layer takes validated values and reports what happened; it never touches the store.
+//! `runner` (one task: plan, connect, replace, health-gate, record, roll back) and `drift` (hosts vs
+//! record), built on the execution layer: one multiplexed SSH session per host (`ssh`), remote `docker`
+//! commands (`docker`; validated image references in `reference`), health gates (`health`), work on many
+//! hosts at once (`fanout`) and the phase-one `tao deploy-images` flow (`images`). The execution layer
+//! takes validated values and reports what happened; it never touches the store.
 //!
 //! Tasks are the only way anything is deployed; every front end (API, CLI, chat, CI) enqueues one.
 
@@ -16,6 +17,7 @@ pub mod health;
 pub mod images;
 pub mod plan;
 pub mod queue;
+pub mod reference;
 pub mod registry;
 pub mod runner;
 pub mod spec;

@@ -5,6 +5,7 @@
 
 mod api;
 mod cli;
+mod exec;
 mod migration;
 mod queue;
 mod store;

@@ -3,6 +3,10 @@
 //!
 //! PostgreSQL comes from `TAO_TEST_PG_URL` (an admin URL; `scripts/test.sh` starts a server and sets it).
 //! A test that needs it and does not find it fails with a message saying how to get it; it never skips.
+//! `hosts` starts real sshd hosts and `registry` a real image registry with test images (deploy tests).
+
+pub mod hosts;
+pub mod registry;
 
 use serde_json::Value;
 use tao::app::{App, ExecutorFactory};
