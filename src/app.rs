@@ -53,7 +53,10 @@ impl App {
             .with_context(|| format!("opening the database {}", store::describe_url(&settings.database_url)))?;
         store::migrate::run(&pool).await.context("migrating the database")?;
         let mut services = Services::load(pool).await?;
-        let ssh = SshOptions::new(settings.ssh_identity.clone(), settings.ssh_known_hosts.clone());
+        let mut ssh = SshOptions::new(settings.ssh_identity.clone(), settings.ssh_known_hosts.clone());
+        if let Some(dir) = &settings.ssh_control_dir {
+            ssh.control_dir = dir.clone();
+        }
         ssh::clean_stale_control_dirs(&ssh.control_dir);
         services.set_ssh(ssh);
         if let Some(path) = &settings.catalog {

@@ -70,6 +70,8 @@ pub struct Settings {
     pub ssh_identity: Option<PathBuf>,
     /// known_hosts file host keys are checked against (`None`: `~/.ssh/known_hosts`).
     pub ssh_known_hosts: Option<PathBuf>,
+    /// Where SSH control sockets live (`None`: `$XDG_RUNTIME_DIR/tao-ssh` or `/tmp/tao-ssh-$USER`).
+    pub ssh_control_dir: Option<PathBuf>,
     /// Directory holding one file per secret referenced by the catalog (`{secret: NAME}` → `DIR/NAME`).
     pub secrets_dir: Option<PathBuf>,
     /// How long a shutdown waits for running deploys before interrupting them.
@@ -92,6 +94,7 @@ impl Settings {
             instance: default_instance(),
             ssh_identity: None,
             ssh_known_hosts: None,
+            ssh_control_dir: None,
             secrets_dir: None,
             drain_timeout: Duration::from_secs(60),
             lease: Duration::from_secs(30),

@@ -126,6 +126,9 @@ pub struct ServeArgs {
     /// known_hosts file host keys are checked against [default: ~/.ssh/known_hosts].
     #[arg(long, env = "TAO_SSH_KNOWN_HOSTS")]
     pub ssh_known_hosts: Option<PathBuf>,
+    /// Directory of SSH control sockets [default: $XDG_RUNTIME_DIR/tao-ssh or /tmp/tao-ssh-$USER].
+    #[arg(long, env = "TAO_SSH_CONTROL_DIR")]
+    pub ssh_control_dir: Option<PathBuf>,
     /// Directory of secret files: a catalog `{secret: NAME}` reads DIR/NAME on the Tao host.
     #[arg(long, env = "TAO_SECRETS_DIR")]
     pub secrets_dir: Option<PathBuf>,
@@ -358,6 +361,7 @@ async fn serve(args: ServeArgs) -> Outcome {
         instance: args.instance.unwrap_or_else(config::default_instance),
         ssh_identity: args.ssh_identity,
         ssh_known_hosts: args.ssh_known_hosts,
+        ssh_control_dir: args.ssh_control_dir,
         secrets_dir: args.secrets_dir,
         drain_timeout: std::time::Duration::from_secs(args.drain_timeout),
         lease: std::time::Duration::from_secs(30),

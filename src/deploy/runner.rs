@@ -77,6 +77,36 @@ impl TaskLog {
     }
 }
 
+/// One SSH session per host for the task, re-established when a master went away (an idle master
+/// exits after the idle timeout, e.g. while another host's health check took long).
+struct Sessions {
+    ssh: SshOptions,
+    map: tokio::sync::Mutex<HashMap<String, (SshTarget, Arc<SshSession>)>>,
+}
+
+impl Sessions {
+    /// The host's session, checked with a no-op command and reconnected when dead.
+    async fn get(&self, host: &str) -> Result<Arc<SshSession>, String> {
+        let mut map = self.map.lock().await;
+        let (target, session) = map.get(host).cloned().ok_or_else(|| format!("no session for host {host}"))?;
+        if session.run(&["true"], None, Duration::from_secs(10)).await.is_ok() {
+            return Ok(session);
+        }
+        tracing::info!(host, "ssh master gone; reconnecting");
+        let fresh = Arc::new(SshSession::connect(&target, &self.ssh).await.map_err(|e| e.to_string())?);
+        map.insert(host.to_string(), (target, fresh.clone()));
+        Ok(fresh)
+    }
+
+    async fn close(self) {
+        for (_, (_, session)) in self.map.into_inner() {
+            if let Ok(session) = Arc::try_unwrap(session) {
+                let _ = session.close().await;
+            }
+        }
+    }
+}
+
 /// A step that replaced a container (so a rollback must undo it).
 struct Replaced {
     step: Step,
@@ -193,11 +223,7 @@ impl Runner {
                 Outcome::Failed(format!("{message}; {tail}"))
             }
         };
-        for (_, session) in sessions {
-            if let Ok(session) = Arc::try_unwrap(session) {
-                let _ = session.close().await;
-            }
-        }
+        sessions.close().await;
         outcome
     }
 
@@ -233,7 +259,7 @@ impl Runner {
         Ok(Secret::new(value.strip_suffix('\n').unwrap_or(&value)))
     }
 
-    async fn connect_all(&self, plan: &Plan, log: &TaskLog) -> Result<HashMap<String, Arc<SshSession>>, String> {
+    async fn connect_all(&self, plan: &Plan, log: &TaskLog) -> Result<Sessions, String> {
         let mut targets: BTreeMap<String, SshTarget> = BTreeMap::new();
         for step in plan.waves.iter().flatten() {
             let h = &step.host;
@@ -242,30 +268,30 @@ impl Runner {
         }
         let connects = targets.into_iter().map(|(name, target)| {
             let opts = self.ssh.clone();
-            async move { (name, SshSession::connect(&target, &opts).await) }
+            async move {
+                let result = SshSession::connect(&target, &opts).await;
+                (name, target, result)
+            }
         });
-        let mut sessions = HashMap::new();
+        let mut map = HashMap::new();
         let mut failures = Vec::new();
-        for (name, result) in futures_util::future::join_all(connects).await {
+        for (name, target, result) in futures_util::future::join_all(connects).await {
             match result {
                 Ok(s) => {
-                    sessions.insert(name, Arc::new(s));
+                    map.insert(name, (target, Arc::new(s)));
                 }
                 Err(e) => failures.push(format!("{name}: {e}")),
             }
         }
+        let sessions = Sessions { ssh: self.ssh.clone(), map: tokio::sync::Mutex::new(map) };
         if failures.is_empty() {
-            log.info(&format!("connected to {} host(s)", sessions.len())).await;
+            log.info(&format!("connected to {} host(s)", sessions.map.lock().await.len())).await;
             return Ok(sessions);
         }
         for f in &failures {
             log.write("error", None, None, &format!("cannot connect to {f}")).await;
         }
-        for (_, s) in sessions {
-            if let Ok(s) = Arc::try_unwrap(s) {
-                let _ = s.close().await;
-            }
-        }
+        sessions.close().await;
         Err(format!("cannot connect to {}; nothing was changed", failures.join("; ")))
     }
 
@@ -274,7 +300,7 @@ impl Runner {
         t: &TaskRow,
         plan: &Plan,
         specs: &HashMap<(String, String), ContainerSpec>,
-        sessions: &HashMap<String, Arc<SshSession>>,
+        sessions: &Sessions,
         control: TaskControl,
         log: &TaskLog,
     ) -> WaveOutcome {
@@ -290,10 +316,14 @@ impl Runner {
                 by_host.entry(step.host.name.as_str()).or_default().push(step);
             }
             let hosts = by_host.into_iter().map(|(host, steps)| {
-                let (gate, session, control) = (gate.clone(), sessions[host].clone(), control.clone());
+                let (gate, control) = (gate.clone(), control.clone());
                 async move {
                     let _permit = gate.acquire().await.expect("the gate is never closed");
                     let mut done = Vec::new();
+                    let session = match sessions.get(host).await {
+                        Ok(s) => s,
+                        Err(e) => return (done, Some(format!("host {host} unreachable: {e}"))),
+                    };
                     for step in steps {
                         let spec = &specs[&(step.host.name.clone(), step.spec.component.clone())];
                         match self.deploy_step(t, step, spec, &session, control.clone(), log).await {
@@ -391,13 +421,7 @@ impl Runner {
 
     /// Undoes replaced steps, newest first: the previous spec comes back (by digest when recorded), or a
     /// container that did not exist before is removed. Returns a summary for the task's error.
-    async fn roll_back(
-        &self,
-        t: &TaskRow,
-        replaced: Vec<Replaced>,
-        sessions: &HashMap<String, Arc<SshSession>>,
-        log: &TaskLog,
-    ) -> String {
+    async fn roll_back(&self, t: &TaskRow, replaced: Vec<Replaced>, sessions: &Sessions, log: &TaskLog) -> String {
         if replaced.is_empty() {
             return "nothing had been changed".into();
         }
@@ -405,7 +429,15 @@ impl Runner {
         let mut failures = 0;
         for r in replaced.into_iter().rev() {
             let step = &r.step;
-            let session = &sessions[&step.host.name];
+            let session = match sessions.get(&step.host.name).await {
+                Ok(s) => s,
+                Err(e) => {
+                    failures += 1;
+                    log.at("error", step, &format!("rollback failed: host unreachable: {e}")).await;
+                    continue;
+                }
+            };
+            let session = session.as_ref();
             let docker = RemoteDocker::new(session);
             let result = match &step.previous {
                 Some(previous) => self.restore(t, step, previous, session, log).await,

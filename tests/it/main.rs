@@ -5,6 +5,7 @@
 
 mod api;
 mod cli;
+mod deploy;
 mod exec;
 mod migration;
 mod queue;

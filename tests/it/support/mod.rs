@@ -260,6 +260,11 @@ impl TestApp {
         self.parts.as_ref().expect("parts").settings.database_url.clone()
     }
 
+    /// The catalog file the server applies at start.
+    pub fn catalog_path(&self) -> std::path::PathBuf {
+        self.parts.as_ref().expect("parts").settings.catalog.clone().expect("catalog file")
+    }
+
     /// Kills Tao like a crashed process: no graceful shutdown, no drain; what it left is returned.
     pub async fn kill(mut self) -> Parts {
         if let Some(server) = self.server.take() {
