@@ -351,10 +351,10 @@ async fn logs_stream_while_a_health_check_holds_and_a_killed_tao_recovers() {
         .unwrap();
     // Lines arrive while the task waits for front's health check.
     let mut seen = String::new();
-    while !seen.contains("waiting for the health check") || !seen.contains("\"component\":\"front\"") {
+    loop {
         let chunk = tokio::time::timeout(Duration::from_secs(60), stream.chunk()).await.unwrap().unwrap().unwrap();
         seen.push_str(&String::from_utf8_lossy(&chunk));
-        let last_front = seen.lines().filter(|l| l.contains("\"component\":\"front\"")).last().unwrap_or("");
+        let last_front = seen.lines().rfind(|l| l.contains("\"component\":\"front\"")).unwrap_or("");
         if last_front.contains("waiting for the health check") {
             break;
         }
