@@ -40,17 +40,25 @@ for _ in $(seq 1 100); do
   kill -0 "$PID" 2>/dev/null || fail "server exited at start"
   sleep 0.1
 done
-curl -fsS "$TAO_SERVER/healthz" | grep -q '"status":"ok"' || fail "healthz"
+out=$(curl -fsS "$TAO_SERVER/healthz") || fail "healthz"
+grep -q '"status":"ok"' <<<"$out" || fail "healthz said: $out"
 
 components=()
 for c in ops sql graph agent api self-monitor; do components+=(--component "$c=1.0.0"); done
-"$TAO" release create monitor 1.0.0 "${components[@]}" | grep -q "created monitor 1.0.0" || fail "release create"
-"$TAO" release create monitor v1.0.0 "${components[@]}" | grep -q "unchanged" || fail "idempotent re-create"
+# Capture first, then match: `grep -q` would close the pipe early.
+out=$("$TAO" release create monitor 1.0.0 "${components[@]}") || fail "release create"
+grep -q "created monitor 1.0.0" <<<"$out" || fail "release create said: $out"
+out=$("$TAO" release create monitor v1.0.0 "${components[@]}") || fail "idempotent re-create"
+grep -q "unchanged" <<<"$out" || fail "idempotent re-create said: $out"
 if "$TAO" release create monitor 1.0.0 --component ops=9.9.9 >/dev/null 2>&1; then fail "bad release accepted"; fi
-"$TAO" release show monitor 1.0.0 | grep -q "v1.0.0" || fail "release show"
+out=$("$TAO" release show monitor 1.0.0) || fail "release show"
+grep -q "v1.0.0" <<<"$out" || fail "release show said: $out"
 "$TAO" --json release list monitor | python3 -c 'import json,sys; assert len(json.load(sys.stdin)) == 1' \
   || fail "release list should hold exactly one version"
-"$TAO" env list | grep -q "env-1" || fail "env list"
+out=$("$TAO" env list) || fail "env list"
+grep -q "env-1" <<<"$out" || fail "env list said: $out"
+out=$("$TAO" deploy monitor 1.0.0 env-1 --dry-run) || fail "deploy --dry-run"
+grep -q "plan for env-1: 8 step(s)" <<<"$out" || fail "deploy --dry-run said: $out"
 
 kill -TERM "$PID"
 wait "$PID" || fail "server did not stop cleanly on SIGTERM"
