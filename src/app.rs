@@ -3,6 +3,7 @@
 //! [`App::build`] connects and migrates the store, applies the catalog file when it differs from the live
 //! revision, and binds the listener (so tests can bind port 0 and read [`App::port`] before serving);
 //! [`App::run_until_stopped`] serves until the shutdown future resolves, then drains in-flight requests.
+//! It also runs the GitLab event workers (started with the server, stopped by the same shutdown).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -11,6 +12,9 @@ use anyhow::Context;
 use tokio::net::TcpListener;
 
 use crate::config::Settings;
+use crate::gitlab::client::{Auth, GitLabClient, RetryPolicy};
+use crate::gitlab::handlers::{HandlerContext, Handlers};
+use crate::gitlab::worker::{self, EventQueue, WorkerConfig};
 use crate::http::{self, HttpState};
 use crate::service::{Actor, ServiceError, Services};
 use crate::store::{self, Pool};
@@ -20,6 +24,15 @@ pub struct App {
     listener: TcpListener,
     router: axum::Router,
     services: Services,
+    events: EventWiring,
+}
+
+/// What the GitLab event workers need.
+struct EventWiring {
+    queue: EventQueue,
+    config: WorkerConfig,
+    context: HandlerContext,
+    handlers: Handlers,
 }
 
 impl App {
@@ -46,8 +59,46 @@ impl App {
         let listener =
             TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
         let state = HttpState { services: services.clone(), open_read: settings.open_read };
-        let router = http::router(state, settings.max_body);
-        Ok(App { listener, router, services })
+        let queue = EventQueue::default();
+        let intake = http::webhook::Intake {
+            pool: services.pool().clone(),
+            secrets: std::sync::Arc::new(settings.gitlab_webhook_secrets.clone()),
+            max_body: settings.webhook_max_body,
+            queue: queue.clone(),
+        };
+        if settings.gitlab_webhook_secrets.is_empty() {
+            tracing::warn!("no GitLab webhook secret configured (TAO_GITLAB_WEBHOOK_SECRET): webhooks are refused");
+        }
+        let router = http::router(state, settings.max_body).merge(http::webhook::routes(intake));
+        let gitlab = match (&settings.gitlab_url, &settings.gitlab_token) {
+            (Some(url), Some(token)) => {
+                Some(GitLabClient::new(url, Auth::PrivateToken(token.clone()), RetryPolicy::default())?)
+            }
+            _ => None,
+        };
+        let events = EventWiring {
+            queue,
+            config: WorkerConfig {
+                workers: settings.event_workers,
+                retention: settings.event_retention,
+                ..WorkerConfig::default()
+            },
+            context: HandlerContext { pool: services.pool().clone(), gitlab },
+            handlers: Handlers::standard(),
+        };
+        Ok(App { listener, router, services, events })
+    }
+
+    /// Replaces the event handlers (tests and embedders; Tao's own are [`Handlers::standard`]).
+    pub fn with_handlers(mut self, handlers: Handlers) -> App {
+        self.events.handlers = handlers;
+        self
+    }
+
+    /// Replaces the event workers' settings (tests: shorter retries).
+    pub fn with_worker_config(mut self, config: WorkerConfig) -> App {
+        self.events.config = config;
+        self
     }
 
     /// The bound address.
@@ -69,7 +120,17 @@ impl App {
     /// store.
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr(), database = self.services.pool().backend(), "Tao is serving");
+        let (stop, stopped) = tokio::sync::watch::channel(false);
+        let ev = self.events;
+        let workers = worker::start(&ev.config, ev.context, ev.handlers, ev.queue, stopped).await?;
+        let shutdown = async move {
+            shutdown.await;
+            let _ = stop.send(true);
+        };
         axum::serve(self.listener, self.router).with_graceful_shutdown(shutdown).await?;
+        for w in workers {
+            let _ = w.await;
+        }
         self.services.pool().close().await;
         tracing::info!("Tao stopped");
         Ok(())

@@ -15,6 +15,7 @@
 //! app.rs         App::build(settings) -> bound App; port(); run_until_stopped(shutdown)
 //! service.rs     what front ends do: validate against the live catalog, change the store, audit
 //! catalog/       domain: catalog model, names, versions, validation, dependency graph (pure, no I/O)
+//! gitlab/        GitLab client, webhook verification and envelope, typed event views, handlers, workers
 //! http/          router, one file per area, one auth extractor, one error mapping
 //! store/         Pool (SQLite | PostgreSQL), migrations, one file per aggregate
 //! ```
@@ -28,6 +29,7 @@ pub mod app;
 pub mod catalog;
 pub mod cli;
 pub mod config;
+pub mod gitlab;
 pub mod http;
 pub mod service;
 pub mod store;

@@ -6,6 +6,7 @@
 //! JSON for scripts. Exit codes: 0 success, 1 failure (invalid input, rejected request), 2 usage.
 
 mod client;
+mod gitlab;
 mod output;
 
 use std::collections::BTreeMap;
@@ -61,6 +62,12 @@ pub enum Command {
     /// Environments as the catalog defines them (talks to the server).
     #[command(subcommand)]
     Env(EnvCommand),
+    /// Stored GitLab events (talks to the server).
+    #[command(subcommand)]
+    Events(gitlab::EventsCommand),
+    /// GitLab integration: webhooks on the catalog's projects.
+    #[command(subcommand)]
+    Gitlab(gitlab::GitlabCommand),
 }
 
 /// Where the store is.
@@ -98,6 +105,24 @@ pub struct ServeArgs {
     /// Tao's external URL, used in links it posts.
     #[arg(long, env = "TAO_PUBLIC_URL")]
     pub public_url: Option<String>,
+    /// GitLab base URL, e.g. https://gitlab.example.com.
+    #[arg(long, env = "TAO_GITLAB_URL")]
+    pub gitlab_url: Option<String>,
+    /// GitLab API token.
+    #[arg(long, env = "TAO_GITLAB_TOKEN", hide_env_values = true)]
+    pub gitlab_token: Option<config::Secret>,
+    /// Webhook secret(s) GitLab sends as X-Gitlab-Token, comma-separated; webhooks are refused without.
+    #[arg(long, env = "TAO_GITLAB_WEBHOOK_SECRET", hide_env_values = true)]
+    pub gitlab_webhook_secret: Option<config::Secret>,
+    /// Body limit of the GitLab webhook, in bytes.
+    #[arg(long, env = "TAO_WEBHOOK_MAX_BODY", default_value_t = config::DEFAULT_WEBHOOK_MAX_BODY)]
+    pub webhook_max_body: usize,
+    /// Age after which processed events' raw payloads are pruned (e.g. 90d, 12h), or `keep`.
+    #[arg(long, env = "TAO_EVENT_RETENTION", default_value = "keep")]
+    pub event_retention: String,
+    /// GitLab event workers (0: store events without handling them).
+    #[arg(long, env = "TAO_EVENT_WORKERS", default_value_t = config::DEFAULT_EVENT_WORKERS)]
+    pub event_workers: usize,
 }
 
 /// `tao token …`
@@ -284,6 +309,8 @@ async fn dispatch(cli: Cli) -> Outcome {
         }
         Command::Release(cmd) => release(cmd, json).await,
         Command::Env(cmd) => env(cmd, json).await,
+        Command::Events(cmd) => gitlab::events(cmd).await,
+        Command::Gitlab(cmd) => gitlab::gitlab(cmd, json).await,
     }
 }
 
@@ -295,6 +322,16 @@ async fn serve(args: ServeArgs) -> Outcome {
         open_read: args.open_read,
         max_body: args.max_body,
         public_url: args.public_url,
+        gitlab_url: args.gitlab_url,
+        gitlab_token: args.gitlab_token,
+        gitlab_webhook_secrets: args
+            .gitlab_webhook_secret
+            .map(|s| config::parse_secrets(s.expose()))
+            .unwrap_or_default(),
+        webhook_max_body: args.webhook_max_body,
+        event_retention: config::parse_retention(&args.event_retention)
+            .map_err(|e| anyhow::anyhow!("--event-retention / TAO_EVENT_RETENTION: {e}"))?,
+        event_workers: args.event_workers,
     };
     let app = crate::app::App::build(settings).await?;
     app.run_until_stopped(crate::app::shutdown_signal()).await?;

@@ -6,7 +6,9 @@
 pub mod api;
 pub mod auth;
 pub mod error;
+pub mod events;
 pub mod health;
+pub mod webhook;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
@@ -28,7 +30,7 @@ pub struct HttpState {
 pub fn router(state: HttpState, max_body: usize) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
-        .nest("/api/v1", api::routes())
+        .nest("/api/v1", api::routes().merge(events::routes()))
         .fallback(|| async { error::ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(max_body))
         .layer(TraceLayer::new_for_http())

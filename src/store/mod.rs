@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod catalog;
+pub mod event;
 pub mod migrate;
 pub mod release;
 pub mod token;
