@@ -5,6 +5,9 @@
 
 mod api;
 mod cli;
+mod events;
+mod gitlab;
 mod migration;
 mod store;
 mod support;
+mod webhook;

@@ -4,6 +4,8 @@
 //! PostgreSQL comes from `TAO_TEST_PG_URL` (an admin URL; `scripts/test.sh` starts a server and sets it).
 //! A test that needs it and does not find it fails with a message saying how to get it; it never skips.
 
+pub mod gitlab;
+
 use serde_json::Value;
 use tao::app::App;
 use tao::config::Settings;
