@@ -66,12 +66,11 @@ pub fn parse_time(field: &str, s: &str) -> Result<i64, FieldError> {
 fn filter_of(q: &EventsQuery) -> Result<(EventFilter, Option<Vec<String>>), ApiError> {
     let mut errors = Vec::new();
     let mut filter = EventFilter { kind: q.kind.clone().filter(|k| !k.is_empty()), ..EventFilter::default() };
-    match q.project.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
-        Some(p) => match p.parse::<i64>() {
+    if let Some(p) = q.project.as_deref().map(str::trim).filter(|p| !p.is_empty()) {
+        match p.parse::<i64>() {
             Ok(id) => filter.project_id = Some(id),
             Err(_) => filter.project_path = Some(p.to_string()),
-        },
-        None => {}
+        }
     }
     for (name, value, slot) in [("since", &q.since, &mut filter.since), ("until", &q.until, &mut filter.until)] {
         if let Some(v) = value.as_deref().filter(|v| !v.is_empty()) {

@@ -61,7 +61,8 @@ async fn post(app: &TestApp, event: Option<&str>, token: &str, body: &[u8], key:
 }
 
 /// (fixture, kind, project id, project path, ref) as Tao must index them.
-const EXPECTED: &[(&str, &str, Option<i64>, Option<&str>, Option<&str>)] = &[
+type Indexed = (&'static str, &'static str, Option<i64>, Option<&'static str>, Option<&'static str>);
+const EXPECTED: &[Indexed] = &[
     ("push.json", "push", Some(15), Some("mike/diaspora"), Some("refs/heads/master")),
     ("tag_push.json", "tag_push", Some(1), Some("jsmith/example"), Some("refs/tags/v1.0.0")),
     ("merge_request.json", "merge_request", Some(1), Some("gitlabhq/gitlab-test"), Some("ms-viewport")),

@@ -269,15 +269,14 @@ async fn unknown(State(world): State<Shared>, method: Method, uri: axum::http::U
 }
 
 /// The user a `PRIVATE-TOKEN` or `Authorization: Bearer` header authenticates.
-fn authenticate(w: &World, headers: &HeaderMap) -> Result<User, Response> {
+/// A refusal: status and GitLab's message.
+type Refusal = (StatusCode, &'static str);
+
+fn authenticate(w: &World, headers: &HeaderMap) -> Result<User, Refusal> {
     let bearer = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     let private = headers.get("private-token").and_then(|v| v.to_str().ok());
-    let presented = private.or(bearer).ok_or_else(|| message(StatusCode::UNAUTHORIZED, "401 Unauthorized"))?;
-    w.users
-        .iter()
-        .find(|u| u.token == presented)
-        .cloned()
-        .ok_or_else(|| message(StatusCode::UNAUTHORIZED, "401 Unauthorized"))
+    let presented = private.or(bearer).ok_or((StatusCode::UNAUTHORIZED, "401 Unauthorized"))?;
+    w.users.iter().find(|u| u.token == presented).cloned().ok_or((StatusCode::UNAUTHORIZED, "401 Unauthorized"))
 }
 
 fn user_json(u: &User) -> Value {
@@ -289,7 +288,7 @@ async fn current_user(State(world): State<Shared>, headers: HeaderMap) -> Respon
     let w = world.lock().unwrap();
     match authenticate(&w, &headers) {
         Ok(u) => Json(user_json(&u)).into_response(),
-        Err(r) => r,
+        Err((status, text)) => message(status, text),
     }
 }
 
@@ -335,8 +334,8 @@ fn hook_json(project_id: i64, h: &Hook) -> Value {
 
 macro_rules! authed {
     ($w:expr, $headers:expr) => {
-        if let Err(r) = authenticate(&$w, &$headers) {
-            return r;
+        if let Err((status, text)) = authenticate(&$w, &$headers) {
+            return message(status, text);
         }
     };
 }
@@ -406,9 +405,9 @@ const HOOK_EVENTS: [&str; 8] = [
 ];
 
 /// Reads a hook body as GitLab does: `url` required, events default to push only.
-fn hook_from_body(body: &Value, old: Option<&Hook>) -> Result<(String, String, Map<String, Value>), Response> {
+fn hook_from_body(body: &Value, old: Option<&Hook>) -> Result<(String, String, Map<String, Value>), Refusal> {
     let Some(url) = body["url"].as_str().filter(|u| u.starts_with("http")) else {
-        return Err(message(StatusCode::BAD_REQUEST, "url is missing"));
+        return Err((StatusCode::BAD_REQUEST, "url is missing"));
     };
     let token = body["token"].as_str().map(str::to_string).or_else(|| old.map(|h| h.token.clone())).unwrap_or_default();
     let mut events = Map::new();
@@ -433,7 +432,7 @@ async fn create_hook(
     };
     let (url, token, events) = match hook_from_body(&body, None) {
         Ok(parts) => parts,
-        Err(r) => return r,
+        Err((status, text)) => return message(status, text),
     };
     let hook = Hook { id, url, token, events, uuid: format!("hook-uuid-{id}") };
     let out = hook_json(p.id, &hook);
@@ -461,7 +460,7 @@ async fn edit_hook(
             (h.url, h.token, h.events) = (url, token, events);
             Json(hook_json(pid, h)).into_response()
         }
-        Err(r) => r,
+        Err((status, text)) => message(status, text),
     }
 }
 
