@@ -132,7 +132,12 @@ impl Worker {
             {
                 Ok(view) => {
                     let event = StoredEvent { row, view };
-                    self.handlers.dispatch(&self.ctx, &event).await.map_err(|e| e.to_string())
+                    // A panicking handler fails its event (retried like any failure) instead of the worker.
+                    let run = std::panic::AssertUnwindSafe(self.handlers.dispatch(&self.ctx, &event));
+                    match futures_util::FutureExt::catch_unwind(run).await {
+                        Ok(result) => result.map_err(|e| e.to_string()),
+                        Err(_) => Err("a handler panicked; see Tao's log".to_string()),
+                    }
                 }
                 Err(e) => Err(e),
             },

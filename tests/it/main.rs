@@ -5,6 +5,7 @@
 
 mod api;
 mod cli;
+mod event_store;
 mod events;
 mod gitlab;
 mod migration;
