@@ -3,6 +3,7 @@
 //! [`App::build`] connects and migrates the store, applies the catalog file when it differs from the live
 //! revision, and binds the listener (so tests can bind port 0 and read [`App::port`] before serving);
 //! [`App::run_until_stopped`] serves until the shutdown future resolves, then drains in-flight requests.
+//! It also runs the GitLab event workers (started with the server, stopped by the same shutdown).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -18,6 +19,9 @@ use crate::config::Settings;
 use crate::deploy::queue::{Dispatcher, Executor, QueueConfig};
 use crate::deploy::runner::Runner;
 use crate::deploy::ssh::{self, SshOptions};
+use crate::gitlab::client::{Auth, GitLabClient, RetryPolicy};
+use crate::gitlab::handlers::{HandlerContext, Handlers};
+use crate::gitlab::worker::{self, EventQueue, WorkerConfig};
 use crate::http::{self, HttpState};
 use crate::service::{Actor, ServiceError, Services};
 use crate::store::{self, Pool};
@@ -28,6 +32,7 @@ pub struct App {
     router: axum::Router,
     services: Services,
     dispatcher: Dispatcher,
+    events: EventWiring,
 }
 
 /// Makes the executor of deploy tasks from the services and settings (tests inject their own).
@@ -38,6 +43,14 @@ pub fn runner_executor() -> ExecutorFactory {
     Box::new(|services, settings| {
         Arc::new(Runner::new(services.clone(), services.ssh().clone(), settings.secrets_dir.clone(), 16))
     })
+}
+
+/// What the GitLab event workers need.
+struct EventWiring {
+    queue: EventQueue,
+    config: WorkerConfig,
+    context: HandlerContext,
+    handlers: Handlers,
 }
 
 impl App {
@@ -84,8 +97,46 @@ impl App {
         let dispatcher = Dispatcher::new(services.pool().clone(), config, services.queue().clone(), executor);
         dispatcher.recover().await.context("recovering orphaned deploy tasks")?;
         let state = HttpState { services: services.clone(), open_read: settings.open_read };
-        let router = http::router(state, settings.max_body);
-        Ok(App { listener, router, services, dispatcher })
+        let queue = EventQueue::default();
+        let intake = http::webhook::Intake {
+            pool: services.pool().clone(),
+            secrets: std::sync::Arc::new(settings.gitlab_webhook_secrets.clone()),
+            max_body: settings.webhook_max_body,
+            queue: queue.clone(),
+        };
+        if settings.gitlab_webhook_secrets.is_empty() {
+            tracing::warn!("no GitLab webhook secret configured (TAO_GITLAB_WEBHOOK_SECRET): webhooks are refused");
+        }
+        let router = http::router(state, settings.max_body).merge(http::webhook::routes(intake));
+        let gitlab = match (&settings.gitlab_url, &settings.gitlab_token) {
+            (Some(url), Some(token)) => {
+                Some(GitLabClient::new(url, Auth::PrivateToken(token.clone()), RetryPolicy::default())?)
+            }
+            _ => None,
+        };
+        let events = EventWiring {
+            queue,
+            config: WorkerConfig {
+                workers: settings.event_workers,
+                retention: settings.event_retention,
+                ..WorkerConfig::default()
+            },
+            context: HandlerContext { pool: services.pool().clone(), gitlab },
+            handlers: Handlers::standard(),
+        };
+        Ok(App { listener, router, services, dispatcher, events })
+    }
+
+    /// Replaces the event handlers (tests and embedders; Tao's own are [`Handlers::standard`]).
+    pub fn with_handlers(mut self, handlers: Handlers) -> App {
+        self.events.handlers = handlers;
+        self
+    }
+
+    /// Replaces the event workers' settings (tests: shorter retries).
+    pub fn with_worker_config(mut self, config: WorkerConfig) -> App {
+        self.events.config = config;
+        self
     }
 
     /// The bound address.
@@ -108,6 +159,8 @@ impl App {
     pub async fn run_until_stopped(self, shutdown: impl Future<Output = ()> + Send + 'static) -> anyhow::Result<()> {
         tracing::info!(addr = %self.local_addr(), database = self.services.pool().backend(), "Tao is serving");
         let (stop_tx, stop_rx) = watch::channel(false);
+        let ev = self.events;
+        let workers = worker::start(&ev.config, ev.context, ev.handlers, ev.queue, stop_rx.clone()).await?;
         // Not spawned: if this future is dropped (an aborted test "crash"), the dispatcher and its
         // workers go with it, exactly like a killed process.
         let dispatcher = self.dispatcher.run(stop_rx.clone());
@@ -121,6 +174,9 @@ impl App {
         });
         let (served, _, ()) = tokio::join!(serve, signal, dispatcher);
         served?;
+        for w in workers {
+            let _ = w.await;
+        }
         self.services.pool().close().await;
         tracing::info!("Tao stopped");
         Ok(())

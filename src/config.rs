@@ -46,6 +46,36 @@ impl std::str::FromStr for Secret {
 /// Default body limit of the JSON API (the catalog is the largest body it takes).
 pub const DEFAULT_MAX_BODY: usize = 1024 * 1024;
 
+/// Default body limit of the GitLab webhook (GitLab's payloads for big pushes are large).
+pub const DEFAULT_WEBHOOK_MAX_BODY: usize = 25 * 1024 * 1024;
+
+/// Default number of GitLab event workers.
+pub const DEFAULT_EVENT_WORKERS: usize = 2;
+
+/// Parses `TAO_GITLAB_WEBHOOK_SECRET`: comma-separated secrets (several while rotating), blanks ignored.
+pub fn parse_secrets(s: &str) -> Vec<Secret> {
+    s.split(',').map(str::trim).filter(|t| !t.is_empty()).map(Secret::new).collect()
+}
+
+/// Parses `TAO_EVENT_RETENTION`: `keep` (or empty) keeps everything, else a positive `<n>d`, `<n>h` or
+/// `<n>m`.
+pub fn parse_retention(s: &str) -> Result<Option<std::time::Duration>, String> {
+    let s = s.trim();
+    if s.is_empty() || s == "keep" {
+        return Ok(None);
+    }
+    let expected = || format!("expected `keep` or a positive age like 90d, 12h or 30m, found {s:?}");
+    let (digits, unit) = s.split_at(s.find(|c: char| !c.is_ascii_digit()).ok_or_else(expected)?);
+    let n: u64 = digits.parse().ok().filter(|n| *n > 0).ok_or_else(expected)?;
+    let secs = match unit {
+        "d" => n.checked_mul(86_400),
+        "h" => n.checked_mul(3_600),
+        "m" => n.checked_mul(60),
+        _ => None,
+    };
+    secs.map(|s| Some(std::time::Duration::from_secs(s))).ok_or_else(expected)
+}
+
 /// What `tao serve` needs.
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -78,6 +108,18 @@ pub struct Settings {
     pub drain_timeout: Duration,
     /// Environment lease length (renewed every third of it while a task runs).
     pub lease: Duration,
+    /// GitLab base URL (`https://gitlab.example.com`).
+    pub gitlab_url: Option<String>,
+    /// GitLab API token (`PRIVATE-TOKEN`).
+    pub gitlab_token: Option<Secret>,
+    /// Accepted `X-Gitlab-Token` values; webhooks are refused while empty.
+    pub gitlab_webhook_secrets: Vec<Secret>,
+    /// Body limit of the webhook, bytes.
+    pub webhook_max_body: usize,
+    /// Age after which processed events lose their raw payload; `None` keeps everything.
+    pub event_retention: Option<std::time::Duration>,
+    /// GitLab event workers (0 stores events without handling them).
+    pub event_workers: usize,
 }
 
 impl Settings {
@@ -98,6 +140,12 @@ impl Settings {
             secrets_dir: None,
             drain_timeout: Duration::from_secs(60),
             lease: Duration::from_secs(30),
+            gitlab_url: None,
+            gitlab_token: None,
+            gitlab_webhook_secrets: Vec::new(),
+            webhook_max_body: DEFAULT_WEBHOOK_MAX_BODY,
+            event_retention: None,
+            event_workers: DEFAULT_EVENT_WORKERS,
         }
     }
 }
@@ -129,6 +177,16 @@ mod tests {
         let s = Secret::new("hunter2");
         assert_eq!(format!("{s} {s:?}"), "*** Secret(***)");
         assert_eq!(s.expose(), "hunter2");
+    }
+
+    #[test]
+    fn webhook_secrets_and_retention_parse() {
+        let secrets = parse_secrets(" old, new ,,");
+        assert_eq!(secrets.iter().map(Secret::expose).collect::<Vec<_>>(), ["old", "new"]);
+        assert_eq!(parse_retention("keep"), Ok(None));
+        assert_eq!(parse_retention("90d"), Ok(Some(std::time::Duration::from_secs(90 * 86_400))));
+        assert_eq!(parse_retention("30m"), Ok(Some(std::time::Duration::from_secs(1_800))));
+        assert!(parse_retention("0d").is_err() && parse_retention("d").is_err() && parse_retention("5w").is_err());
     }
 
     #[test]

@@ -17,6 +17,7 @@
 //! catalog/       domain: catalog model, names, versions, validation, dependency graph (pure, no I/O)
 //! deploy/        execution over SSH: ssh sessions and quoting, remote docker, health gates, fan-out,
 //!                phase-one deploy-images
+//! gitlab/        GitLab client, webhook verification and envelope, typed event views, handlers, workers
 //! http/          router, one file per area, one auth extractor, one error mapping
 //! store/         Pool (SQLite | PostgreSQL), migrations, one file per aggregate
 //! ```
@@ -31,6 +32,7 @@ pub mod catalog;
 pub mod cli;
 pub mod config;
 pub mod deploy;
+pub mod gitlab;
 pub mod http;
 pub mod service;
 pub mod store;

@@ -58,6 +58,23 @@ impl Client {
         Ok(body)
     }
 
+    /// GET, expecting 200, returning the response to read as a stream.
+    pub async fn get_stream(&self, path: &str) -> anyhow::Result<reqwest::Response> {
+        let response = self
+            .request(reqwest::Method::GET, path)
+            .send()
+            .await
+            .with_context(|| format!("cannot reach the Tao server at {}", self.base))?;
+        if response.status().is_success() {
+            return Ok(response);
+        }
+        let status = response.status();
+        let text = response.text().await.unwrap_or_default();
+        let body: Value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        let message = body["error"]["message"].as_str().map(str::to_string).unwrap_or_else(|| body.to_string());
+        bail!("{message} (HTTP {})", status.as_u16())
+    }
+
     /// POST a JSON body; returns the success status and body.
     pub async fn post_json(&self, path: &str, body: &Value) -> anyhow::Result<(u16, Value)> {
         self.send(self.request(reqwest::Method::POST, path).json(body)).await

@@ -8,6 +8,7 @@
 mod client;
 mod deploy;
 pub mod exec;
+mod gitlab;
 mod output;
 
 use std::collections::BTreeMap;
@@ -77,6 +78,12 @@ pub enum Command {
     /// Run commands on many hosts over one SSH connection each (for scripts/bench-fanout.sh).
     #[command(hide = true)]
     SshFanout(exec::SshFanoutArgs),
+    /// Stored GitLab events (talks to the server).
+    #[command(subcommand)]
+    Events(gitlab::EventsCommand),
+    /// GitLab integration: webhooks on the catalog's projects.
+    #[command(subcommand)]
+    Gitlab(gitlab::GitlabCommand),
 }
 
 /// Where the store is.
@@ -135,6 +142,24 @@ pub struct ServeArgs {
     /// Seconds a shutdown waits for running deploys before interrupting them.
     #[arg(long, env = "TAO_DRAIN_TIMEOUT", default_value_t = 60)]
     pub drain_timeout: u64,
+    /// GitLab base URL, e.g. https://gitlab.example.com.
+    #[arg(long, env = "TAO_GITLAB_URL")]
+    pub gitlab_url: Option<String>,
+    /// GitLab API token.
+    #[arg(long, env = "TAO_GITLAB_TOKEN", hide_env_values = true)]
+    pub gitlab_token: Option<config::Secret>,
+    /// Webhook secret(s) GitLab sends as X-Gitlab-Token, comma-separated; webhooks are refused without.
+    #[arg(long, env = "TAO_GITLAB_WEBHOOK_SECRET", hide_env_values = true)]
+    pub gitlab_webhook_secret: Option<config::Secret>,
+    /// Body limit of the GitLab webhook, in bytes.
+    #[arg(long, env = "TAO_WEBHOOK_MAX_BODY", default_value_t = config::DEFAULT_WEBHOOK_MAX_BODY)]
+    pub webhook_max_body: usize,
+    /// Age after which processed events' raw payloads are pruned (e.g. 90d, 12h), or `keep`.
+    #[arg(long, env = "TAO_EVENT_RETENTION", default_value = "keep")]
+    pub event_retention: String,
+    /// GitLab event workers (0: store events without handling them).
+    #[arg(long, env = "TAO_EVENT_WORKERS", default_value_t = config::DEFAULT_EVENT_WORKERS)]
+    pub event_workers: usize,
 }
 
 /// `tao token …`
@@ -346,6 +371,8 @@ async fn dispatch(cli: Cli) -> Outcome {
         Command::Status(args) => deploy::status(args, json).await,
         Command::DeployImages(args) => exec::deploy_images_cmd(args, json).await,
         Command::SshFanout(args) => exec::ssh_fanout_cmd(args, json).await,
+        Command::Events(cmd) => gitlab::events(cmd).await,
+        Command::Gitlab(cmd) => gitlab::gitlab(cmd, json).await,
     }
 }
 
@@ -365,6 +392,16 @@ async fn serve(args: ServeArgs) -> Outcome {
         secrets_dir: args.secrets_dir,
         drain_timeout: std::time::Duration::from_secs(args.drain_timeout),
         lease: std::time::Duration::from_secs(30),
+        gitlab_url: args.gitlab_url,
+        gitlab_token: args.gitlab_token,
+        gitlab_webhook_secrets: args
+            .gitlab_webhook_secret
+            .map(|s| config::parse_secrets(s.expose()))
+            .unwrap_or_default(),
+        webhook_max_body: args.webhook_max_body,
+        event_retention: config::parse_retention(&args.event_retention)
+            .map_err(|e| anyhow::anyhow!("--event-retention / TAO_EVENT_RETENTION: {e}"))?,
+        event_workers: args.event_workers,
     };
     let app = crate::app::App::build(settings).await?;
     app.run_until_stopped(crate::app::shutdown_signal()).await?;

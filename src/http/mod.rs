@@ -8,7 +8,9 @@ pub mod auth;
 pub mod body;
 pub mod deploy;
 pub mod error;
+pub mod events;
 pub mod health;
+pub mod webhook;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
@@ -30,7 +32,7 @@ pub struct HttpState {
 pub fn router(state: HttpState, max_body: usize) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
-        .nest("/api/v1", api::routes().merge(deploy::routes()))
+        .nest("/api/v1", api::routes().merge(deploy::routes()).merge(events::routes()))
         .nest("/ui", deploy::ui_routes())
         .fallback(|| async { error::ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(max_body))

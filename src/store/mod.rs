@@ -9,6 +9,7 @@
 pub mod audit;
 pub mod catalog;
 pub mod deployed;
+pub mod event;
 pub mod migrate;
 pub mod release;
 pub mod task;

@@ -6,8 +6,12 @@
 mod api;
 mod cli;
 mod deploy;
+mod event_store;
+mod events;
 mod exec;
+mod gitlab;
 mod migration;
 mod queue;
 mod store;
 mod support;
+mod webhook;

@@ -133,6 +133,8 @@ async fn upgrades_over_sample_data(db: TestDb) {
     assert_eq!(pv.components.len(), 2);
     assert_eq!(store::token::list(&pool).await.unwrap()[0].name, "sample");
     assert_eq!(store::catalog::latest(&pool).await.unwrap().unwrap().id, 100);
+    let events = store::event::page(&pool, &Default::default(), 0, 10).await.unwrap();
+    assert_eq!(events.iter().map(|e| e.state.as_str()).collect::<Vec<_>>(), ["processed", "pending"]);
     // Sequences continue after explicit ids (PostgreSQL identity columns do not advance on explicit ids).
     if let Pool::Postgres(p) = &pool {
         for t in [
@@ -144,6 +146,7 @@ async fn upgrades_over_sample_data(db: TestDb) {
             "task_log",
             "deploy_history",
             "env_release",
+            "gitlab_event",
         ] {
             sqlx::query(&format!("SELECT setval(pg_get_serial_sequence('{t}', 'id'), (SELECT MAX(id) FROM {t}))"))
                 .execute(p)

@@ -8,6 +8,8 @@
 pub mod hosts;
 pub mod registry;
 
+pub mod gitlab;
+
 use serde_json::Value;
 use tao::app::{App, ExecutorFactory};
 use tao::config::Settings;

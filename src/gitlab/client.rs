@@ -1,0 +1,426 @@
+//! The GitLab REST client: the one place for GitLab's base URL, authentication, timeouts, retries and
+//! error mapping. Calls are added as features need them.
+//!
+//! # Why not the `gitlab` crate
+//!
+//! `gitlab` 0.1905 was evaluated and not taken: its default client pulls `graphql_client`, `cron` and a
+//! large endpoint tree into a build that runs on two cores; its builder calls `GET /api/v4/user` (which a
+//! CI job token may not use); it has no retry policy of its own, so the 429/5xx rules below would wrap it
+//! anyway; and its typed endpoints would still need our own response types. A thin `reqwest` client
+//! (already a dependency) with one `send` does all of that in a page, and is the same code the tests
+//! point at the GitLab double (`TAO_GITLAB_URL`, `TAO_GITLAB_TOKEN`).
+//!
+//! # Retries
+//!
+//! 429 is retried after `Retry-After` (capped) for every method: GitLab's rate limiter answers before
+//! doing anything. 5xx, timeouts and connection failures are retried with exponential backoff only for
+//! calls marked idempotent (GET, PUT); a POST that creates something is not retried on them, and its
+//! callers make a rerun harmless instead (hook sync lists before creating). 4xx is never retried.
+
+use std::time::Duration;
+
+use reqwest::{header, Method, StatusCode};
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::config::Secret;
+
+/// How the client authenticates.
+#[derive(Debug, Clone)]
+pub enum Auth {
+    /// A personal, project or group access token (`PRIVATE-TOKEN`).
+    PrivateToken(Secret),
+    /// An OAuth token (`Authorization: Bearer`).
+    Bearer(Secret),
+}
+
+/// Retry rules; see the module header.
+#[derive(Debug, Clone, Copy)]
+pub struct RetryPolicy {
+    /// Attempts in all, first included.
+    pub max_attempts: u32,
+    /// First backoff delay; doubled per attempt.
+    pub base_delay: Duration,
+    /// Cap on any single wait, `Retry-After` included.
+    pub max_delay: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        RetryPolicy { max_attempts: 4, base_delay: Duration::from_millis(250), max_delay: Duration::from_secs(30) }
+    }
+}
+
+/// A failed GitLab call: which call, and what GitLab or the network said.
+#[derive(Debug, thiserror::Error)]
+pub enum GitLabError {
+    /// GitLab answered with an error status.
+    #[error("GitLab {call}: HTTP {status}: {message}")]
+    Status {
+        /// The call, e.g. `create project hook`.
+        call: &'static str,
+        /// HTTP status.
+        status: u16,
+        /// GitLab's `message`/`error`, or the body.
+        message: String,
+    },
+    /// No answer (connection, timeout).
+    #[error("GitLab {call}: {detail}")]
+    Transport {
+        /// The call.
+        call: &'static str,
+        /// What failed.
+        detail: String,
+    },
+    /// An answer that does not have the expected shape.
+    #[error("GitLab {call}: unexpected answer: {detail}")]
+    Decode {
+        /// The call.
+        call: &'static str,
+        /// What serde said.
+        detail: String,
+    },
+    /// The configured URL is not an http(s) URL.
+    #[error("GitLab URL: expected http(s)://host[/prefix], found {0:?}")]
+    BadUrl(String),
+}
+
+impl GitLabError {
+    /// The HTTP status, when GitLab answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            GitLabError::Status { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+}
+
+/// A GitLab user.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct User {
+    /// Id.
+    pub id: i64,
+    /// Login.
+    pub username: String,
+    /// Display name.
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+/// A GitLab project (the fields Tao reads).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Project {
+    /// Id.
+    pub id: i64,
+    /// `group/project`.
+    pub path_with_namespace: String,
+    /// Default branch (absent for empty repositories).
+    #[serde(default)]
+    pub default_branch: Option<String>,
+    /// Web URL.
+    #[serde(default)]
+    pub web_url: Option<String>,
+}
+
+/// Which events a project hook sends. Field names are GitLab's.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(default)]
+pub struct HookEvents {
+    /// Branch pushes.
+    pub push_events: bool,
+    /// Tag pushes.
+    pub tag_push_events: bool,
+    /// Merge requests.
+    pub merge_requests_events: bool,
+    /// Comments.
+    pub note_events: bool,
+    /// Pipelines.
+    pub pipeline_events: bool,
+    /// Jobs.
+    pub job_events: bool,
+    /// Deployments.
+    pub deployment_events: bool,
+    /// Releases.
+    pub releases_events: bool,
+}
+
+/// A project hook as GitLab shows it (never with its secret).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Hook {
+    /// Id.
+    pub id: i64,
+    /// Target URL.
+    pub url: String,
+    /// Events it sends.
+    #[serde(flatten)]
+    pub events: HookEvents,
+    /// Whether GitLab checks the target's TLS certificate.
+    #[serde(default)]
+    pub enable_ssl_verification: Option<bool>,
+}
+
+/// A CI job, as `GET /job` shows it to the job's own token.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Job {
+    /// Id.
+    pub id: i64,
+    /// Name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// Status.
+    #[serde(default)]
+    pub status: Option<String>,
+    /// Ref.
+    #[serde(default, rename = "ref")]
+    pub git_ref: Option<String>,
+    /// True for tag pipelines.
+    #[serde(default)]
+    pub tag: Option<bool>,
+    /// The user who runs it.
+    #[serde(default)]
+    pub user: Option<User>,
+    /// Its pipeline (`id`, `project_id`, `ref`, `sha`, …), raw.
+    #[serde(default)]
+    pub pipeline: Option<Value>,
+}
+
+/// A project by id or by path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ProjectId {
+    /// Numeric id.
+    Id(i64),
+    /// `group/project`.
+    Path(String),
+}
+
+impl ProjectId {
+    fn segment(&self) -> String {
+        match self {
+            ProjectId::Id(id) => id.to_string(),
+            ProjectId::Path(path) => encode(path),
+        }
+    }
+}
+
+/// Percent-encodes a path segment (`group/project` → `group%2Fproject`, as GitLab expects).
+pub fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Whether a call may be repeated after a 5xx or a lost answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Idempotent {
+    Yes,
+    No,
+}
+
+/// The GitLab client. Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct GitLabClient {
+    api: String,
+    auth: Auth,
+    http: reqwest::Client,
+    retry: RetryPolicy,
+}
+
+impl GitLabClient {
+    /// A client of the GitLab at `base_url` (e.g. `https://gitlab.example.com`), with a 10 s connect and
+    /// 30 s request timeout. Does not call GitLab.
+    pub fn new(base_url: &str, auth: Auth, retry: RetryPolicy) -> Result<GitLabClient, GitLabError> {
+        let base = base_url.trim_end_matches('/');
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(GitLabError::BadUrl(base_url.to_string()));
+        }
+        let http = reqwest::Client::builder()
+            .user_agent(concat!("tao/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| GitLabError::Transport { call: "build client", detail: e.to_string() })?;
+        Ok(GitLabClient { api: format!("{base}/api/v4"), auth, http, retry })
+    }
+
+    /// The user the token belongs to.
+    pub async fn current_user(&self) -> Result<User, GitLabError> {
+        self.get_json("current user", "/user").await
+    }
+
+    /// One project.
+    pub async fn project(&self, project: &ProjectId) -> Result<Project, GitLabError> {
+        self.get_json("get project", &format!("/projects/{}", project.segment())).await
+    }
+
+    /// Every hook of a project (all pages).
+    pub async fn project_hooks(&self, project: &ProjectId) -> Result<Vec<Hook>, GitLabError> {
+        self.get_all("list project hooks", &format!("/projects/{}/hooks", project.segment())).await
+    }
+
+    /// Creates a project hook. Not retried on 5xx: a lost answer may mean it exists; list to find out.
+    pub async fn create_project_hook(
+        &self,
+        project: &ProjectId,
+        url: &str,
+        token: &Secret,
+        events: &HookEvents,
+    ) -> Result<Hook, GitLabError> {
+        let body = hook_body(url, token, events);
+        let path = format!("/projects/{}/hooks", project.segment());
+        self.json("create project hook", Method::POST, &path, Some(&body), Idempotent::No).await
+    }
+
+    /// Replaces a project hook's URL, secret and events.
+    pub async fn edit_project_hook(
+        &self,
+        project: &ProjectId,
+        hook_id: i64,
+        url: &str,
+        token: &Secret,
+        events: &HookEvents,
+    ) -> Result<Hook, GitLabError> {
+        let body = hook_body(url, token, events);
+        let path = format!("/projects/{}/hooks/{hook_id}", project.segment());
+        self.json("edit project hook", Method::PUT, &path, Some(&body), Idempotent::Yes).await
+    }
+
+    /// The job a CI job token belongs to (`GET /job` with `JOB-TOKEN`): how Tao verifies a pipeline's
+    /// identity. Uses the job's token, not the client's.
+    pub async fn job_of_token(&self, job_token: &Secret) -> Result<Job, GitLabError> {
+        let call = "get job of token";
+        let response = self
+            .send(call, Idempotent::Yes, || {
+                self.http.get(format!("{}/job", self.api)).header("JOB-TOKEN", job_token.expose())
+            })
+            .await?;
+        decode(call, response).await
+    }
+
+    async fn get_json<T: DeserializeOwned>(&self, call: &'static str, path: &str) -> Result<T, GitLabError> {
+        self.json(call, Method::GET, path, None, Idempotent::Yes).await
+    }
+
+    async fn json<T: DeserializeOwned>(
+        &self,
+        call: &'static str,
+        method: Method,
+        path: &str,
+        body: Option<&Value>,
+        idempotent: Idempotent,
+    ) -> Result<T, GitLabError> {
+        let url = format!("{}{path}", self.api);
+        let response = self
+            .send(call, idempotent, || {
+                let rb = self.authed(self.http.request(method.clone(), &url));
+                match body {
+                    Some(b) => rb.json(b),
+                    None => rb,
+                }
+            })
+            .await?;
+        decode(call, response).await
+    }
+
+    /// Follows `X-Next-Page` until the last page.
+    async fn get_all<T: DeserializeOwned>(&self, call: &'static str, path: &str) -> Result<Vec<T>, GitLabError> {
+        let mut out = Vec::new();
+        let mut page = "1".to_string();
+        loop {
+            let url = format!("{}{path}?per_page=100&page={page}", self.api);
+            let response = self.send(call, Idempotent::Yes, || self.authed(self.http.get(&url))).await?;
+            let next = response
+                .headers()
+                .get("x-next-page")
+                .and_then(|v| v.to_str().ok())
+                .map(str::trim)
+                .filter(|v| !v.is_empty())
+                .map(str::to_string);
+            out.extend(decode::<Vec<T>>(call, response).await?);
+            match next {
+                Some(n) if n != page => page = n,
+                _ => return Ok(out),
+            }
+        }
+    }
+
+    fn authed(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
+        match &self.auth {
+            Auth::PrivateToken(t) => rb.header("PRIVATE-TOKEN", t.expose()),
+            Auth::Bearer(t) => rb.bearer_auth(t.expose()),
+        }
+    }
+
+    /// Sends with the retry rules of the module header; returns the first success, or the error.
+    async fn send(
+        &self,
+        call: &'static str,
+        idempotent: Idempotent,
+        build: impl Fn() -> reqwest::RequestBuilder,
+    ) -> Result<reqwest::Response, GitLabError> {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let last = attempt >= self.retry.max_attempts;
+            let backoff = self.retry.base_delay.saturating_mul(1 << (attempt - 1).min(16)).min(self.retry.max_delay);
+            let wait = match build().send().await {
+                Ok(r) if r.status().is_success() => return Ok(r),
+                Ok(r) if r.status() == StatusCode::TOO_MANY_REQUESTS && !last => {
+                    retry_after(&r).map(|d| d.min(self.retry.max_delay)).unwrap_or(backoff)
+                }
+                Ok(r) if r.status().is_server_error() && idempotent == Idempotent::Yes && !last => backoff,
+                Ok(r) => return Err(status_error(call, r).await),
+                Err(e) if !last && (e.is_connect() || (e.is_timeout() && idempotent == Idempotent::Yes)) => backoff,
+                Err(e) => return Err(GitLabError::Transport { call, detail: transport_detail(&e) }),
+            };
+            tracing::warn!(call, attempt, wait_ms = wait.as_millis() as u64, "GitLab call failed; retrying");
+            tokio::time::sleep(wait).await;
+        }
+    }
+}
+
+fn hook_body(url: &str, token: &Secret, events: &HookEvents) -> Value {
+    let mut body = serde_json::to_value(events).unwrap_or_default();
+    body["url"] = Value::String(url.to_string());
+    body["token"] = Value::String(token.expose().to_string());
+    body["enable_ssl_verification"] = Value::Bool(url.starts_with("https://"));
+    body
+}
+
+fn retry_after(r: &reqwest::Response) -> Option<Duration> {
+    let v = r.headers().get(header::RETRY_AFTER)?.to_str().ok()?;
+    v.trim().parse::<u64>().ok().map(Duration::from_secs)
+}
+
+fn transport_detail(e: &reqwest::Error) -> String {
+    // reqwest's message includes the URL, which never carries a secret here (tokens travel in headers).
+    if e.is_timeout() {
+        format!("timed out: {e}")
+    } else {
+        e.to_string()
+    }
+}
+
+async fn status_error(call: &'static str, r: reqwest::Response) -> GitLabError {
+    let status = r.status().as_u16();
+    let text = r.text().await.unwrap_or_default();
+    let message = serde_json::from_str::<Value>(&text)
+        .ok()
+        .and_then(|v| {
+            let m = v.get("message").or_else(|| v.get("error"))?;
+            Some(m.as_str().map(str::to_string).unwrap_or_else(|| m.to_string()))
+        })
+        .unwrap_or_else(|| text.chars().take(300).collect());
+    GitLabError::Status { call, status, message }
+}
+
+async fn decode<T: DeserializeOwned>(call: &'static str, r: reqwest::Response) -> Result<T, GitLabError> {
+    let bytes = r.bytes().await.map_err(|e| GitLabError::Transport { call, detail: transport_detail(&e) })?;
+    serde_json::from_slice(&bytes).map_err(|e| GitLabError::Decode { call, detail: e.to_string() })
+}

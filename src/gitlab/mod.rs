@@ -1,0 +1,13 @@
+//! GitLab: the REST client, webhook intake rules, typed views of payloads, the handlers that react to
+//! stored events, the workers that run them, and the webhook sync of `tao gitlab hooks sync`.
+//!
+//! Flow (DESIGN.md §3): `http::webhook` verifies and stores a delivery (`webhook`, `store::event`), acks,
+//! and rings the [`worker::EventQueue`]; a worker claims events in order per object, parses the typed
+//! view (`events`) and runs the registered [`handlers`]. Nothing in here knows about axum.
+
+pub mod client;
+pub mod events;
+pub mod handlers;
+pub mod hook_sync;
+pub mod webhook;
+pub mod worker;

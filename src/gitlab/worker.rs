@@ -1,0 +1,195 @@
+//! The event workers: take stored events in order per object, run the handlers, mark the outcome.
+//!
+//! Owns the loop between the store's queue (`store::event`) and `handlers`. Wake-ups are pushed: the
+//! webhook intake calls [`EventQueue::wake`] after each commit; besides that a worker only sleeps until
+//! the next known retry or lease end, never on a polling interval. A failed event is retried with
+//! exponential backoff (capped at an hour) and blocks only its own object. Also prunes old payloads when
+//! a retention is configured. It must not decide what an event means: that is the handlers' job.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{watch, Notify};
+use tokio::task::JoinHandle;
+
+use super::events::GitLabEvent;
+use super::handlers::{HandlerContext, Handlers, StoredEvent};
+use crate::store::event::{self as queue, EventId, EventRow};
+use crate::store::{now_ms, StoreError};
+
+/// The doorbell between the intake and the workers. Cheap to clone.
+#[derive(Debug, Clone, Default)]
+pub struct EventQueue {
+    notify: Arc<Notify>,
+}
+
+impl EventQueue {
+    /// Tells a waiting worker that an event was stored (a permit is kept if none waits, so a wake-up
+    /// between a worker's last claim and its wait is not lost).
+    pub fn wake(&self) {
+        self.notify.notify_one();
+    }
+}
+
+/// How the workers run.
+#[derive(Debug, Clone)]
+pub struct WorkerConfig {
+    /// How many workers (0: store only, handle nothing; events wait for a Tao that has workers).
+    pub workers: usize,
+    /// How long a claim holds before another worker may take the event over.
+    pub lease: Duration,
+    /// First retry delay after a failure; doubled per attempt, capped at an hour.
+    pub retry_base: Duration,
+    /// Raw payloads of processed events older than this are pruned; `None` keeps everything.
+    pub retention: Option<Duration>,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        WorkerConfig {
+            workers: 2,
+            lease: Duration::from_secs(300),
+            retry_base: Duration::from_secs(5),
+            retention: None,
+        }
+    }
+}
+
+/// Starts the workers (and the pruner when a retention is set). They stop when `shutdown` turns true,
+/// after the event in hand.
+pub async fn start(
+    config: &WorkerConfig,
+    ctx: HandlerContext,
+    handlers: Handlers,
+    queue: EventQueue,
+    shutdown: watch::Receiver<bool>,
+) -> Result<Vec<JoinHandle<()>>, StoreError> {
+    let orphans = queue::release_orphans(&ctx.pool).await?;
+    if orphans > 0 {
+        tracing::info!(events = orphans, "events left running by a previous Tao are claimable again");
+    }
+    let mut tasks = Vec::new();
+    for n in 0..config.workers {
+        let worker =
+            Worker { n, ctx: ctx.clone(), handlers: handlers.clone(), queue: queue.clone(), config: config.clone() };
+        tasks.push(tokio::spawn(worker.run(shutdown.clone())));
+    }
+    if let Some(retention) = config.retention {
+        tasks.push(tokio::spawn(prune_loop(ctx.pool.clone(), retention, shutdown)));
+    }
+    Ok(tasks)
+}
+
+struct Worker {
+    n: usize,
+    ctx: HandlerContext,
+    handlers: Handlers,
+    queue: EventQueue,
+    config: WorkerConfig,
+}
+
+impl Worker {
+    async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        tracing::debug!(worker = self.n, "event worker started");
+        let lease = self.config.lease.as_millis() as i64;
+        while !*shutdown.borrow() {
+            let now = now_ms();
+            let wait = match queue::claim(&self.ctx.pool, now, lease).await {
+                Ok(Some(row)) => {
+                    self.process(row).await;
+                    continue;
+                }
+                Ok(None) => match queue::next_due(&self.ctx.pool, now).await {
+                    Ok(due) => due.map(|t| Duration::from_millis((t - now).max(1) as u64)),
+                    Err(e) => Some(self.store_trouble(e)),
+                },
+                Err(e) => Some(self.store_trouble(e)),
+            };
+            let sleep = tokio::time::sleep(wait.unwrap_or(Duration::from_secs(24 * 3600)));
+            tokio::select! {
+                _ = self.queue.notify.notified() => {}
+                _ = sleep => {}
+                changed = shutdown.changed() => if changed.is_err() { break },
+            }
+        }
+        tracing::debug!(worker = self.n, "event worker stopped");
+    }
+
+    fn store_trouble(&self, e: StoreError) -> Duration {
+        tracing::error!(worker = self.n, error = %e, "event worker cannot reach the store; retrying in 1 s");
+        Duration::from_secs(1)
+    }
+
+    async fn process(&self, row: EventRow) {
+        let id = EventId(row.id);
+        let (delivery, attempts) = (row.delivery_id.clone(), row.attempts);
+        let outcome = match &row.payload {
+            // Pruned before it was handled cannot happen (only processed payloads are pruned); be safe.
+            None => Ok(()),
+            Some(raw) => match serde_json::from_str(raw)
+                .map_err(|e| format!("stored payload is not JSON: {e}"))
+                .and_then(|v| GitLabEvent::parse(&row.kind, &v).map_err(|e| e.to_string()))
+            {
+                Ok(view) => {
+                    let event = StoredEvent { row, view };
+                    // A panicking handler fails its event (retried like any failure) instead of the worker.
+                    let run = std::panic::AssertUnwindSafe(self.handlers.dispatch(&self.ctx, &event));
+                    match futures_util::FutureExt::catch_unwind(run).await {
+                        Ok(result) => result.map_err(|e| e.to_string()),
+                        Err(_) => Err("a handler panicked; see Tao's log".to_string()),
+                    }
+                }
+                Err(e) => Err(e),
+            },
+        };
+        let now = now_ms();
+        let marked = match &outcome {
+            Ok(()) => queue::mark_processed(&self.ctx.pool, id, now).await,
+            Err(error) => {
+                let delay = backoff(self.config.retry_base, attempts);
+                tracing::warn!(%delivery, event = id.0, attempts, retry_in_ms = delay.as_millis() as u64, %error,
+                    "event handling failed");
+                queue::mark_failed(&self.ctx.pool, id, error, now + delay.as_millis() as i64).await
+            }
+        };
+        if let Err(e) = marked {
+            // The lease runs out and the event is handled again: harmless, handlers are idempotent.
+            tracing::error!(%delivery, error = %e, "cannot record the outcome of an event");
+        }
+    }
+}
+
+/// Delay before attempt `attempts + 1`: `base * 2^(attempts-1)`, at most an hour.
+pub fn backoff(base: Duration, attempts: i64) -> Duration {
+    let exp = attempts.clamp(1, 20) as u32 - 1;
+    base.saturating_mul(1 << exp).min(Duration::from_secs(3600))
+}
+
+async fn prune_loop(pool: crate::store::Pool, retention: Duration, mut shutdown: watch::Receiver<bool>) {
+    // A maintenance timer, not a queue poll: payload age changes with the clock, not with events.
+    let every = (retention / 10).clamp(Duration::from_secs(60), Duration::from_secs(3600));
+    while !*shutdown.borrow() {
+        match queue::prune_payloads(&pool, now_ms() - retention.as_millis() as i64).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(events = n, "pruned old event payloads"),
+            Err(e) => tracing::error!(error = %e, "pruning event payloads failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            changed = shutdown.changed() => if changed.is_err() { break },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let base = Duration::from_secs(5);
+        assert_eq!(backoff(base, 1), Duration::from_secs(5));
+        assert_eq!(backoff(base, 3), Duration::from_secs(20));
+        assert_eq!(backoff(base, 50), Duration::from_secs(3600));
+    }
+}

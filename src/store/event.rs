@@ -1,0 +1,317 @@
+//! Stored GitLab webhook deliveries: the durable queue between the webhook intake and the handlers, and
+//! the index behind `GET /api/v1/events`.
+//!
+//! Owns the `gitlab_event` table: insert with deduplication by delivery id, claiming in arrival order per
+//! object (an event is claimable only when no earlier unprocessed event of the same object key exists),
+//! marking processed or failed with a retry time, keyset pages for streaming, and payload pruning. It
+//! knows nothing of HTTP or of what the payloads mean: the caller extracts kind, project, ref and object
+//! key (see `crate::gitlab::webhook`).
+
+use std::fmt;
+
+use super::{is_unique_violation, Pool, StoreError};
+
+/// Sequence number of a stored event; also its arrival order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+pub struct EventId(pub i64);
+
+impl fmt::Display for EventId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.0)
+    }
+}
+
+/// A delivery id (`Idempotency-Key` or `X-Gitlab-Event-UUID`): 1-200 visible ASCII characters.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct DeliveryId(String);
+
+impl DeliveryId {
+    /// What a delivery id must look like, for error messages.
+    pub const EXPECTED: &'static str = "1-200 visible ASCII characters";
+
+    /// Parses a header value; `None` when it is not a plausible delivery id.
+    pub fn parse(s: &str) -> Option<DeliveryId> {
+        let s = s.trim();
+        let ok = !s.is_empty() && s.len() <= 200 && s.bytes().all(|b| b.is_ascii_graphic());
+        ok.then(|| DeliveryId(s.to_string()))
+    }
+
+    /// The id.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+/// Processing state of an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EventState {
+    /// Waiting for a worker.
+    Pending,
+    /// Claimed by a worker (until its lease ends).
+    Running,
+    /// The last attempt failed; retried at `next_attempt_at`.
+    Failed,
+    /// Handled.
+    Processed,
+}
+
+impl EventState {
+    /// The state's stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventState::Pending => "pending",
+            EventState::Running => "running",
+            EventState::Failed => "failed",
+            EventState::Processed => "processed",
+        }
+    }
+
+    /// Parses a stored or typed name.
+    pub fn parse(s: &str) -> Option<EventState> {
+        [EventState::Pending, EventState::Running, EventState::Failed, EventState::Processed]
+            .into_iter()
+            .find(|st| st.as_str() == s)
+    }
+}
+
+/// A delivery to store.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// Deduplication key.
+    pub delivery_id: DeliveryId,
+    /// The hook that sent it (`X-Gitlab-Webhook-UUID`).
+    pub webhook_id: Option<String>,
+    /// `X-Gitlab-Event`, verbatim.
+    pub event_header: String,
+    /// `object_kind`, else `event_name`, else derived from the header.
+    pub kind: String,
+    /// GitLab project id, when the payload names one.
+    pub project_id: Option<i64>,
+    /// GitLab project path (`group/project`), when the payload names one.
+    pub project_path: Option<String>,
+    /// Git ref the event is about, when there is one.
+    pub git_ref: Option<String>,
+    /// Events with the same key are handled one at a time, in arrival order.
+    pub object_key: String,
+    /// Arrival time, epoch ms.
+    pub received_at: i64,
+    /// The raw JSON body.
+    pub payload: String,
+}
+
+/// A stored event.
+#[derive(Debug, Clone, sqlx::FromRow, serde::Serialize)]
+pub struct EventRow {
+    /// Sequence number.
+    pub id: i64,
+    /// Deduplication key.
+    pub delivery_id: String,
+    /// `X-Gitlab-Webhook-UUID`.
+    pub webhook_id: Option<String>,
+    /// `X-Gitlab-Event`.
+    pub event_header: String,
+    /// Event kind.
+    pub kind: String,
+    /// GitLab project id.
+    pub project_id: Option<i64>,
+    /// GitLab project path.
+    pub project_path: Option<String>,
+    /// Git ref.
+    pub git_ref: Option<String>,
+    /// Ordering key.
+    pub object_key: String,
+    /// Arrival time, epoch ms.
+    pub received_at: i64,
+    /// Raw JSON (None once pruned).
+    pub payload: Option<String>,
+    /// `pending`, `running`, `failed` or `processed`.
+    pub state: String,
+    /// Handling attempts so far.
+    pub attempts: i64,
+    /// Earliest next attempt (or lease end while running), epoch ms.
+    pub next_attempt_at: i64,
+    /// Error of the last failed attempt.
+    pub last_error: Option<String>,
+    /// When handled, epoch ms.
+    pub processed_at: Option<i64>,
+}
+
+/// Result of [`insert`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Inserted {
+    /// Stored now.
+    Stored(EventId),
+    /// The delivery id was already stored (a redelivery): nothing changed.
+    Duplicate,
+}
+
+/// Which events a page holds.
+#[derive(Debug, Clone, Default)]
+pub struct EventFilter {
+    /// Only this kind.
+    pub kind: Option<String>,
+    /// Only this project id.
+    pub project_id: Option<i64>,
+    /// Only this project path.
+    pub project_path: Option<String>,
+    /// Received at or after, epoch ms.
+    pub since: Option<i64>,
+    /// Received before, epoch ms.
+    pub until: Option<i64>,
+    /// Only events in this state.
+    pub state: Option<EventState>,
+}
+
+const COLUMNS: &str = "id, delivery_id, webhook_id, event_header, kind, project_id, project_path, ref AS git_ref, \
+     object_key, received_at, payload, state, attempts, next_attempt_at, last_error, processed_at";
+
+const INSERT: &str =
+    "INSERT INTO gitlab_event (delivery_id, webhook_id, event_header, kind, project_id, project_path, \
+     ref, object_key, received_at, payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+     ON CONFLICT (delivery_id) DO NOTHING RETURNING id";
+
+macro_rules! bind_new {
+    ($q:expr, $e:expr) => {
+        $q.bind($e.delivery_id.as_str())
+            .bind($e.webhook_id.as_deref())
+            .bind(&$e.event_header)
+            .bind(&$e.kind)
+            .bind($e.project_id)
+            .bind($e.project_path.as_deref())
+            .bind($e.git_ref.as_deref())
+            .bind(&$e.object_key)
+            .bind($e.received_at)
+            .bind(&$e.payload)
+    };
+}
+
+/// Stores a delivery unless its delivery id is already stored. Durable when it returns.
+pub async fn insert(pool: &Pool, event: &NewEvent) -> Result<Inserted, StoreError> {
+    let id: Result<Option<i64>, sqlx::Error> = crate::with_pool!(pool, p => {
+        bind_new!(sqlx::query_scalar(INSERT), event).fetch_optional(p).await
+    });
+    match id {
+        Ok(Some(id)) => Ok(Inserted::Stored(EventId(id))),
+        Ok(None) => Ok(Inserted::Duplicate),
+        // Two concurrent first deliveries of one id: the loser sees the winner's row.
+        Err(e) if is_unique_violation(&e) => Ok(Inserted::Duplicate),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Stores many deliveries in one transaction (imports, tests, benchmarks). Returns how many were new.
+pub async fn insert_many(pool: &Pool, events: &[NewEvent]) -> Result<u64, StoreError> {
+    let mut stored = 0;
+    crate::with_pool!(pool, p => {
+        let mut tx = p.begin().await?;
+        for e in events {
+            let id: Option<i64> = bind_new!(sqlx::query_scalar(INSERT), e).fetch_optional(&mut *tx).await?;
+            stored += u64::from(id.is_some());
+        }
+        tx.commit().await?;
+    });
+    Ok(stored)
+}
+
+/// One event by id.
+pub async fn get(pool: &Pool, id: EventId) -> Result<Option<EventRow>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM gitlab_event WHERE id = $1");
+    Ok(crate::with_pool!(pool, p => sqlx::query_as(&sql).bind(id.0).fetch_optional(p).await)?)
+}
+
+/// Takes the oldest claimable event and marks it running with a lease until `now + lease_ms`.
+///
+/// Claimable: not processed, due (`next_attempt_at <= now`, which includes running events whose lease
+/// expired), and no earlier unprocessed event with the same object key. One statement, so two workers
+/// never take the same event; on PostgreSQL `SKIP LOCKED` lets them pass each other's candidates.
+pub async fn claim(pool: &Pool, now: i64, lease_ms: i64) -> Result<Option<EventRow>, StoreError> {
+    let lock = match pool {
+        Pool::Sqlite(_) => "",
+        Pool::Postgres(_) => "FOR UPDATE SKIP LOCKED",
+    };
+    let sql = format!(
+        "UPDATE gitlab_event SET state = 'running', attempts = attempts + 1, next_attempt_at = $2 \
+         WHERE id = (SELECT e.id FROM gitlab_event e \
+             WHERE e.state IN ('pending', 'failed', 'running') AND e.next_attempt_at <= $1 \
+             AND NOT EXISTS (SELECT 1 FROM gitlab_event b WHERE b.object_key = e.object_key AND b.id < e.id \
+                             AND b.state IN ('pending', 'failed', 'running')) \
+             ORDER BY e.id LIMIT 1 {lock}) \
+         RETURNING {COLUMNS}"
+    );
+    Ok(crate::with_pool!(pool, p => {
+        sqlx::query_as(&sql).bind(now).bind(now + lease_ms).fetch_optional(p).await
+    })?)
+}
+
+/// Marks a claimed event handled.
+pub async fn mark_processed(pool: &Pool, id: EventId, now: i64) -> Result<(), StoreError> {
+    let sql = "UPDATE gitlab_event SET state = 'processed', processed_at = $1, last_error = NULL, \
+               next_attempt_at = 0 WHERE id = $2";
+    crate::with_pool!(pool, p => sqlx::query(sql).bind(now).bind(id.0).execute(p).await.map(|_| ()))?;
+    Ok(())
+}
+
+/// Marks a claimed event failed, to be retried at `retry_at`.
+pub async fn mark_failed(pool: &Pool, id: EventId, error: &str, retry_at: i64) -> Result<(), StoreError> {
+    let sql = "UPDATE gitlab_event SET state = 'failed', last_error = $1, next_attempt_at = $2 WHERE id = $3";
+    crate::with_pool!(pool, p => sqlx::query(sql).bind(error).bind(retry_at).bind(id.0).execute(p).await.map(|_| ()))?;
+    Ok(())
+}
+
+/// Makes events left running by a stopped Tao claimable at once. Returns how many.
+///
+/// With several replicas on PostgreSQL this may hand another replica's running event to a second
+/// worker; handlers are idempotent, so that costs a repeated call, never a wrong result.
+pub async fn release_orphans(pool: &Pool) -> Result<u64, StoreError> {
+    let sql = "UPDATE gitlab_event SET state = 'pending', next_attempt_at = 0 WHERE state = 'running'";
+    Ok(crate::with_pool!(pool, p => sqlx::query(sql).execute(p).await.map(|r| r.rows_affected()))?)
+}
+
+/// The earliest future time an unprocessed event becomes due (a retry or a lease end), if any.
+pub async fn next_due(pool: &Pool, now: i64) -> Result<Option<i64>, StoreError> {
+    let sql = "SELECT MIN(next_attempt_at) FROM gitlab_event \
+               WHERE state IN ('pending', 'failed', 'running') AND next_attempt_at > $1";
+    Ok(crate::with_pool!(pool, p => sqlx::query_scalar(sql).bind(now).fetch_one(p).await)?)
+}
+
+/// Up to `limit` events matching `filter` with id greater than `after`, oldest first (keyset paging).
+pub async fn page(pool: &Pool, filter: &EventFilter, after: i64, limit: i64) -> Result<Vec<EventRow>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM gitlab_event WHERE id > $1 \
+         AND ($2 IS NULL OR kind = $2) AND ($3 IS NULL OR project_id = $3) AND ($4 IS NULL OR project_path = $4) \
+         AND ($5 IS NULL OR received_at >= $5) AND ($6 IS NULL OR received_at < $6) AND ($7 IS NULL OR state = $7) \
+         ORDER BY id LIMIT $8"
+    );
+    Ok(crate::with_pool!(pool, p => {
+        sqlx::query_as(&sql)
+            .bind(after)
+            .bind(filter.kind.as_deref())
+            .bind(filter.project_id)
+            .bind(filter.project_path.as_deref())
+            .bind(filter.since)
+            .bind(filter.until)
+            .bind(filter.state.map(EventState::as_str))
+            .bind(limit)
+            .fetch_all(p)
+            .await
+    })?)
+}
+
+/// Drops the raw payload of processed events received before `before` (their index rows stay).
+pub async fn prune_payloads(pool: &Pool, before: i64) -> Result<u64, StoreError> {
+    let sql = "UPDATE gitlab_event SET payload = NULL \
+               WHERE received_at < $1 AND state = 'processed' AND payload IS NOT NULL";
+    Ok(crate::with_pool!(pool, p => sqlx::query(sql).bind(before).execute(p).await.map(|r| r.rows_affected()))?)
+}
+
+/// How many events are stored (tests and the benchmark compare this with what was sent).
+pub async fn count(pool: &Pool) -> Result<i64, StoreError> {
+    Ok(crate::with_pool!(pool, p => sqlx::query_scalar("SELECT COUNT(*) FROM gitlab_event").fetch_one(p).await)?)
+}
+
+/// How many events are not processed yet.
+pub async fn unprocessed(pool: &Pool) -> Result<i64, StoreError> {
+    let sql = "SELECT COUNT(*) FROM gitlab_event WHERE state <> 'processed'";
+    Ok(crate::with_pool!(pool, p => sqlx::query_scalar(sql).fetch_one(p).await)?)
+}
