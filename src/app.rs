@@ -17,6 +17,7 @@ use tokio::sync::watch;
 
 use crate::config::Settings;
 use crate::deploy::queue::{Dispatcher, Executor, QueueConfig};
+use crate::deploy::registry::RegistryClient;
 use crate::deploy::runner::Runner;
 use crate::deploy::ssh::{self, SshOptions};
 use crate::gitlab::client::{Auth, GitLabClient, RetryPolicy};
@@ -41,7 +42,12 @@ pub type ExecutorFactory = Box<dyn FnOnce(&Services, &Settings) -> Arc<dyn Execu
 /// The production executor: the SSH/Docker runner.
 pub fn runner_executor() -> ExecutorFactory {
     Box::new(|services, settings| {
-        Arc::new(Runner::new(services.clone(), services.ssh().clone(), settings.secrets_dir.clone(), 16))
+        Arc::new(Runner::new(
+            services.clone(),
+            services.ssh().clone(),
+            settings.secrets_dir.clone(),
+            settings.host_parallel,
+        ))
     })
 }
 
@@ -72,6 +78,7 @@ impl App {
         }
         ssh::clean_stale_control_dirs(&ssh.control_dir);
         services.set_ssh(ssh);
+        services.set_registry(RegistryClient::new(settings.registry_credentials.clone()));
         if let Some(path) = &settings.catalog {
             let yaml = std::fs::read_to_string(path).with_context(|| format!("reading catalog {}", path.display()))?;
             let actor = Actor::Local(format!("file:{}", path.display()));

@@ -106,6 +106,10 @@ pub struct Settings {
     pub secrets_dir: Option<PathBuf>,
     /// How long a shutdown waits for running deploys before interrupting them.
     pub drain_timeout: Duration,
+    /// Hosts of one wave worked on at once.
+    pub host_parallel: usize,
+    /// Registry credentials for digest look-ups (user, password).
+    pub registry_credentials: Option<(String, Secret)>,
     /// Environment lease length (renewed every third of it while a task runs).
     pub lease: Duration,
     /// GitLab base URL (`https://gitlab.example.com`).
@@ -139,6 +143,8 @@ impl Settings {
             ssh_control_dir: None,
             secrets_dir: None,
             drain_timeout: Duration::from_secs(60),
+            host_parallel: 16,
+            registry_credentials: None,
             lease: Duration::from_secs(30),
             gitlab_url: None,
             gitlab_token: None,

@@ -142,6 +142,12 @@ pub struct ServeArgs {
     /// Seconds a shutdown waits for running deploys before interrupting them.
     #[arg(long, env = "TAO_DRAIN_TIMEOUT", default_value_t = 60)]
     pub drain_timeout: u64,
+    /// Hosts of one deploy wave worked on at once.
+    #[arg(long, env = "TAO_HOST_PARALLEL", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub host_parallel: u16,
+    /// Registry user for digest look-ups (the password comes from TAO_REGISTRY_PASSWORD only).
+    #[arg(long, env = "TAO_REGISTRY_USER")]
+    pub registry_user: Option<String>,
     /// GitLab base URL, e.g. https://gitlab.example.com.
     #[arg(long, env = "TAO_GITLAB_URL")]
     pub gitlab_url: Option<String>,
@@ -391,6 +397,12 @@ async fn serve(args: ServeArgs) -> Outcome {
         ssh_control_dir: args.ssh_control_dir,
         secrets_dir: args.secrets_dir,
         drain_timeout: std::time::Duration::from_secs(args.drain_timeout),
+        host_parallel: usize::from(args.host_parallel),
+        registry_credentials: match (args.registry_user, std::env::var("TAO_REGISTRY_PASSWORD")) {
+            (Some(user), Ok(password)) => Some((user, config::Secret::new(password))),
+            (Some(_), Err(_)) => anyhow::bail!("TAO_REGISTRY_USER is set but TAO_REGISTRY_PASSWORD is not"),
+            (None, _) => None,
+        },
         lease: std::time::Duration::from_secs(30),
         gitlab_url: args.gitlab_url,
         gitlab_token: args.gitlab_token,

@@ -130,6 +130,11 @@ impl Services {
         &self.ssh
     }
 
+    /// Replaces the registry client (the app calls this with configured credentials).
+    pub fn set_registry(&mut self, registry: RegistryClient) {
+        self.registry = registry;
+    }
+
     /// Replaces the SSH options (the app calls this before serving).
     pub fn set_ssh(&mut self, ssh: SshOptions) {
         self.ssh = Arc::new(ssh);
