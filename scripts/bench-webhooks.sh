@@ -13,6 +13,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 EVENTS=${BENCH_EVENTS:-4000}
 LEVELS=${BENCH_CONCURRENCY:-"1 8 32 64"}
+BACKENDS=${BENCH_BACKENDS:-"sqlite postgres"}
 PG_ADMIN=${TAO_TEST_PG_URL:-postgres://postgres@127.0.0.1:54329/postgres}
 PORT_NOOP=${BENCH_PORT:-47801}; PORT_CEIL=$((PORT_NOOP + 1)); PORT_TAO=$((PORT_NOOP + 2))
 
@@ -32,7 +33,7 @@ cleanup() {
 trap cleanup EXIT
 wait_port() { for _ in $(seq 1 200); do curl -s -o /dev/null "http://127.0.0.1:$1/" && return 0; sleep 0.05; done; echo "port $1 did not open" >&2; exit 1; }
 
-for backend in sqlite postgres; do
+for backend in $BACKENDS; do
   if [ "$backend" = sqlite ]; then
     TAO_DB="sqlite://$WORK/tao.db"; CEIL_DB="sqlite://$WORK/ceiling.db"
   else
@@ -43,7 +44,7 @@ for backend in sqlite postgres; do
   echo "== $backend ($EVENTS events per run, every 10th a redelivery)"
   "$BENCH" noop --listen "127.0.0.1:$PORT_NOOP" & PIDS+=($!)
   "$BENCH" ceiling --listen "127.0.0.1:$PORT_CEIL" --db "$CEIL_DB" & PIDS+=($!)
-  TAO_LOG=warn TAO_GITLAB_WEBHOOK_SECRET=bench-secret "$TAO" serve --listen "127.0.0.1:$PORT_TAO" --database-url "$TAO_DB" & PIDS+=($!)
+  TAO_EVENT_WORKERS=${BENCH_TAO_WORKERS:-2} TAO_LOG=warn TAO_GITLAB_WEBHOOK_SECRET=bench-secret "$TAO" serve --listen "127.0.0.1:$PORT_TAO" --database-url "$TAO_DB" & PIDS+=($!)
   wait_port "$PORT_NOOP"; wait_port "$PORT_CEIL"; wait_port "$PORT_TAO"
   for c in $LEVELS; do
     "$BENCH" load --label "noop" --url "http://127.0.0.1:$PORT_NOOP/api/v1/gitlab/webhook" --db - --table - --concurrency "$c" --events "$EVENTS"

@@ -23,6 +23,8 @@ CREATE TABLE gitlab_event (
     processed_at     BIGINT
 );
 CREATE UNIQUE INDEX gitlab_event_delivery ON gitlab_event (delivery_id);
-CREATE INDEX gitlab_event_object ON gitlab_event (object_key, id);
+-- The claim's "no earlier unprocessed event of this object" check seeks (object_key, state) ranges
+-- instead of walking every processed event of a busy object.
+CREATE INDEX gitlab_event_object ON gitlab_event (object_key, state, id);
 CREATE INDEX gitlab_event_due ON gitlab_event (state, next_attempt_at);
 CREATE INDEX gitlab_event_received ON gitlab_event (received_at);
