@@ -24,7 +24,7 @@ else
   psql -q "$DB" -c "CREATE DATABASE $PGDB" >/dev/null
   export TAO_DATABASE_URL="${DB%/*}/$PGDB"
 fi
-cp "$ROOT/examples/tao.yaml" "$WORK/tao.yaml"
+cp -r "$ROOT/examples/tao.yaml" "$ROOT/examples/templates" "$WORK/"
 
 "$TAO" catalog check -f "$WORK/tao.yaml" >/dev/null || fail "the example catalog does not validate"
 TAO_TOKEN=$("$TAO" token create --name smoke --scope admin 2>/dev/null)

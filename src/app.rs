@@ -79,6 +79,14 @@ impl App {
         ssh::clean_stale_control_dirs(&ssh.control_dir);
         services.set_ssh(ssh);
         services.set_registry(RegistryClient::new(settings.registry_credentials.clone()));
+        let catalog_dir = settings.catalog.as_deref().and_then(std::path::Path::parent).map(|d| {
+            if d.as_os_str().is_empty() {
+                std::path::PathBuf::from(".")
+            } else {
+                d.to_path_buf()
+            }
+        });
+        services.set_templates_dir(settings.templates_dir.clone().or(catalog_dir));
         if let Some(path) = &settings.catalog {
             let yaml = std::fs::read_to_string(path).with_context(|| format!("reading catalog {}", path.display()))?;
             let actor = Actor::Local(format!("file:{}", path.display()));

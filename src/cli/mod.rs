@@ -142,6 +142,9 @@ pub struct ServeArgs {
     /// Seconds a shutdown waits for running deploys before interrupting them.
     #[arg(long, env = "TAO_DRAIN_TIMEOUT", default_value_t = 60)]
     pub drain_timeout: u64,
+    /// Directory of configuration file templates the catalog names [default: the catalog file's directory].
+    #[arg(long, env = "TAO_TEMPLATES_DIR")]
+    pub templates_dir: Option<PathBuf>,
     /// Hosts of one deploy wave worked on at once.
     #[arg(long, env = "TAO_HOST_PARALLEL", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub host_parallel: u16,
@@ -398,6 +401,7 @@ async fn serve(args: ServeArgs) -> Outcome {
         secrets_dir: args.secrets_dir,
         drain_timeout: std::time::Duration::from_secs(args.drain_timeout),
         host_parallel: usize::from(args.host_parallel),
+        templates_dir: args.templates_dir,
         registry_credentials: match (args.registry_user, std::env::var("TAO_REGISTRY_PASSWORD")) {
             (Some(user), Ok(password)) => Some((user, config::Secret::new(password))),
             (Some(_), Err(_)) => anyhow::bail!("TAO_REGISTRY_USER is set but TAO_REGISTRY_PASSWORD is not"),

@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::spec::{render, HealthSpec, Probe, RenderContext, RunSpec};
+use super::spec::{render, render_file, FileSpec, HealthSpec, Probe, RenderContext, RunSpec};
 use crate::catalog::{Catalog, Component, EnvValue, Environment, HealthCheck, Host, Name, PortMapping, Tier};
 use crate::store::release::ReleaseComponent;
 
@@ -57,6 +57,9 @@ pub struct PlanOptions {
     pub only: Option<BTreeSet<Name>>,
     /// Replace even unchanged containers.
     pub force: bool,
+    /// Configuration file templates by their catalog path (`templates/api.conf.hbs`), loaded by the
+    /// caller; a component's file whose template is missing here is a plan error.
+    pub templates: BTreeMap<String, String>,
 }
 
 /// Where a step runs.
@@ -214,7 +217,7 @@ pub fn plan(
                     version: Some(stored.version.clone()),
                 };
                 for host in env.hosts_for(name.as_str()) {
-                    let spec = build_spec(catalog, env_name, env, host, name, def, &image)?;
+                    let spec = build_spec(catalog, env_name, env, host, name, def, &image, &opts.templates)?;
                     desired.insert((name.clone(), host.name.to_string()), (HostTarget::from(host), spec));
                 }
             }
@@ -241,7 +244,7 @@ pub fn plan(
             let image = ImageChoice { repo, tag: image_tag.to_string(), digest, product: None, version: None };
             let mut desired = BTreeMap::new();
             for host in env.hosts_for(name.as_str()) {
-                let spec = build_spec(catalog, env_name, env, host, name, def, &image)?;
+                let spec = build_spec(catalog, env_name, env, host, name, def, &image, &opts.templates)?;
                 desired.insert((name.clone(), host.name.to_string()), (HostTarget::from(host), spec));
             }
             (vec![vec![name.clone()]], desired)
@@ -314,6 +317,7 @@ struct ImageChoice {
     version: Option<String>,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn build_spec(
     catalog: &Catalog,
     env_name: &Name,
@@ -322,6 +326,7 @@ fn build_spec(
     name: &Name,
     def: &Component,
     image: &ImageChoice,
+    templates: &BTreeMap<String, String>,
 ) -> Result<RunSpec, PlanError> {
     let container = catalog
         .container_name(env_name, &host.name, name)
@@ -354,6 +359,15 @@ fn build_spec(
             }
         }
     }
+    let mut files = Vec::with_capacity(def.container.files.len());
+    for (i, f) in def.container.files.iter().enumerate() {
+        let path = format!("components.{name}.container.files[{i}].template");
+        let text = templates.get(&f.template).ok_or_else(|| {
+            invalid(&path, "a template file in Tao's templates directory", format!("{:?} is missing", f.template))
+        })?;
+        let content = render_file(text, &ctx).map_err(|e| invalid(&path, "a template that renders", e))?;
+        files.push(FileSpec { target: f.target.clone(), content });
+    }
     let published = |port: u16| ports.iter().find(|p| p.container == port).map(|p| p.published);
     let health = def.health.as_ref().map(|h| HealthSpec {
         probe: match &h.check {
@@ -385,6 +399,7 @@ fn build_spec(
         command: def.container.command.clone(),
         restart: "unless-stopped".into(),
         health,
+        files,
     })
 }
 

@@ -1,6 +1,6 @@
 //! Table-style tests of the planner over the example catalog.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::*;
 use crate::catalog::Catalog;
@@ -9,6 +9,15 @@ const EXAMPLE: &str = include_str!("../../examples/tao.yaml");
 
 fn catalog() -> Catalog {
     Catalog::from_yaml(EXAMPLE).expect("example is valid")
+}
+
+/// Options with the example's file templates loaded.
+fn opts() -> PlanOptions {
+    let templates = BTreeMap::from([(
+        "templates/api.conf.hbs".to_string(),
+        include_str!("../../examples/templates/api.conf.hbs").to_string(),
+    )]);
+    PlanOptions { templates, ..PlanOptions::default() }
 }
 
 fn n(s: &str) -> Name {
@@ -54,7 +63,7 @@ fn deployed(p: &Plan) -> Vec<Current> {
 
 #[test]
 fn first_deploy_orders_waves_by_dependencies_and_places_components() {
-    let p = plan_release(&release("1.0.0", &[]), &[], &PlanOptions::default());
+    let p = plan_release(&release("1.0.0", &[]), &[], &opts());
     let s = shape(&p);
     let wave_of = |c: &str| s.iter().find(|(_, _, x)| x == c).map(|(w, _, _)| *w).unwrap();
     assert!(wave_of("ops") < wave_of("api"), "api depends on ops: {s:?}");
@@ -72,7 +81,7 @@ fn first_deploy_orders_waves_by_dependencies_and_places_components() {
 
 #[test]
 fn per_host_names_ports_env_and_health_come_from_the_catalog() {
-    let p = plan_release(&release("1.0.0", &[]), &[], &PlanOptions::default());
+    let p = plan_release(&release("1.0.0", &[]), &[], &opts());
     let step = |h: &str, c: &str| {
         p.waves.iter().flatten().find(|s| s.host.name == h && s.spec.component == c).unwrap().spec.clone()
     };
@@ -95,28 +104,28 @@ fn per_host_names_ports_env_and_health_come_from_the_catalog() {
 
 #[test]
 fn unchanged_containers_are_skipped_unless_forced() {
-    let first = plan_release(&release("1.0.0", &[]), &[], &PlanOptions::default());
+    let first = plan_release(&release("1.0.0", &[]), &[], &opts());
     let now = deployed(&first);
-    let again = plan_release(&release("1.0.0", &[]), &now, &PlanOptions::default());
+    let again = plan_release(&release("1.0.0", &[]), &now, &opts());
     assert!(again.is_empty(), "{:?}", shape(&again));
     assert_eq!(again.unchanged.len(), 8);
     assert!(again.unchanged[0].reason.starts_with("already runs"));
 
-    let upgrade = plan_release(&release("1.0.0", &[("api", "1.1.0")]), &now, &PlanOptions::default());
+    let upgrade = plan_release(&release("1.0.0", &[("api", "1.1.0")]), &now, &opts());
     assert_eq!(shape(&upgrade), [(0, "node1".into(), "api".into()), (0, "node2".into(), "api".into())]);
     let step = &upgrade.waves[0][0];
     assert_eq!(step.previous.as_ref().unwrap().version.as_deref(), Some("1.0.0"), "previous spec kept for rollback");
 
-    let forced = plan_release(&release("1.0.0", &[]), &now, &PlanOptions { force: true, ..Default::default() });
+    let forced = plan_release(&release("1.0.0", &[]), &now, &PlanOptions { force: true, ..opts() });
     assert_eq!(forced.len(), 8);
 }
 
 #[test]
 fn a_digest_change_is_a_change() {
-    let first = plan_release(&release("1.0.0", &[]), &[], &PlanOptions::default());
+    let first = plan_release(&release("1.0.0", &[]), &[], &opts());
     let mut parts = release("1.0.0", &[]);
     parts.iter_mut().find(|c| c.component == "ops").unwrap().image_digest = Some(format!("sha256:{}", "a".repeat(64)));
-    let p = plan_release(&parts, &deployed(&first), &PlanOptions::default());
+    let p = plan_release(&parts, &deployed(&first), &opts());
     let ops: Vec<_> = p.waves.iter().flatten().filter(|s| s.spec.component == "ops").collect();
     assert_eq!(ops.len(), 2);
     assert_eq!(
@@ -129,7 +138,7 @@ fn a_digest_change_is_a_change() {
 #[test]
 fn a_subset_deploys_only_the_named_components() {
     let only = Some(BTreeSet::from([n("graph")]));
-    let p = plan_release(&release("1.0.0", &[]), &[], &PlanOptions { only, force: false });
+    let p = plan_release(&release("1.0.0", &[]), &[], &PlanOptions { only, ..opts() });
     assert_eq!(shape(&p), [(0, "node1".into(), "graph".into())]);
 
     let c = catalog();
@@ -141,7 +150,7 @@ fn a_subset_deploys_only_the_named_components() {
         &n("env-1"),
         Target::Release { product: &product, version: "1.0.0", components: &parts },
         &[],
-        &PlanOptions { only: bad, force: false },
+        &PlanOptions { only: bad, ..opts() },
     )
     .unwrap_err();
     assert_eq!(err.to_string(), "components: expected components of monitor, found \"billing\"");
@@ -152,48 +161,41 @@ fn component_builds_go_to_dev_and_test_only() {
     let c = catalog();
     let api = n("api");
     let target = Target::Component { component: &api, image_tag: "feature-x-3f2a1c" };
-    let p = plan(&c, &n("env-1"), target.clone(), &[], &PlanOptions::default()).unwrap();
+    let p = plan(&c, &n("env-1"), target.clone(), &[], &opts()).unwrap();
     assert_eq!(p.len(), 2);
     let spec = &p.waves[0][0].spec;
     assert_eq!(spec.version, None, "off-release");
     assert_eq!(spec.describe(), "api @ feature-x-3f2a1c");
     assert_eq!(spec.image, "registry.example.com/monitor/api:feature-x-3f2a1c");
 
-    let err = plan(&c, &n("prod"), target, &[], &PlanOptions::default()).unwrap_err();
+    let err = plan(&c, &n("prod"), target, &[], &opts()).unwrap_err();
     assert!(err.to_string().starts_with("env: expected a dev or test environment"), "{err}");
 
     let digest = format!("sha256:{}", "b".repeat(64));
     let by_digest = Target::Component { component: &api, image_tag: &digest };
-    let p = plan(&c, &n("env-1"), by_digest, &[], &PlanOptions::default()).unwrap();
+    let p = plan(&c, &n("env-1"), by_digest, &[], &opts()).unwrap();
     assert_eq!(p.waves[0][0].spec.image, format!("registry.example.com/monitor/api@{digest}"));
 
     for bad in ["x;rm -rf /", "$(id)", "a b", "", "-flag", "sha256:zz"] {
         let t = Target::Component { component: &api, image_tag: bad };
-        let err = plan(&c, &n("env-1"), t, &[], &PlanOptions::default()).unwrap_err();
+        let err = plan(&c, &n("env-1"), t, &[], &opts()).unwrap_err();
         assert!(err.to_string().starts_with("image_tag: expected"), "{bad}: {err}");
     }
     let sql = n("sql");
-    let err =
-        plan(&c, &n("env-1"), Target::Component { component: &sql, image_tag: "x" }, &[], &PlanOptions::default());
+    let err = plan(&c, &n("env-1"), Target::Component { component: &sql, image_tag: "x" }, &[], &opts());
     assert!(err.is_err(), "shared components are never deployed");
 }
 
 #[test]
 fn restore_replays_stored_specs_in_dependency_order() {
-    let old = plan_release(&release("1.0.0", &[]), &[], &PlanOptions::default());
+    let old = plan_release(&release("1.0.0", &[]), &[], &opts());
     let snapshot = deployed(&old);
-    let newer = plan_release(&release("1.1.0", &[]), &snapshot, &PlanOptions::default());
+    let newer = plan_release(&release("1.1.0", &[]), &snapshot, &opts());
     let now = deployed(&newer);
     let c = catalog();
     let product = n("monitor");
-    let p = plan(
-        &c,
-        &n("env-1"),
-        Target::Restore { product: Some(&product), snapshot: &snapshot },
-        &now,
-        &PlanOptions::default(),
-    )
-    .unwrap();
+    let p =
+        plan(&c, &n("env-1"), Target::Restore { product: Some(&product), snapshot: &snapshot }, &now, &opts()).unwrap();
     assert_eq!(shape(&p), shape(&old), "same steps, same order");
     assert!(p.waves.iter().flatten().all(|s| s.spec.version.as_deref() == Some("1.0.0")));
     assert!(p.waves.iter().flatten().all(|s| s.previous.as_ref().unwrap().version.as_deref() == Some("1.1.0")));
@@ -206,12 +208,12 @@ fn unknown_environment_or_product_is_an_error() {
     let product = n("monitor");
     let t = Target::Release { product: &product, version: "1.0.0", components: &parts };
     assert_eq!(
-        plan(&c, &n("env-9"), t, &[], &PlanOptions::default()).unwrap_err().to_string(),
+        plan(&c, &n("env-9"), t, &[], &opts()).unwrap_err().to_string(),
         "env: expected an environment of the catalog, found \"env-9\""
     );
     let other = n("other");
     let t = Target::Release { product: &other, version: "1.0.0", components: &parts };
-    assert!(plan(&c, &n("env-1"), t, &[], &PlanOptions::default()).is_err());
+    assert!(plan(&c, &n("env-1"), t, &[], &opts()).is_err());
 }
 
 #[test]
@@ -229,4 +231,25 @@ fn image_tags() {
     for bad in ["", ".x", "-x", "a:b", "a/b", "a b", "a;b", &"x".repeat(129), "sha256:ABC"] {
         assert!(!valid_image_tag(bad), "{bad}");
     }
+}
+
+#[test]
+fn configuration_files_are_rendered_per_host_and_missing_templates_are_named() {
+    let p = plan_release(&release("1.0.0", &[]), &[], &opts());
+    let api = p.waves.iter().flatten().find(|s| s.spec.component == "api" && s.host.name == "node2").unwrap();
+    let file = &api.spec.files[0];
+    assert_eq!(file.target, "/etc/api/app.conf");
+    assert!(file.content.contains("for host node2"), "{}", file.content);
+    assert!(file.content.contains("log_level = \"debug\"") && file.content.contains("db.env-1.test.local"));
+
+    let c = catalog();
+    let parts = release("1.0.0", &[]);
+    let product = n("monitor");
+    let t = Target::Release { product: &product, version: "1.0.0", components: &parts };
+    let err = plan(&c, &n("env-1"), t, &[], &PlanOptions::default()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "components.api.container.files[0].template: expected a template file in Tao's templates directory, \
+         found \"templates/api.conf.hbs\" is missing"
+    );
 }

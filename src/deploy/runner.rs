@@ -376,6 +376,10 @@ impl Runner {
         let fail = |replaced: bool| move |e: String| StepFailure { replaced, message: e };
         log.at("info", step, &format!("pulling {}", spec.image.as_str())).await;
         let digest = docker.pull(&spec.image).await.map_err(|e| fail(false)(e.to_string()))?;
+        let spec = &with_files(session, spec, &step.spec).await.map_err(fail(false))?;
+        if !step.spec.files.is_empty() {
+            log.at("info", step, &format!("uploaded {} configuration file(s)", step.spec.files.len())).await;
+        }
         log.at("info", step, &format!("replacing container {} ({})", spec.name, step.spec.describe())).await;
         docker.replace(spec).await.map_err(|e| fail(true)(e.to_string()))?;
         log.at("info", step, "waiting for the health check").await;
@@ -475,6 +479,7 @@ impl Runner {
         log: &TaskLog,
     ) -> Result<String, String> {
         let spec = self.container_spec(t, previous)?;
+        let spec = with_files(session, &spec, previous).await?;
         let docker = RemoteDocker::new(session);
         let digest = docker.pull(&spec.image).await.map_err(|e| e.to_string())?;
         docker.replace(&spec).await.map_err(|e| e.to_string())?;
@@ -541,6 +546,44 @@ impl Runner {
         }
         Ok(current)
     }
+}
+
+/// Uploads a spec's rendered configuration files to the host (through stdin, under the deploy user's
+/// `~/.tao/files/CONTAINER/`) and returns the container spec with each mounted read-only at its target.
+async fn with_files(session: &SshSession, spec: &ContainerSpec, run: &RunSpec) -> Result<ContainerSpec, String> {
+    if run.files.is_empty() {
+        return Ok(spec.clone());
+    }
+    let t = Duration::from_secs(30);
+    let home = session.run(&["sh", "-c", "printf %s \"$HOME\""], None, t).await.map_err(|e| e.to_string())?;
+    let home = home.stdout.trim_end().to_string();
+    if !home.starts_with('/') || home.contains(':') {
+        return Err(format!("the deploy user's home directory {home:?} cannot hold configuration files"));
+    }
+    let dir = format!("{home}/.tao/files/{}", spec.name);
+    let mut out = spec.clone();
+    for (i, f) in run.files.iter().enumerate() {
+        let base: String = f
+            .target
+            .rsplit('/')
+            .next()
+            .unwrap_or("file")
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_') { c } else { '_' })
+            .collect();
+        let name = format!("{i}-{base}");
+        let script = "umask 022 && mkdir -p \"$1\" && cat > \"$1/$2\"";
+        let written = session
+            .run(&["sh", "-c", script, "sh", &dir, &name], Some(f.content.as_bytes()), t)
+            .await
+            .map_err(|e| e.to_string())?;
+        if !written.ok() {
+            return Err(format!("uploading {} failed: {}", f.target, written.last_error_line()));
+        }
+        out.volumes.push(format!("{dir}/{name}:{}:ro", f.target));
+    }
+    out.validate().map_err(|e| e.to_string())?;
+    Ok(out)
 }
 
 enum WaveOutcome {

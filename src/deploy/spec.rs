@@ -77,6 +77,35 @@ pub struct RunSpec {
     pub restart: String,
     /// Health check, if the component has one.
     pub health: Option<HealthSpec>,
+    /// Configuration files rendered for this environment and host, mounted read-only.
+    #[serde(default)]
+    pub files: Vec<FileSpec>,
+}
+
+/// A rendered configuration file and where it is mounted in the container.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileSpec {
+    /// Absolute path inside the container.
+    pub target: String,
+    /// The rendered content.
+    pub content: String,
+}
+
+/// Renders a configuration file template (handlebars, strict: an unknown name is an error) with the
+/// values of `ctx`: `{{env.name}}`, `{{env.domain}}`, `{{env.tier}}`, `{{env.variables.NAME}}`,
+/// `{{host.name}}`, `{{host.address}}`, `{{component}}`, `{{version}}`.
+pub fn render_file(template: &str, ctx: &RenderContext<'_>) -> Result<String, String> {
+    let mut hb = handlebars::Handlebars::new();
+    hb.set_strict_mode(true);
+    // Configuration files are not HTML: write values as they are.
+    hb.register_escape_fn(handlebars::no_escape);
+    let data = serde_json::json!({
+        "env": { "name": ctx.env, "domain": ctx.domain, "tier": ctx.tier, "variables": ctx.variables },
+        "host": { "name": ctx.host, "address": ctx.address },
+        "component": ctx.component,
+        "version": ctx.version,
+    });
+    hb.render_template(template, &data).map_err(|e| e.to_string())
 }
 
 impl RunSpec {
@@ -192,5 +221,16 @@ mod tests {
         assert!(render("{{version}}", &c).unwrap_err().starts_with("{{version}}: expected"));
         assert!(render("{{env.variables.NOPE}}", &c).is_err());
         assert!(render("{{env.domain", &c).unwrap_err().contains("unclosed"));
+    }
+
+    #[test]
+    fn renders_files_strictly_and_without_html_escaping() {
+        let vars = BTreeMap::from([("LOG_LEVEL".to_string(), "debug".to_string())]);
+        let c = ctx(&vars);
+        let out = render_file("level={{env.variables.LOG_LEVEL}} host={{host.name}} a<b&c\n", &c).unwrap();
+        assert_eq!(out, "level=debug host=node1 a<b&c\n");
+        assert!(render_file("{{env.variables.NOPE}}", &c).is_err(), "strict mode");
+        assert_eq!(render_file("v={{version}}", &c).unwrap(), "v=", "a component build has no version");
+        assert!(render_file("{{#if}}", &c).is_err());
     }
 }

@@ -180,7 +180,8 @@ impl Services {
         }
         let rows = deployed::state(self.pool(), env.as_str()).await?;
         let current = current_specs(&rows)?;
-        let opts = PlanOptions { only: None, force: req.force };
+        let templates = self.load_templates(&catalog);
+        let opts = PlanOptions { only: None, force: req.force, templates: templates.clone() };
         let plan = match &req.target {
             DeployTarget::Release { product, version, components } => {
                 let product_name = Name::parse(product).map_err(|e| field("product", "a product name", e.found))?;
@@ -192,7 +193,7 @@ impl Services {
                 for c in components {
                     only.insert(Name::parse(c).map_err(|e| field("components", "component names", e.found))?);
                 }
-                let opts = PlanOptions { only: (!only.is_empty()).then_some(only), force: req.force };
+                let opts = PlanOptions { only: (!only.is_empty()).then_some(only), force: req.force, templates };
                 let target =
                     Target::Release { product: &product_name, version: &pv.version, components: &pv.components };
                 plan::plan(&catalog, &env, target, &current, &opts).map_err(from_plan)?
@@ -210,6 +211,29 @@ impl Services {
             }
         };
         Ok((plan, self.live().revision))
+    }
+
+    /// Reads every configuration file template the catalog names from the templates directory. A path
+    /// that is absolute or climbs out of the directory is never read (the plan then reports it missing).
+    fn load_templates(&self, catalog: &crate::catalog::Catalog) -> std::collections::BTreeMap<String, String> {
+        let mut out = std::collections::BTreeMap::new();
+        let Some(dir) = self.templates_dir() else { return out };
+        for c in catalog.components.values() {
+            for f in &c.container.files {
+                let path = std::path::Path::new(&f.template);
+                let inside = path.components().all(|p| matches!(p, std::path::Component::Normal(_)));
+                if !inside || out.contains_key(&f.template) {
+                    continue;
+                }
+                match std::fs::read_to_string(dir.join(path)) {
+                    Ok(text) => {
+                        out.insert(f.template.clone(), text);
+                    }
+                    Err(e) => tracing::warn!(template = %f.template, error = %e, "cannot read a file template"),
+                }
+            }
+        }
+        out
     }
 
     /// The product and stored specs a rollback returns to.

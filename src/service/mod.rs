@@ -98,6 +98,7 @@ pub struct Services {
     queue: QueueHandle,
     registry: RegistryClient,
     ssh: Arc<SshOptions>,
+    templates_dir: Option<Arc<std::path::PathBuf>>,
 }
 
 impl Services {
@@ -109,6 +110,7 @@ impl Services {
             queue: QueueHandle::default(),
             registry: RegistryClient::new(None),
             ssh: Arc::new(SshOptions::new(None, None)),
+            templates_dir: None,
         };
         if let Some(rev) = store::catalog::latest(&services.pool).await? {
             // A stored revision was valid when applied; if this build rejects it, say so loudly but serve on.
@@ -128,6 +130,16 @@ impl Services {
     /// How Tao reaches hosts (set once at start by the app).
     pub fn ssh(&self) -> &SshOptions {
         &self.ssh
+    }
+
+    /// Where configuration file templates named by the catalog are read from.
+    pub fn templates_dir(&self) -> Option<&std::path::Path> {
+        self.templates_dir.as_deref().map(|p| p.as_path())
+    }
+
+    /// Sets the templates directory (the app: `TAO_TEMPLATES_DIR`, else the catalog file's directory).
+    pub fn set_templates_dir(&mut self, dir: Option<std::path::PathBuf>) {
+        self.templates_dir = dir.map(Arc::new);
     }
 
     /// Replaces the registry client (the app calls this with configured credentials).

@@ -52,6 +52,7 @@ struct World {
 }
 
 const SECRET: &str = "s3cr3t-v4lue-Zq9";
+const BASE_TEMPLATE: &str = "env={{env.name}} host={{host.name}} version={{version}}\n";
 const HOSTILE: &str = "it's \"$(id)\" `id` ; $HOME";
 
 fn catalog(
@@ -84,6 +85,8 @@ components:
       env:
         GREETING: {hostile}
         API_KEY: {{ secret: shop-api-key }}
+      files:
+        - {{ target: /www/conf.txt, template: templates/base.conf.hbs }}
     health:
       http: {{ port: 8080, path: /health }}
       timeout: 30s
@@ -150,6 +153,9 @@ impl World {
     /// would), so a restarted Tao starts from the same catalog.
     async fn apply(&self, yaml: &str) {
         std::fs::write(self.app.catalog_path(), yaml).unwrap();
+        let templates = self.app.catalog_path().parent().unwrap().join("templates");
+        std::fs::create_dir_all(&templates).unwrap();
+        std::fs::write(templates.join("base.conf.hbs"), BASE_TEMPLATE).unwrap();
         let r = self
             .app
             .http
@@ -231,6 +237,10 @@ async fn release_upgrade_rollback_component_build_and_drift() {
     for (h, c) in [(0, "base"), (1, "base"), (0, "front")] {
         assert_eq!(served(w.port(h, c)).await.as_deref(), Some("1.0.0"), "{c} on h{h}");
     }
+    for h in 0..2 {
+        let conf = reqwest::get(format!("http://127.0.0.1:{}/conf.txt", w.port(h, "base"))).await.unwrap();
+        assert_eq!(conf.text().await.unwrap(), format!("env={} host=h{h} version=1.0.0\n", w.env), "rendered per host");
+    }
     let image = docker(&["inspect", "-f", "{{.Config.Image}}", &w.container(0, "base")]);
     assert!(image.contains("@sha256:"), "pulled by digest: {image}");
     let front_started = docker(&["inspect", "-f", "{{.State.StartedAt}}", &w.container(0, "front")]);
@@ -253,6 +263,8 @@ async fn release_upgrade_rollback_component_build_and_drift() {
     let t = w.finished(back).await;
     assert_eq!(t["status"], "succeeded", "{}", w.log(back).await);
     assert_eq!(served(w.port(0, "base")).await.as_deref(), Some("1.0.0"));
+    let conf = reqwest::get(format!("http://127.0.0.1:{}/conf.txt", w.port(1, "base"))).await.unwrap();
+    assert_eq!(conf.text().await.unwrap(), format!("env={} host=h1 version=1.0.0\n", w.env), "files restored too");
     let env = w.app.get(&format!("/api/v1/environments/{}", w.env), &w.app.reader).await.body;
     assert_eq!(env["releases"][0]["version"], "1.0.0");
     let hist = w.app.get(&format!("/api/v1/environments/{}/history", w.env), &w.app.reader).await.body;

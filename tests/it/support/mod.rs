@@ -19,6 +19,9 @@ use tao::store::{self, Pool};
 /// The example catalog shipped with Tao.
 pub const EXAMPLE: &str = include_str!("../../../examples/tao.yaml");
 
+/// The example's configuration file template of `api`.
+pub const API_TEMPLATE: &str = include_str!("../../../examples/templates/api.conf.hbs");
+
 /// The components of `monitor` in the example, for building release requests.
 pub const MONITOR: [&str; 6] = ["ops", "sql", "graph", "agent", "api", "self-monitor"];
 
@@ -168,6 +171,8 @@ pub async fn spawn_app_exec(db: TestDb, adjust: impl FnOnce(&mut Settings), exec
     let dir = tempfile::tempdir().expect("temp dir");
     let catalog_file = dir.path().join("tao.yaml");
     std::fs::write(&catalog_file, EXAMPLE).expect("write catalog");
+    std::fs::create_dir_all(dir.path().join("templates")).expect("templates dir");
+    std::fs::write(dir.path().join("templates/api.conf.hbs"), API_TEMPLATE).expect("write template");
     let mut settings = Settings::local(db.url());
     settings.catalog = Some(catalog_file);
     settings.instance = format!("test-{}", rand_suffix());
