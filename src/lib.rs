@@ -2,8 +2,8 @@
 //!
 //! A team ships a product made of components, each a GitLab project delivered as a container image;
 //! Tao keeps the catalog of products, components and environments as code, records immutable product
-//! versions, and (in later parts) serves the shared CI standard, enforces branch policy, deploys over SSH
-//! and talks in chat.
+//! versions, deploys them over SSH and Docker through a durable queue, and stores every GitLab event; in
+//! later parts it serves the shared CI standard, enforces branch policy and talks in chat.
 //!
 //! # Layout
 //!
@@ -13,17 +13,20 @@
 //! config.rs      settings (flag = env var TAO_*), Secret (never prints)
 //! telemetry.rs   tracing subscriber (TAO_LOG, TAO_LOG_FORMAT)
 //! app.rs         App::build(settings) -> bound App; port(); run_until_stopped(shutdown)
-//! service.rs     what front ends do: validate against the live catalog, change the store, audit
+//! service/       what front ends do: validate against the live catalog, authorize, change the store,
+//!                audit; deploy.rs: deploy requests, plans, tasks, freezes, environment state
 //! catalog/       domain: catalog model, names, versions, validation, dependency graph (pure, no I/O)
-//! deploy/        execution over SSH: ssh sessions and quoting, remote docker, health gates, fan-out,
-//!                phase-one deploy-images
+//! deploy/        plan (pure), run specs, registry digests, queue dispatcher, runner, drift; execution
+//!                over SSH: sessions and quoting, remote docker, health gates, fan-out, deploy-images
 //! gitlab/        GitLab client, webhook verification and envelope, typed event views, handlers, workers
 //! http/          router, one file per area, one auth extractor, one error mapping
 //! store/         Pool (SQLite | PostgreSQL), migrations, one file per aggregate
+//! urlenc.rs      percent-encoding of URL segments (CLI and GitLab client)
 //! ```
 //!
-//! Layers point one way: `http` and `cli` call `service`, which uses `catalog` and `store`; the domain
-//! (`catalog`) depends on nothing else in the crate.
+//! Layers point one way: `http` and `cli` call `service`, which uses `catalog`, `deploy` and `store`; the
+//! domain (`catalog`, `deploy::plan`, `deploy::spec`) does no I/O, and `catalog` depends on nothing else in
+//! the crate.
 
 #![warn(missing_docs)]
 
@@ -37,3 +40,4 @@ pub mod http;
 pub mod service;
 pub mod store;
 pub mod telemetry;
+pub mod urlenc;

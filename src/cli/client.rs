@@ -15,19 +15,7 @@ pub struct Client {
     http: reqwest::Client,
 }
 
-/// Percent-encodes one path segment (names are validated server-side; this keeps odd input from
-/// changing the path).
-pub fn segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub use crate::urlenc::encode as segment;
 
 impl Client {
     /// A client for `--server`, with `TAO_TOKEN` when set.

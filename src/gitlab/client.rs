@@ -203,18 +203,7 @@ impl ProjectId {
     }
 }
 
-/// Percent-encodes a path segment (`group/project` → `group%2Fproject`, as GitLab expects).
-pub fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for b in s.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+pub use crate::urlenc::encode;
 
 /// Whether a call may be repeated after a 5xx or a lost answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
