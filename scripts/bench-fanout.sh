@@ -9,8 +9,15 @@
 # Prints wall time and the peak total memory (RSS) of each tool's processes (everything carrying the
 # tool's marker in its environment, so daemonized ssh masters count too), and Tao's ratios.
 #
+# Key exchange: Fabric/paramiko cannot do OpenSSH's post-quantum hybrid (sntrup761x25519), which costs
+# about 4x the CPU of curve25519 per handshake; so every OpenSSH-based tool here (tao, ansible, ssh-cm)
+# uses BENCH_KEX (default curve25519-sha256) too, and all tools do the same cryptographic work.
+# BENCH_KEX=default keeps ssh's own defaults for them.
+#
 # Needs root (starts sshd instances on 127.0.0.x as the `tao-deploy` user). Peers come from PyPI into a
 # venv (BENCH_VENV, default /tmp/tao-bench-venv). Only 127.0.0.x addresses are used.
+# Each tool runs BENCH_REPEAT times (default 3), interleaved with the others so background load hits all
+# alike; the best wall time is reported, with the largest memory peak seen.
 #   BENCH_NS="1 8 32" BENCH_K=5 BENCH_DOCKER=1 BENCH_PROFILE=debug|release scripts/bench-fanout.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -20,6 +27,8 @@ K=${BENCH_K:-5}
 PORT=${BENCH_PORT:-2299}
 VENV=${BENCH_VENV:-/tmp/tao-bench-venv}
 PROFILE=${BENCH_PROFILE:-debug}
+KEX=${BENCH_KEX:-curve25519-sha256}
+REPEAT=${BENCH_REPEAT:-3}
 DOCKER_NS=${BENCH_DOCKER_NS:-32}
 [ "${BENCH_DOCKER:-1}" = 1 ] || DOCKER_NS=""
 [ "$(id -u)" -eq 0 ] || { echo "run as root: the benchmark starts sshd instances" >&2; exit 1; }
@@ -95,7 +104,7 @@ mkdir -p "$WORK/img" && cp /bin/busybox "$WORK/img/busybox"
 printf 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox","--install","-s","/bin"]\nSTOPSIGNAL SIGKILL\n' > "$WORK/img/Dockerfile"
 docker build -q -t tao-bench/busybox:1 "$WORK/img" >/dev/null
 
-export TAO WORK PORT K NS DOCKER_NS
+export TAO WORK PORT K NS DOCKER_NS KEX REPEAT
 "$VENV/bin/python" - <<'PY'
 import os, subprocess, sys, threading, time
 
@@ -103,8 +112,11 @@ TAO, WORK, PORT, K = os.environ["TAO"], os.environ["WORK"], int(os.environ["PORT
 NS = [int(n) for n in os.environ["NS"].split()]
 DOCKER_NS = [int(n) for n in os.environ["DOCKER_NS"].split()]
 PY = sys.executable
+REPEAT = int(os.environ["REPEAT"])
 KEY, KH = f"{WORK}/id", f"{WORK}/known_hosts"
-SSH_OPTS = ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={KH}",
+KEX = os.environ["KEX"]
+KEX_OPTS = [] if KEX == "default" else ["-o", f"KexAlgorithms={KEX}"]
+SSH_OPTS = KEX_OPTS + ["-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=yes", "-o", f"UserKnownHostsFile={KH}",
             "-o", "IdentitiesOnly=yes", "-i", KEY, "-p", str(PORT)]
 
 # Remote commands. Each host's container name comes from the address it was reached on.
@@ -174,7 +186,7 @@ def measure(name, argv, files=None):
 
 def tao(hs, cmds):
     argv = [TAO, "ssh-fanout", "--parallel", str(len(hs)), "--identity", KEY, "--known-hosts", KH,
-            "--control-dir", f"{WORK}/tao-ctl"]
+            "--control-dir", f"{WORK}/tao-ctl"] + ([] if KEX == "default" else ["--ssh-kex", KEX])
     for h in hs: argv += ["--host", f"tao-deploy@{h}:{PORT}"]
     for c in cmds: argv += ["--cmd", c]
     return argv
@@ -224,7 +236,7 @@ interpreter_python = /usr/bin/python3
 stdout_callback = minimal
 [ssh_connection]
 pipelining = True
-ssh_args = -o ControlMaster=auto -o ControlPersist=60s -o UserKnownHostsFile={KH} -o IdentitiesOnly=yes
+ssh_args = -o ControlMaster=auto -o ControlPersist=60s -o UserKnownHostsFile={KH} -o IdentitiesOnly=yes {" ".join(KEX_OPTS)}
 control_path_dir = {d}/cp
 """)
     with open(f"{d}/play.yml", "w") as f:
@@ -252,13 +264,17 @@ def run_suite(label, ns, cmds):
         hs = hosts(n)
         tools = [("tao", tao(hs, cmds)), ("fab-loop", fab_loop(hs, cmds)), ("fab-group", fab_group(hs, cmds)),
                  ("ansible", ansible(hs, cmds, n)), ("ssh-cm", ssh_cm(hs, cmds))]
-        results = {}
-        for name, argv in tools:
-            results[name] = measure(name, argv)
-            w, m = results[name]
-            print(f"  {label} N={n:<3} {name:<10} {('%.2f s' % w) if w else 'failed':>9}  {m / 1024:8.1f} MiB", file=sys.stderr)
+        results = {name: (None, 0) for name, _ in tools}
+        for r in range(REPEAT):
+            for name, argv in tools:
+                w, m = measure(name, argv)
+                print(f"  {label} N={n:<3} {name:<10} {('%.2f s' % w) if w else 'failed':>9}  {m / 1024:8.1f} MiB", file=sys.stderr)
+                best, peak = results[name]
+                if w and (best is None or w < best):
+                    best = w
+                results[name] = (best, max(peak, m))
         rows.append((n, results))
-    print(f"\n{label}: K={len(cmds)} commands per host, wall time and peak memory of each tool's processes")
+    print(f"\n{label}: K={len(cmds)} commands per host, key exchange {KEX}; wall time and peak memory of each tool's processes")
     print(f"{'N':>3}  " + "  ".join(f"{t:>20}" for t in ["tao", "fab-loop", "fab-group", "ansible", "ssh-cm"]))
     for n, r in rows:
         cells = []
