@@ -241,6 +241,10 @@ async fn hostile_image_refs_are_rejected_before_any_connection() {
     }
     let out = tao(&hosts, &["deploy-images", "--host", "tao-deploy@127.0.0.1;id", "-c", "a/web:1"]).await;
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let out =
+        tao(&hosts, &["deploy-images", "--host", &hosts.spec(0), "-c", "a/web:1", "--name-prefix", "x;id #"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("invalid container name \"x;id #web\""), "{}", text(&out.stderr));
     assert_eq!(hosts.logged_commands(), "", "nothing reached the remote shell");
     // The logging shell does log what it is given.
     let s = SshSession::connect(&hosts.target(0), &hosts.options()).await.unwrap();
