@@ -255,7 +255,7 @@ impl SshSession {
     pub async fn connect(target: &SshTarget, opts: &SshOptions) -> Result<SshSession, SshError> {
         let host = target.to_string();
         let io = |source| SshError::Io { host: host.clone(), source };
-        clean_stale_control_dirs(&opts.control_dir);
+        clean_once(&opts.control_dir).await;
         let dir = process_control_dir(&opts.control_dir);
         std::fs::create_dir_all(&dir).map_err(io)?;
         set_private(&opts.control_dir).map_err(io)?;
@@ -371,6 +371,21 @@ impl SshSession {
     pub fn control_socket(&self) -> &Path {
         self.session.control_socket()
     }
+}
+
+/// Cleans a control directory the first time this process connects through it ("at start").
+async fn clean_once(dir: &Path) {
+    static CLEANED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    {
+        let mut cleaned = CLEANED.lock().expect("not poisoned");
+        if cleaned.iter().any(|d| d == dir) {
+            return;
+        }
+        cleaned.push(dir.to_path_buf());
+    }
+    let dir = dir.to_path_buf();
+    // It may run `ssh -O exit`: keep that off the async workers.
+    let _ = tokio::task::spawn_blocking(move || clean_stale_control_dirs(&dir)).await;
 }
 
 /// The program and first argument of a command line, for messages (never the rest, which may be long).
