@@ -258,7 +258,7 @@ impl SshSession {
         clean_once(&opts.control_dir).await;
         let dir = process_control_dir(&opts.control_dir);
         std::fs::create_dir_all(&dir).map_err(io)?;
-        set_private(&opts.control_dir).map_err(io)?;
+        // Only our own sub-directory: the base may be shared (never chmod what we did not create).
         set_private(&dir).map_err(io)?;
         let mut builder = SessionBuilder::default();
         builder
