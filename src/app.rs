@@ -76,6 +76,7 @@ impl App {
         if let Some(dir) = &settings.ssh_control_dir {
             ssh.control_dir = dir.clone();
         }
+        ssh.kex_algorithms = settings.ssh_kex.clone();
         ssh::clean_stale_control_dirs(&ssh.control_dir);
         services.set_ssh(ssh);
         services.set_registry(RegistryClient::new(settings.registry_credentials.clone()));

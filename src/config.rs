@@ -100,6 +100,8 @@ pub struct Settings {
     pub ssh_identity: Option<PathBuf>,
     /// known_hosts file host keys are checked against (`None`: `~/.ssh/known_hosts`).
     pub ssh_known_hosts: Option<PathBuf>,
+    /// SSH key exchange algorithms (ssh's `KexAlgorithms` syntax; `None`: ssh's defaults).
+    pub ssh_kex: Option<String>,
     /// Where SSH control sockets live (`None`: `$XDG_RUNTIME_DIR/tao-ssh` or `/tmp/tao-ssh-$USER`).
     pub ssh_control_dir: Option<PathBuf>,
     /// Directory holding one file per secret referenced by the catalog (`{secret: NAME}` → `DIR/NAME`).
@@ -143,6 +145,7 @@ impl Settings {
             ssh_identity: None,
             ssh_known_hosts: None,
             ssh_control_dir: None,
+            ssh_kex: None,
             secrets_dir: None,
             drain_timeout: Duration::from_secs(60),
             host_parallel: 16,

@@ -34,6 +34,9 @@ pub struct SshArgs {
     /// Seconds an idle SSH master connection stays open.
     #[arg(long, default_value_t = 60, hide = true)]
     pub ssh_idle_secs: u64,
+    /// SSH key exchange algorithms (ssh's KexAlgorithms syntax, e.g. ^curve25519-sha256) [default: ssh's].
+    #[arg(long, env = "TAO_SSH_KEX_ALGORITHMS", hide = true)]
+    pub ssh_kex: Option<String>,
 }
 
 impl SshArgs {
@@ -43,6 +46,7 @@ impl SshArgs {
             o.control_dir = d.clone();
         }
         o.idle_timeout = Duration::from_secs(self.ssh_idle_secs.max(1));
+        o.kex_algorithms = self.ssh_kex.clone();
         o
     }
 }

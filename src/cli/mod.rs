@@ -136,6 +136,9 @@ pub struct ServeArgs {
     /// Directory of SSH control sockets [default: $XDG_RUNTIME_DIR/tao-ssh or /tmp/tao-ssh-$USER].
     #[arg(long, env = "TAO_SSH_CONTROL_DIR")]
     pub ssh_control_dir: Option<PathBuf>,
+    /// SSH key exchange algorithms in ssh's KexAlgorithms syntax (e.g. ^curve25519-sha256) [default: ssh's].
+    #[arg(long, env = "TAO_SSH_KEX_ALGORITHMS")]
+    pub ssh_kex: Option<String>,
     /// Directory of secret files: a catalog `{secret: NAME}` reads DIR/NAME on the Tao host.
     #[arg(long, env = "TAO_SECRETS_DIR")]
     pub secrets_dir: Option<PathBuf>,
@@ -398,6 +401,7 @@ async fn serve(args: ServeArgs) -> Outcome {
         ssh_identity: args.ssh_identity,
         ssh_known_hosts: args.ssh_known_hosts,
         ssh_control_dir: args.ssh_control_dir,
+        ssh_kex: args.ssh_kex,
         secrets_dir: args.secrets_dir,
         drain_timeout: std::time::Duration::from_secs(args.drain_timeout),
         host_parallel: usize::from(args.host_parallel),

@@ -137,6 +137,10 @@ pub struct SshOptions {
     /// A master connection with no command for this long exits by itself, so a killed Tao leaves no ssh
     /// process behind for longer than this.
     pub idle_timeout: Duration,
+    /// Key exchange algorithms, as ssh's `KexAlgorithms` (e.g. `^curve25519-sha256` to prefer it);
+    /// `None` keeps ssh's defaults (post-quantum hybrids first on recent OpenSSH, which cost about four
+    /// times as much CPU per handshake as `curve25519-sha256`).
+    pub kex_algorithms: Option<String>,
 }
 
 impl SshOptions {
@@ -156,6 +160,7 @@ impl SshOptions {
             control_dir,
             connect_timeout: Duration::from_secs(10),
             idle_timeout: Duration::from_secs(60),
+            kex_algorithms: None,
         }
     }
 }
@@ -250,10 +255,10 @@ impl SshSession {
     pub async fn connect(target: &SshTarget, opts: &SshOptions) -> Result<SshSession, SshError> {
         let host = target.to_string();
         let io = |source| SshError::Io { host: host.clone(), source };
-        clean_stale_control_dirs(&opts.control_dir);
+        clean_once(&opts.control_dir).await;
         let dir = process_control_dir(&opts.control_dir);
         std::fs::create_dir_all(&dir).map_err(io)?;
-        set_private(&opts.control_dir).map_err(io)?;
+        // Only our own sub-directory: the base may be shared (never chmod what we did not create).
         set_private(&dir).map_err(io)?;
         let mut builder = SessionBuilder::default();
         builder
@@ -271,6 +276,9 @@ impl SshSession {
         }
         if let Some(kh) = &opts.known_hosts {
             builder.user_known_hosts_file(kh);
+        }
+        if let Some(kex) = &opts.kex_algorithms {
+            builder.config_file(ssh_config_with_kex(&dir, kex).map_err(io)?);
         }
         // ssh itself enforces ConnectTimeout for TCP only; bound the whole handshake too.
         let limit = opts.connect_timeout.max(Duration::from_secs(1)) * 3;
@@ -327,6 +335,27 @@ impl SshSession {
         }
     }
 
+    /// Writes `contents` to `path` on the host (through stdin, so contents never show on a command line):
+    /// creates the parent directory, writes a temporary file with `mode` and renames it into place, so a
+    /// reader never sees half a file. Check [`CommandOutput::ok`] for the outcome.
+    pub async fn upload(
+        &self,
+        path: &str,
+        contents: &[u8],
+        mode: u32,
+        timeout: Duration,
+    ) -> Result<CommandOutput, SshError> {
+        let parent = Path::new(path).parent().and_then(Path::to_str).filter(|p| !p.is_empty()).unwrap_or(".");
+        let tmp = format!("{path}.tao-upload");
+        let line = format!(
+            "umask 077 && mkdir -p {dir} && cat > {tmp} && chmod {mode:o} {tmp} && mv -f {tmp} {dst}",
+            dir = quote(parent),
+            tmp = quote(&tmp),
+            dst = quote(path),
+        );
+        self.run_script(&line, Some(contents), timeout).await
+    }
+
     /// Closes the master connection (it exits once no command runs).
     pub async fn close(self) -> Result<(), SshError> {
         let host = self.target.to_string();
@@ -342,6 +371,21 @@ impl SshSession {
     pub fn control_socket(&self) -> &Path {
         self.session.control_socket()
     }
+}
+
+/// Cleans a control directory the first time this process connects through it ("at start").
+async fn clean_once(dir: &Path) {
+    static CLEANED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+    {
+        let mut cleaned = CLEANED.lock().expect("not poisoned");
+        if cleaned.iter().any(|d| d == dir) {
+            return;
+        }
+        cleaned.push(dir.to_path_buf());
+    }
+    let dir = dir.to_path_buf();
+    // It may run `ssh -O exit`: keep that off the async workers.
+    let _ = tokio::task::spawn_blocking(move || clean_stale_control_dirs(&dir)).await;
 }
 
 /// The program and first argument of a command line, for messages (never the rest, which may be long).
@@ -379,6 +423,27 @@ fn classify(host: &str, e: openssh::Error) -> SshError {
         ""
     };
     SshError::Connect { host: host.to_string(), detail: format!("{}{hint}", detail.trim().replace("\r\n", " ")) }
+}
+
+/// An ssh config file setting `KexAlgorithms` (there is no `-o` passthrough in the `openssh` crate). It
+/// includes the system's and the user's configs first, so their settings (and first-match-wins values)
+/// still apply as they would without `-F`.
+fn ssh_config_with_kex(dir: &Path, kex: &str) -> std::io::Result<PathBuf> {
+    let valid = !kex.is_empty() && kex.chars().all(|c| c.is_ascii_alphanumeric() || "-_.@,^+".contains(c));
+    if !valid {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            format!("invalid key exchange algorithm list {kex:?}"),
+        ));
+    }
+    // Sessions connect concurrently: write aside, then rename, so ssh never reads half a file.
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let (file, tmp) = (dir.join("ssh_config"), dir.join(format!("ssh_config.{n}")));
+    let text = format!("Include /etc/ssh/ssh_config\nInclude ~/.ssh/config\nHost *\n  KexAlgorithms {kex}\n");
+    std::fs::write(&tmp, text)?;
+    std::fs::rename(&tmp, &file)?;
+    Ok(file)
 }
 
 fn set_private(dir: &Path) -> std::io::Result<()> {

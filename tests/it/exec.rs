@@ -51,6 +51,7 @@ async fn tao(hosts: &TestHosts, args: &[&str]) -> Output {
     cmd.args(args)
         .env_remove("TAO_SSH_IDENTITY")
         .env_remove("TAO_SSH_KNOWN_HOSTS")
+        .env_remove("TAO_SSH_KEX_ALGORITHMS")
         .env("TAO_SSH_CONTROL_DIR", &hosts.control_dir)
         .args(["--identity", hosts.key.to_str().unwrap(), "--known-hosts", hosts.known_hosts.to_str().unwrap()]);
     cmd.output().await.expect("run tao")
@@ -70,7 +71,10 @@ async fn http_get(port: u16) -> Option<String> {
 async fn sessions_run_commands_on_two_hosts_with_strict_host_keys() {
     let hosts = TestHosts::start(2);
     for i in 0..2 {
-        let s = SshSession::connect(&hosts.target(i), &hosts.options()).await.expect("connect");
+        let mut opts = hosts.options();
+        // The second host also checks a key exchange preference (passed through a generated ssh config).
+        opts.kex_algorithms = (i == 1).then(|| "^curve25519-sha256".to_string());
+        let s = SshSession::connect(&hosts.target(i), &opts).await.expect("connect");
         let out = s.run(&["sh", "-c", "echo \"$(id -un) $SSH_CONNECTION\""], None, T).await.unwrap();
         assert!(out.ok(), "{out:?}");
         let fields: Vec<&str> = out.stdout.split_whitespace().collect();
@@ -82,6 +86,10 @@ async fn sessions_run_commands_on_two_hosts_with_strict_host_keys() {
         assert_eq!(s.run(&["cat"], Some(hostile.as_bytes()), T).await.unwrap().stdout, hostile);
         let failed = s.run(&["sh", "-c", "echo nope >&2; exit 7"], None, T).await.unwrap();
         assert_eq!((failed.status, failed.last_error_line().as_str()), (Some(7), "nope"));
+        let file = format!("up-{i}/it's $(id).conf");
+        assert!(s.upload(&file, hostile.as_bytes(), 0o640, T).await.unwrap().ok());
+        let back = s.run(&["sh", "-c", "stat -c %a \"$1\" && cat \"$1\"", "sh", &file], None, T).await.unwrap();
+        assert_eq!(back.stdout, format!("640\n{hostile}"), "{back:?}");
         let slow = s.run(&["sleep", "5"], None, Duration::from_millis(300)).await;
         assert!(matches!(slow, Err(SshError::Timeout { .. })), "{slow:?}");
         s.close().await.unwrap();
@@ -233,6 +241,10 @@ async fn hostile_image_refs_are_rejected_before_any_connection() {
     }
     let out = tao(&hosts, &["deploy-images", "--host", "tao-deploy@127.0.0.1;id", "-c", "a/web:1"]).await;
     assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
+    let out =
+        tao(&hosts, &["deploy-images", "--host", &hosts.spec(0), "-c", "a/web:1", "--name-prefix", "x;id #"]).await;
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    assert!(text(&out.stderr).contains("invalid container name \"x;id #web\""), "{}", text(&out.stderr));
     assert_eq!(hosts.logged_commands(), "", "nothing reached the remote shell");
     // The logging shell does log what it is given.
     let s = SshSession::connect(&hosts.target(0), &hosts.options()).await.unwrap();

@@ -44,7 +44,9 @@ fn system_setup() {
         let user = DEPLOY_USER;
         if !sh(&format!("id -u {user}")).status.success() {
             let out = sh(&format!("useradd --create-home --shell /bin/sh --groups docker {user}"));
-            assert!(out.status.success(), "useradd {user}: {}", String::from_utf8_lossy(&out.stderr));
+            // Another test process may have created it meanwhile.
+            let exists = sh(&format!("id -u {user}")).status.success();
+            assert!(exists, "useradd {user}: {}", String::from_utf8_lossy(&out.stderr));
         }
         let out = sh(&format!("usermod -p '*' -aG docker -s /bin/sh {user}"));
         assert!(out.status.success(), "usermod {user}: {}", String::from_utf8_lossy(&out.stderr));
