@@ -31,8 +31,8 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # ---- 2. PostgreSQL ---------------------------------------------------------------------------------
-# A private cluster (not the distribution's), trust auth on 127.0.0.1 only, data under the target dir's
-# parent so it never lands in the repository.
+# A private cluster (not the distribution's), trust auth on 127.0.0.1 only, data in /tmp (never in the
+# repository); fsync off: it holds only test databases.
 PG_PORT=${TAO_TEST_PG_PORT:-54329}
 PG_DIR=${TAO_TEST_PG_DIR:-/tmp/tao-test-pg}
 export TAO_TEST_PG_URL="postgres://postgres@127.0.0.1:${PG_PORT}/postgres"

@@ -104,7 +104,7 @@ impl App {
         let listener =
             TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
         let config = QueueConfig {
-            workers: settings.workers.max(1),
+            workers: settings.workers,
             lease: settings.lease,
             owner: settings.instance.clone(),
             drain_timeout: settings.drain_timeout,

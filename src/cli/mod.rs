@@ -121,8 +121,8 @@ pub struct ServeArgs {
     /// Tao's external URL, used in links it posts.
     #[arg(long, env = "TAO_PUBLIC_URL")]
     pub public_url: Option<String>,
-    /// Deploy tasks running at once.
-    #[arg(long, env = "TAO_WORKERS", default_value_t = 5, value_parser = clap::value_parser!(u16).range(1..=256))]
+    /// Deploy tasks running at once (0: this instance serves and queues but never deploys).
+    #[arg(long, env = "TAO_WORKERS", default_value_t = 5, value_parser = clap::value_parser!(u16).range(0..=256))]
     pub workers: u16,
     /// Identity of this instance in environment leases [default: the host name].
     #[arg(long, env = "TAO_INSTANCE")]

@@ -156,6 +156,47 @@ impl QueueHandle {
     }
 }
 
+/// PostgreSQL channel on which replicas tell each other that a task was queued or ended.
+pub const PG_CHANNEL: &str = "tao_deploy_queue";
+
+/// Tells every replica's dispatcher that the queue changed (PostgreSQL `NOTIFY`; in-process wake-ups
+/// cover SQLite, which one Tao owns).
+pub async fn notify_replicas(pool: &Pool) {
+    if let Pool::Postgres(p) = pool {
+        if let Err(e) = sqlx::query("SELECT pg_notify($1, '')").bind(PG_CHANNEL).execute(p).await {
+            tracing::warn!(error = %e, "NOTIFY of a queue change failed; other replicas notice at their next wake-up");
+        }
+    }
+}
+
+/// On PostgreSQL, turns other replicas' `NOTIFY`s into local wake-ups until dropped.
+async fn listen_replicas(pool: &Pool, handle: QueueHandle) -> Option<AbortOnDrop> {
+    let Pool::Postgres(p) = pool else { return None };
+    let mut listener = match sqlx::postgres::PgListener::connect_with(p).await {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot LISTEN for other replicas' queue changes");
+            return None;
+        }
+    };
+    if let Err(e) = listener.listen(PG_CHANNEL).await {
+        tracing::warn!(error = %e, "cannot LISTEN for other replicas' queue changes");
+        return None;
+    }
+    Some(AbortOnDrop(tokio::spawn(async move {
+        loop {
+            match listener.recv().await {
+                Ok(_) => handle.wake(),
+                Err(e) => {
+                    // PgListener reconnects by itself on the next recv; wake in case a NOTIFY was lost.
+                    tracing::warn!(error = %e, "queue LISTEN connection interrupted");
+                    handle.wake();
+                }
+            }
+        }
+    })))
+}
+
 /// The dispatcher. Build with [`Dispatcher::new`], run with [`Dispatcher::run`].
 pub struct Dispatcher {
     pool: Pool,
@@ -183,6 +224,7 @@ impl Dispatcher {
     /// Claims and runs tasks until `shutdown` turns true, then drains.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) {
         let mut workers: JoinSet<i64> = JoinSet::new();
+        let _listening = listen_replicas(&self.pool, self.handle.clone()).await;
         loop {
             if *shutdown.borrow() {
                 break;
@@ -269,6 +311,7 @@ impl Dispatcher {
             handle.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
             handle.changed(id);
             handle.wake();
+            notify_replicas(&pool).await;
             id
         });
     }

@@ -333,6 +333,7 @@ impl Services {
             store::audit::record(self.pool(), &actor.to_string(), "deploy.request", &audit_target, "ok", &detail)
                 .await?;
             self.queue().wake();
+            crate::deploy::queue::notify_replicas(self.pool()).await;
         }
         Ok((row, created))
     }

@@ -322,3 +322,32 @@ async fn task_logs_stream_as_json_lines_until_the_task_ends() {
     assert!(html.contains("gate: started") && html.contains("succeeded"), "{html}");
     app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replicas_on_postgres_wake_each_other() {
+    // Replica A deploys; replica B only serves the API (0 workers). A task queued through B starts on A
+    // at once: B's NOTIFY reaches A's LISTEN (A has no lease to expire and nothing else to wake it).
+    let db = TestDb::postgres().await;
+    let url = db.url();
+    let (gate, mut started) = Gate::new();
+    let a = spawn_app_exec(
+        db,
+        |s| {
+            s.workers = 1;
+            s.drain_timeout = Duration::from_millis(200);
+        },
+        gate.factory(),
+    )
+    .await;
+    let (idle, _never) = Gate::new();
+    let b = crate::support::spawn_app_on(&url, |s| s.workers = 0, idle.factory()).await;
+    assert_eq!(b.create_release(&b.deployer, monitor_release("1.0.0", &[])).await.status, 201);
+    let (s, body) = deploy(&b, &b.deployer, "env-1", None).await;
+    assert_eq!(s, 202, "{body}");
+    let id = body["task_id"].as_i64().unwrap();
+    assert_eq!(next_start(&mut started).await, id, "replica A picked up B's task");
+    gate.finish(id, Outcome::Succeeded);
+    wait_status(&b, id, "succeeded").await;
+    let _ = b.stop().await;
+    let _ = a.stop().await;
+}

@@ -29,6 +29,8 @@ pub const MONITOR: [&str; 6] = ["ops", "sql", "graph", "agent", "api", "self-mon
 pub enum TestDb {
     /// A SQLite file in a temporary directory (removed with it).
     Sqlite(tempfile::TempDir),
+    /// A database owned by another [`TestDb`] (a second replica on it).
+    Borrowed,
     /// A PostgreSQL database, dropped on drop.
     Postgres {
         /// Admin URL of the server.
@@ -70,6 +72,7 @@ impl TestDb {
     pub fn url(&self) -> String {
         match self {
             TestDb::Sqlite(dir) => Pool::sqlite_url(&dir.path().join("tao.db")),
+            TestDb::Borrowed => panic!("a borrowed database has no URL of its own"),
             TestDb::Postgres { admin, name } => {
                 let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin);
                 format!("{base}/{name}")
@@ -189,6 +192,29 @@ pub async fn spawn_app_exec(db: TestDb, adjust: impl FnOnce(&mut Settings), exec
         token("reader", Scope::Read).await,
     ];
     start(app, Parts { _db: db, _dir: dir, settings, tokens })
+}
+
+/// Another replica on the database of a running [`TestApp`] (`url`), with its own settings and tokens
+/// (the first app's tokens work too: they live in the same store).
+pub async fn spawn_app_on(url: &str, adjust: impl FnOnce(&mut Settings), executor: ExecutorFactory) -> TestApp {
+    let dir = tempfile::tempdir().expect("temp dir");
+    std::fs::create_dir_all(dir.path().join("templates")).expect("templates dir");
+    std::fs::write(dir.path().join("templates/api.conf.hbs"), API_TEMPLATE).expect("write template");
+    let mut settings = Settings::local(url);
+    settings.instance = format!("test-{}", rand_suffix());
+    settings.templates_dir = Some(dir.path().to_path_buf());
+    adjust(&mut settings);
+    let app = App::build_with(settings.clone(), executor).await.expect("build replica");
+    let pool = app.services().pool().clone();
+    let token = |scope| {
+        let pool = pool.clone();
+        async move {
+            let name = format!("replica-{}", rand_suffix());
+            store::token::create(&pool, &name, scope).await.expect("token").1.expose().to_string()
+        }
+    };
+    let tokens = [token(Scope::Admin).await, token(Scope::Deploy).await, token(Scope::Read).await];
+    start(app, Parts { _db: TestDb::Borrowed, _dir: dir, settings, tokens })
 }
 
 /// What survives a killed Tao: its database, files, settings and tokens.
