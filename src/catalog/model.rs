@@ -239,9 +239,9 @@ pub struct Environment {
     pub variables: BTreeMap<String, String>,
     /// Host → component → container overrides.
     pub overrides: BTreeMap<Name, BTreeMap<Name, Override>>,
-    /// Who may deploy here; a free mapping until its schema arrives.
+    /// Who may deploy here (default: by tier).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub protection: Option<serde_json::Value>,
+    pub protection: Option<Protection>,
 }
 
 impl Environment {
@@ -257,6 +257,18 @@ impl Environment {
     pub fn override_for(&self, host: &str, component: &str) -> Option<&Override> {
         self.overrides.get(host)?.get(component)
     }
+}
+
+/// Who may deploy to an environment.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub struct Protection {
+    /// Least API token scope that may deploy, freeze or cancel here: `deploy` or `admin` (default:
+    /// `admin` for the `prod` tier, `deploy` for every other).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deploy: Option<String>,
+    /// Named roles that may deploy here (chat users and GitLab members are mapped to roles in config).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub roles: Vec<String>,
 }
 
 /// A host reachable over SSH.

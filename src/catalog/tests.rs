@@ -334,3 +334,15 @@ fn unquoted_port_mappings_are_text() {
     assert_eq!(ports, ["8080:80", "53:53/udp"]);
     assert_eq!(errors_of("components:\n  a: { layer: shared, container: { ports: [8080] } }\n")[0].found, "8080");
 }
+
+#[test]
+fn protection_names_the_least_scope_and_roles() {
+    let c = Catalog::from_yaml(EXAMPLE).expect("example is valid");
+    let prod = c.environments[&name("prod")].protection.clone().unwrap();
+    assert_eq!(prod.deploy.as_deref(), Some("admin"));
+    assert_eq!(prod.roles, ["maintainer", "release-manager"]);
+    let bad = EXAMPLE.replace("deploy: admin", "deploy: root").replace("roles: [maintainer", "rolez: [maintainer");
+    let errors = Catalog::from_yaml(&bad).unwrap_err();
+    let paths: Vec<&str> = errors.0.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(paths, ["environments.prod.protection.rolez", "environments.prod.protection.deploy"], "{errors}");
+}

@@ -1,4 +1,5 @@
-//! Validation of the `environments:` section: tier, domain, hosts, placement, variables, overrides.
+//! Validation of the `environments:` section: tier, domain, hosts, placement, variables, overrides,
+//! protection.
 //!
 //! Owns the environment schema and its references to components and to the environment's own hosts.
 //! Must not read files or the network.
@@ -7,8 +8,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_yaml_ng::Value;
 
-use super::model::{Environment, Host, Override, Tier, DEFAULT_SSH_PORT};
-use super::validate::{container_name, free_mapping, ports, COMPONENT_REF, ENV_KEY_EXPECTED};
+use super::model::{Environment, Host, Override, Protection, Tier, DEFAULT_SSH_PORT};
+use super::validate::{container_name, ports, COMPONENT_REF, ENV_KEY_EXPECTED};
 use super::value::{is_dns_name, is_env_key, is_host_address, is_user_name};
 use super::walk::{child, describe, item, scalar_text, Report};
 
@@ -139,9 +140,29 @@ pub(crate) fn environment(
         }
     }
 
-    let protection =
-        f.get("protection").and_then(|p| free_mapping(r, p, &child(path, "protection"), "a mapping (who may deploy)"));
+    let protection = f.get("protection").and_then(|p| protection(r, p, &child(path, "protection")));
     Some(Environment { tier: tier?, domain, hosts, placement, variables, overrides, protection })
+}
+
+const PROTECTION_KEYS: &[&str] = &["deploy", "roles"];
+
+fn protection(r: &mut Report, v: &Value, path: &str) -> Option<Protection> {
+    let f = r.fields(v, path, "a mapping (who may deploy: deploy, roles)", PROTECTION_KEYS)?;
+    let mut p = Protection::default();
+    if let Some(d) = f.get("deploy") {
+        p.deploy = r.checked(d, &child(path, "deploy"), "one of deploy, admin (the least token scope)", |s| {
+            matches!(s, "deploy" | "admin")
+        });
+    }
+    if let Some(list) = f.get("roles") {
+        let at = child(path, "roles");
+        for (i, role) in r.list(list, &at, "a list of role names").iter().enumerate() {
+            if let Some(role) = r.string(role, &item(&at, i), "a role name") {
+                p.roles.push(role.to_string());
+            }
+        }
+    }
+    Some(p)
 }
 
 fn join_keys(keys: &BTreeSet<String>) -> String {

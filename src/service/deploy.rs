@@ -10,7 +10,7 @@ use std::collections::BTreeSet;
 use serde::Serialize;
 
 use super::{Actor, ServiceError, Services};
-use crate::catalog::{FieldError, Name, Tier, Version};
+use crate::catalog::{Environment, FieldError, Name, Tier, Version};
 use crate::deploy::plan::{self, Current, HostTarget, Plan, PlanError, PlanOptions, Target};
 use crate::deploy::queue::StopReason;
 use crate::deploy::spec::RunSpec;
@@ -137,17 +137,25 @@ pub fn current_specs(rows: &[DeployedRow]) -> Result<Vec<Current>, StoreError> {
         .collect()
 }
 
-/// The least token scope that may deploy to a tier: `prod` needs `admin`, every other tier `deploy`.
-pub fn scope_for_tier(tier: Tier) -> Scope {
-    match tier {
-        Tier::Prod => Scope::Admin,
-        _ => Scope::Deploy,
+/// The least token scope that may deploy to an environment: its `protection.deploy` when set, else by
+/// tier (`prod` needs `admin`, every other tier `deploy`).
+pub fn scope_for(env: &Environment) -> Scope {
+    match env.protection.as_ref().and_then(|p| p.deploy.as_deref()) {
+        Some("admin") => Scope::Admin,
+        Some(_) => Scope::Deploy,
+        None if env.tier == Tier::Prod => Scope::Admin,
+        None => Scope::Deploy,
     }
 }
 
 impl Services {
-    fn authorize_env(&self, actor: &Actor, env: &str, tier: Tier) -> Result<(), ServiceError> {
-        let needed = scope_for_tier(tier);
+    fn authorize_env(&self, actor: &Actor, env: &str) -> Result<(), ServiceError> {
+        let catalog = self.catalog_now();
+        let def = catalog
+            .environments
+            .get(env)
+            .ok_or_else(|| field("env", "an environment of the catalog", format!("{env:?}")))?;
+        let (needed, tier) = (scope_for(def), def.tier);
         match actor {
             Actor::Local(_) => Ok(()),
             Actor::Token { scope, name } if *scope >= needed => {
@@ -164,10 +172,7 @@ impl Services {
 
     /// Validates, authorizes and plans a request without queuing anything.
     pub async fn plan_deploy(&self, actor: &Actor, req: &DeployRequest) -> Result<(Plan, Option<i64>), ServiceError> {
-        let tier = self.catalog_now().environments.get(req.env.as_str()).map(|e| e.tier);
-        if let Some(tier) = tier {
-            self.authorize_env(actor, &req.env, tier)?;
-        }
+        self.authorize_env(actor, &req.env)?;
         self.preview(req).await
     }
 
@@ -356,8 +361,7 @@ impl Services {
     /// Cancels a queued task, or asks a running one to stop and roll back.
     pub async fn cancel(&self, actor: &Actor, id: i64) -> Result<CancelOutcome, ServiceError> {
         let t = self.task(id).await?;
-        let tier = self.catalog_now().environments.get(t.env.as_str()).map(|e| e.tier).unwrap_or(Tier::Prod);
-        self.authorize_env(actor, &t.env, tier)?;
+        self.authorize_env(actor, &t.env)?;
         let outcome = task::request_cancel(self.pool(), id).await?;
         if outcome == CancelOutcome::Requested {
             self.queue().stop(id, StopReason::Cancelled);
@@ -373,8 +377,7 @@ impl Services {
 
     /// Freezes an environment against new deploys.
     pub async fn freeze(&self, actor: &Actor, env: &str, reason: &str) -> Result<FreezeRow, ServiceError> {
-        let tier = self.env_tier(env)?;
-        self.authorize_env(actor, env, tier)?;
+        self.authorize_env(actor, env)?;
         let reason = reason.trim();
         if reason.is_empty() || reason.len() > 500 {
             return Err(field("reason", "a reason of 1 to 500 characters", format!("{} characters", reason.len())));
@@ -386,8 +389,7 @@ impl Services {
 
     /// Lifts a freeze; false when the environment was not frozen.
     pub async fn unfreeze(&self, actor: &Actor, env: &str) -> Result<bool, ServiceError> {
-        let tier = self.env_tier(env)?;
-        self.authorize_env(actor, env, tier)?;
+        self.authorize_env(actor, env)?;
         let lifted = deployed::unfreeze(self.pool(), env).await?;
         let word = if lifted { "ok" } else { "unchanged" };
         store::audit::record(self.pool(), &actor.to_string(), "env.unfreeze", env, word, "").await?;
@@ -404,14 +406,6 @@ impl Services {
         let hosts: Vec<HostTarget> = def.hosts.iter().map(HostTarget::from).collect();
         let rows = deployed::state(self.pool(), env).await?;
         Ok(crate::deploy::drift::check(&rows, &hosts, self.ssh()).await)
-    }
-
-    fn env_tier(&self, env: &str) -> Result<Tier, ServiceError> {
-        self.catalog_now()
-            .environments
-            .get(env)
-            .map(|e| e.tier)
-            .ok_or_else(|| ServiceError::NotFound(format!("environment {env:?} is not in the catalog")))
     }
 
     /// Definition, deployed state, recent product versions and freeze of an environment.
@@ -453,5 +447,25 @@ fn describe(t: &DeployTarget) -> String {
         DeployTarget::Component { component, image_tag } => format!("{component} @ {image_tag}"),
         DeployTarget::Rollback { to: Some(v) } => format!("rollback to {v}"),
         DeployTarget::Rollback { to: None } => "rollback".into(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Catalog;
+
+    #[test]
+    fn the_least_scope_comes_from_protection_else_the_tier() {
+        let yaml = include_str!("../../examples/tao.yaml");
+        let c = Catalog::from_yaml(yaml).unwrap();
+        assert_eq!(scope_for(&c.environments[&Name::parse("env-1").unwrap()]), Scope::Deploy);
+        assert_eq!(scope_for(&c.environments[&Name::parse("prod").unwrap()]), Scope::Admin);
+        let guarded = yaml.replacen("    tier: test", "    tier: test\n    protection: { deploy: admin }", 1);
+        let c = Catalog::from_yaml(&guarded).unwrap();
+        assert_eq!(scope_for(&c.environments[&Name::parse("env-1").unwrap()]), Scope::Admin);
+        let open_prod = yaml.replace("deploy: admin", "deploy: deploy");
+        let c = Catalog::from_yaml(&open_prod).unwrap();
+        assert_eq!(scope_for(&c.environments[&Name::parse("prod").unwrap()]), Scope::Deploy, "an explicit choice");
     }
 }
