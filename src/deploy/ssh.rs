@@ -184,7 +184,10 @@ impl CommandOutput {
 
     /// The last non-empty line of stderr (else stdout), for error messages.
     pub fn last_error_line(&self) -> String {
-        let pick = |s: &str| s.lines().rev().find(|l| !l.trim().is_empty()).map(|l| l.trim().to_string());
+        // Docker closes its errors with a usage hint ("Run 'docker run --help' for more information"):
+        // the line before it is the one that says what went wrong.
+        let hint = |l: &str| l.starts_with("Run '") || l.starts_with("See '");
+        let pick = |s: &str| s.lines().rev().map(str::trim).find(|l| !l.is_empty() && !hint(l)).map(str::to_string);
         pick(&self.stderr)
             .or_else(|| pick(&self.stdout))
             .unwrap_or_else(|| format!("exit status {}", self.status.map(|s| s.to_string()).unwrap_or("none".into())))

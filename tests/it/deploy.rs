@@ -12,11 +12,7 @@ use tao::store;
 
 use crate::support::hosts::{processes_mentioning, TestHosts, DEPLOY_USER};
 use crate::support::registry::registry;
-use crate::support::{respawn, spawn_app_with, TestApp, TestDb};
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
+use crate::support::{published_ports, respawn, spawn_app_with, TestApp, TestDb};
 
 fn suffix() -> String {
     use rand::Rng;
@@ -131,7 +127,8 @@ impl World {
     async fn new(logged: bool) -> World {
         let hosts = if logged { TestHosts::logged(2) } else { TestHosts::start(2) };
         let (env, prod) = (format!("e{}", suffix()), format!("p{}", suffix()));
-        let ports = vec![((0, "base"), free_port()), ((1, "base"), free_port()), ((0, "front"), free_port())];
+        let p = published_ports(3);
+        let ports = vec![((0, "base"), p[0]), ((1, "base"), p[1]), ((0, "front"), p[2])];
         let secrets = tempfile::tempdir().unwrap();
         std::fs::write(secrets.path().join("shop-api-key"), format!("{SECRET}\n")).unwrap();
         let (key, known, control) = (hosts.key.clone(), hosts.known_hosts.clone(), hosts.control_dir.clone());

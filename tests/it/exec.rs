@@ -26,7 +26,7 @@ fn prefix() -> String {
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    crate::support::published_ports(1)[0]
 }
 
 /// Removes the named containers when the test ends, however it ends.

@@ -116,6 +116,22 @@ impl Drop for TestDb {
     }
 }
 
+/// `n` distinct ports free on every address, for containers to publish. They come from 20000-29999,
+/// below the kernel's ephemeral range (32768+), so no outgoing connection or port-0 listener of another
+/// test (sshd, doubles) can take one between choosing it and Docker binding it; all are held while
+/// choosing, so none is handed out twice.
+pub fn published_ports(n: usize) -> Vec<u16> {
+    use rand::Rng;
+    let mut held = Vec::new();
+    while held.len() < n {
+        let port = rand::thread_rng().gen_range(20000..30000);
+        if let Ok(l) = std::net::TcpListener::bind(("0.0.0.0", port)) {
+            held.push(l);
+        }
+    }
+    held.iter().map(|l| l.local_addr().expect("bound").port()).collect()
+}
+
 fn rand_suffix() -> String {
     use rand::Rng;
     let n: u64 = rand::thread_rng().gen();
