@@ -116,20 +116,24 @@ impl Drop for TestDb {
     }
 }
 
-/// `n` distinct ports free on every address, for containers to publish. They come from 20000-29999,
-/// below the kernel's ephemeral range (32768+), so no outgoing connection or port-0 listener of another
-/// test (sshd, doubles) can take one between choosing it and Docker binding it; all are held while
-/// choosing, so none is handed out twice.
+/// `n` ports for containers to publish, never handed out twice by one test process. They come from
+/// 20000-29999, below the kernel's ephemeral range (32768+), so no outgoing connection or port-0 listener
+/// of another test (sshd, doubles) takes one; each process starts at its own offset (from its pid) and
+/// counts up, skipping ports something already listens on. (Docker may publish without a listening
+/// proxy, so a bind check alone cannot see another container's port: distinctness comes from the
+/// counter.)
 pub fn published_ports(n: usize) -> Vec<u16> {
-    use rand::Rng;
-    let mut held = Vec::new();
-    while held.len() < n {
-        let port = rand::thread_rng().gen_range(20000..30000);
-        if let Ok(l) = std::net::TcpListener::bind(("0.0.0.0", port)) {
-            held.push(l);
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let _ = NEXT.compare_exchange(0, std::process::id().wrapping_mul(389) % 9000, Ordering::SeqCst, Ordering::SeqCst);
+    let mut out = Vec::with_capacity(n);
+    while out.len() < n {
+        let port = 20000 + (NEXT.fetch_add(1, Ordering::SeqCst) % 10000) as u16;
+        if std::net::TcpListener::bind(("0.0.0.0", port)).is_ok() {
+            out.push(port);
         }
     }
-    held.iter().map(|l| l.local_addr().expect("bound").port()).collect()
+    out
 }
 
 fn rand_suffix() -> String {
