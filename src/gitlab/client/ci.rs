@@ -2,9 +2,10 @@
 //! trigger is decided by the deploy and release code.
 
 use reqwest::Method;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 
-use super::{Deployment, DeploymentStatus, GitLabClient, GitLabError, Idempotent, NewDeployment, Pipeline, ProjectId};
+use super::{GitLabClient, GitLabError, Idempotent, ProjectId};
 use crate::config::Secret;
 
 impl GitLabClient {
@@ -51,4 +52,97 @@ impl GitLabClient {
         let path = format!("/projects/{}/trigger/pipeline", project.segment());
         self.json("trigger pipeline", Method::POST, &path, Some(&body), Idempotent::No).await
     }
+}
+
+/// A pipeline as other objects reference it (`head_pipeline`), and as `GET /pipelines/:id` answers.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Pipeline {
+    /// Id.
+    pub id: i64,
+    /// Per-project number.
+    #[serde(default)]
+    pub iid: Option<i64>,
+    /// Project id.
+    #[serde(default)]
+    pub project_id: Option<i64>,
+    /// `created`, `pending`, `running`, `success`, `failed`, `canceled`, …
+    #[serde(default)]
+    pub status: Option<String>,
+    /// Ref.
+    #[serde(default, rename = "ref")]
+    pub git_ref: Option<String>,
+    /// Commit.
+    #[serde(default)]
+    pub sha: Option<String>,
+    /// Web URL.
+    #[serde(default)]
+    pub web_url: Option<String>,
+}
+
+/// The status of a GitLab deployment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum DeploymentStatus {
+    /// Created.
+    Created,
+    /// Running.
+    Running,
+    /// Succeeded.
+    Success,
+    /// Failed.
+    Failed,
+    /// Cancelled.
+    Canceled,
+    /// Waiting for approval.
+    Blocked,
+    /// A status Tao does not know (answers only).
+    #[serde(other)]
+    Other,
+}
+
+/// `POST /deployments`: a deployment Tao reports to GitLab.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct NewDeployment {
+    /// Environment name (created by GitLab if missing).
+    pub environment: String,
+    /// Deployed commit.
+    pub sha: String,
+    /// Deployed ref.
+    #[serde(rename = "ref")]
+    pub git_ref: String,
+    /// Whether `ref` is a tag.
+    pub tag: bool,
+    /// Initial status.
+    pub status: DeploymentStatus,
+}
+
+/// An environment as a deployment names it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct EnvironmentRef {
+    /// Id.
+    pub id: i64,
+    /// Name.
+    pub name: String,
+}
+
+/// A deployment.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Deployment {
+    /// Id.
+    pub id: i64,
+    /// Per-project number.
+    #[serde(default)]
+    pub iid: Option<i64>,
+    /// Ref.
+    #[serde(default, rename = "ref")]
+    pub git_ref: Option<String>,
+    /// Commit.
+    #[serde(default)]
+    pub sha: Option<String>,
+    /// Status (absent in answers of old GitLab versions).
+    #[serde(default)]
+    pub status: Option<DeploymentStatus>,
+    /// Environment.
+    #[serde(default)]
+    pub environment: Option<EnvironmentRef>,
 }

@@ -92,7 +92,13 @@ impl GitLabClient {
         Ok(notes.into_iter().find(|n| !n.system && n.author.id == me && n.body.contains(marker)))
     }
 
-    async fn edit_if_changed(&self, project: &ProjectId, iid: i64, note: Note, body: &str) -> Result<Note, GitLabError> {
+    async fn edit_if_changed(
+        &self,
+        project: &ProjectId,
+        iid: i64,
+        note: Note,
+        body: &str,
+    ) -> Result<Note, GitLabError> {
         if note.body == body {
             return Ok(note);
         }
@@ -115,7 +121,9 @@ impl GitLabClient {
             Err(e @ GitLabError::Status { status: 400, .. }) if e.to_string().contains("Cannot transition status") => {
                 let current = self.commit_statuses(project, sha).await?;
                 let same = |s: &&CommitStatusEntry| {
-                    s.name == status.name && s.status == status.state && matches!(s.status, CommitState::Pending | CommitState::Running)
+                    s.name == status.name
+                        && s.status == status.state
+                        && matches!(s.status, CommitState::Pending | CommitState::Running)
                 };
                 current.iter().find(same).cloned().ok_or(e)
             }

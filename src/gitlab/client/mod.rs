@@ -37,6 +37,7 @@ mod merge_request;
 mod repo;
 mod types;
 
+pub use ci::{Deployment, DeploymentStatus, EnvironmentRef, NewDeployment, Pipeline};
 pub use types::*;
 
 /// How the client authenticates.

@@ -12,7 +12,11 @@ use super::{
 impl GitLabClient {
     /// Changes the given merge settings of a project (`PUT /projects/:id`); fields left `None` are not
     /// sent, so GitLab keeps them.
-    pub async fn update_project(&self, project: &ProjectId, settings: &ProjectSettings) -> Result<Project, GitLabError> {
+    pub async fn update_project(
+        &self,
+        project: &ProjectId,
+        settings: &ProjectSettings,
+    ) -> Result<Project, GitLabError> {
         let body = serde_json::to_value(settings).unwrap_or_default();
         let path = format!("/projects/{}", project.segment());
         self.json("update project", Method::PUT, &path, Some(&body), Idempotent::Yes).await
@@ -116,7 +120,8 @@ impl GitLabClient {
 
     /// What `to` has that `from` has not (commits oldest first, changed files).
     pub async fn compare(&self, project: &ProjectId, from: &str, to: &str) -> Result<Comparison, GitLabError> {
-        let path = format!("/projects/{}/repository/compare?from={}&to={}", project.segment(), encode(from), encode(to));
+        let path =
+            format!("/projects/{}/repository/compare?from={}&to={}", project.segment(), encode(from), encode(to));
         self.get_json("compare", &path).await
     }
 

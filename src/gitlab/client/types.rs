@@ -2,10 +2,13 @@
 //! `tests/fixtures/gitlab/api/`). Answers are read tolerantly: unknown fields are ignored and every
 //! field GitLab may omit or null is optional or defaulted. Request bodies hold only what Tao sets.
 //!
-//! No behaviour lives here; the calls are in the sibling modules.
+//! No behaviour lives here; the calls are in the sibling modules (`ci` keeps its own pipeline and
+//! deployment types).
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use super::Pipeline;
 
 /// A GitLab user.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -301,31 +304,6 @@ impl MergeRequestState {
     }
 }
 
-/// A pipeline as other objects reference it (`head_pipeline`), and as `GET /pipelines/:id` answers.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-pub struct Pipeline {
-    /// Id.
-    pub id: i64,
-    /// Per-project number.
-    #[serde(default)]
-    pub iid: Option<i64>,
-    /// Project id.
-    #[serde(default)]
-    pub project_id: Option<i64>,
-    /// `created`, `pending`, `running`, `success`, `failed`, `canceled`, …
-    #[serde(default)]
-    pub status: Option<String>,
-    /// Ref.
-    #[serde(default, rename = "ref")]
-    pub git_ref: Option<String>,
-    /// Commit.
-    #[serde(default)]
-    pub sha: Option<String>,
-    /// Web URL.
-    #[serde(default)]
-    pub web_url: Option<String>,
-}
-
 /// A merge request (the fields Tao reads).
 #[derive(Debug, Clone, Deserialize, Serialize)]
 pub struct MergeRequest {
@@ -477,73 +455,6 @@ pub struct StatusCheckResponse {
     /// The check (`id`, `name`, …), raw.
     #[serde(default)]
     pub external_status_check: Option<Value>,
-}
-
-/// The status of a GitLab deployment.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum DeploymentStatus {
-    /// Created.
-    Created,
-    /// Running.
-    Running,
-    /// Succeeded.
-    Success,
-    /// Failed.
-    Failed,
-    /// Cancelled.
-    Canceled,
-    /// Waiting for approval.
-    Blocked,
-    /// A status Tao does not know (answers only).
-    #[serde(other)]
-    Other,
-}
-
-/// `POST /deployments`: a deployment Tao reports to GitLab.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct NewDeployment {
-    /// Environment name (created by GitLab if missing).
-    pub environment: String,
-    /// Deployed commit.
-    pub sha: String,
-    /// Deployed ref.
-    #[serde(rename = "ref")]
-    pub git_ref: String,
-    /// Whether `ref` is a tag.
-    pub tag: bool,
-    /// Initial status.
-    pub status: DeploymentStatus,
-}
-
-/// An environment as a deployment names it.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-pub struct EnvironmentRef {
-    /// Id.
-    pub id: i64,
-    /// Name.
-    pub name: String,
-}
-
-/// A deployment.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-pub struct Deployment {
-    /// Id.
-    pub id: i64,
-    /// Per-project number.
-    #[serde(default)]
-    pub iid: Option<i64>,
-    /// Ref.
-    #[serde(default, rename = "ref")]
-    pub git_ref: Option<String>,
-    /// Commit.
-    #[serde(default)]
-    pub sha: Option<String>,
-    /// Status.
-    pub status: DeploymentStatus,
-    /// Environment.
-    #[serde(default)]
-    pub environment: Option<EnvironmentRef>,
 }
 
 /// One changed file of a comparison.

@@ -11,7 +11,7 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::world::{
-    guard, message, now, paginated, pipeline_json, project_json, user_by_id, Deployment, MergeRequest, Note,
+    guard, message, now, paginated, pipeline_json, project_json, refuse, user_by_id, Deployment, MergeRequest, Note,
     Pipeline, Project, StatusCheckAnswer, World, DEVELOPER, REPORTER,
 };
 use super::{json_body, webhook_fixture, Shared};
@@ -22,7 +22,7 @@ macro_rules! guarded {
     ($w:expr, $headers:expr, $project:expr, $level:expr) => {
         match guard(&$w, &$headers, &$project, $level) {
             Ok((user, at)) => (user, at),
-            Err(r) => return r,
+            Err(r) => return refuse(r),
         }
     };
 }
@@ -31,7 +31,7 @@ macro_rules! body {
     ($bytes:expr) => {
         match json_body(&$bytes) {
             Ok(b) => b,
-            Err(r) => return r,
+            Err(r) => return refuse(r),
         }
     };
 }
@@ -222,7 +222,13 @@ pub(super) async fn answer_status_check(
         return message(StatusCode::CONFLICT, "409 Conflict");
     }
     p.status_check_answers.retain(|a| !(a.mr_iid == iid && a.sha == sha && a.check_id == check_id));
-    p.status_check_answers.push(StatusCheckAnswer { id, mr_iid: iid, sha: sha.into(), check_id, status: status.into() });
+    p.status_check_answers.push(StatusCheckAnswer {
+        id,
+        mr_iid: iid,
+        sha: sha.into(),
+        check_id,
+        status: status.into(),
+    });
     let p = &w.projects[at];
     let out = json!({
         "id": id,
@@ -352,7 +358,8 @@ pub(super) async fn trigger_pipeline(
         .unwrap_or_default();
     let iid = p.pipelines.len() as i64 + 1;
     let source = if job_user.is_some() { "pipeline" } else { "trigger" };
-    let pl = Pipeline { id, iid, git_ref: git_ref.into(), sha, status: "created".into(), source: source.into(), variables };
+    let pl =
+        Pipeline { id, iid, git_ref: git_ref.into(), sha, status: "created".into(), source: source.into(), variables };
     p.pipelines.push(pl.clone());
     let p = &w.projects[at];
     (StatusCode::CREATED, Json(pipeline_json(&w, p, &pl, user_id))).into_response()

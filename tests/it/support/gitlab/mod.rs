@@ -30,8 +30,8 @@ use axum::routing::{get, post, put};
 use axum::Router;
 use serde_json::{json, Value};
 
-pub use world::{Commit, Fault, Hook, MergeRequest, Note, Project, Recorded, World};
 use world::{message, Job, User};
+pub use world::{Commit, Fault, Hook, MergeRequest, Note, Project, Recorded, World};
 
 type Shared = Arc<Mutex<World>>;
 
@@ -158,8 +158,7 @@ impl GitLabDouble {
         let mut w = self.world();
         let at = w.project_index(path).unwrap_or_else(|| panic!("no project {path} in the double"));
         let mut next = w.next_id();
-        let out = f(&mut w.projects[at], &mut next);
-        out
+        f(&mut w.projects[at], &mut next)
     }
 
     /// Makes `user_id` a member of `project` at `access_level` (30 developer, 40 maintainer, …).
@@ -284,8 +283,11 @@ impl GitLabDouble {
     /// Sends an event to the hooks of `project` subscribed to `events_field` (e.g. `note_events`), each
     /// delivery with a fresh `Idempotency-Key`, as GitLab does for a new event.
     async fn notify(&self, project: &str, events_field: &str, event: &str, body: &Value) -> Vec<u16> {
-        let hooks: Vec<Hook> =
-            self.hooks(project).into_iter().filter(|h| h.events.get(events_field) == Some(&Value::Bool(true))).collect();
+        let hooks: Vec<Hook> = self
+            .hooks(project)
+            .into_iter()
+            .filter(|h| h.events.get(events_field) == Some(&Value::Bool(true)))
+            .collect();
         let bytes = serde_json::to_vec(body).unwrap();
         let mut statuses = Vec::new();
         for hook in hooks {
@@ -359,9 +361,10 @@ async fn record_and_fault(State(world): State<Shared>, request: Request, next: N
     };
     let fault = {
         let mut w = world.lock().unwrap();
-        let at = w.faults.iter().position(|f| {
-            recorded.path.contains(&f.path) && f.method.as_deref().is_none_or(|m| m == recorded.method)
-        });
+        let at = w
+            .faults
+            .iter()
+            .position(|f| recorded.path.contains(&f.path) && f.method.as_deref().is_none_or(|m| m == recorded.method));
         w.requests.push(recorded);
         at.and_then(|i| w.faults.remove(i))
     };
@@ -392,11 +395,11 @@ async fn unknown(State(world): State<Shared>, method: Method, uri: axum::http::U
 }
 
 /// A JSON body, or GitLab's 400 for a malformed one.
-fn json_body(bytes: &[u8]) -> Result<Value, Response> {
+fn json_body(bytes: &[u8]) -> Result<Value, world::Refusal> {
     if bytes.is_empty() {
         return Ok(json!({}));
     }
-    serde_json::from_slice(bytes).map_err(|_| message(StatusCode::BAD_REQUEST, "400 Bad request - malformed JSON"))
+    serde_json::from_slice(bytes).map_err(|_| (StatusCode::BAD_REQUEST, "400 Bad request - malformed JSON"))
 }
 
 /// Posts a webhook with GitLab's headers. `idempotency_key: None` sends only `X-Gitlab-Event-UUID`.

@@ -40,11 +40,15 @@ pub(super) async fn current_job(State(world): State<Shared>, headers: HeaderMap)
     .into_response()
 }
 
-pub(super) async fn show_project(State(world): State<Shared>, headers: HeaderMap, Path(project): Path<String>) -> Response {
+pub(super) async fn show_project(
+    State(world): State<Shared>,
+    headers: HeaderMap,
+    Path(project): Path<String>,
+) -> Response {
     let w = world.lock().unwrap();
     match guard(&w, &headers, &project, REPORTER) {
         Ok((_, at)) => Json(project_json(&w.projects[at])).into_response(),
-        Err(r) => r,
+        Err(r) => refuse(r),
     }
 }
 
@@ -66,11 +70,11 @@ pub(super) async fn update_project(
     let mut w = world.lock().unwrap();
     let at = match guard(&w, &headers, &project, MAINTAINER) {
         Ok((_, at)) => at,
-        Err(r) => return r,
+        Err(r) => return refuse(r),
     };
     let body = match json_body(&body) {
         Ok(b) => b,
-        Err(r) => return r,
+        Err(r) => return refuse(r),
     };
     let Some(fields) = body.as_object().filter(|f| !f.is_empty()) else {
         return message(StatusCode::BAD_REQUEST, "at least one parameter must be provided");
@@ -104,7 +108,7 @@ pub(super) async fn show_member(
     let w = world.lock().unwrap();
     let at = match guard(&w, &headers, &project, REPORTER) {
         Ok((_, at)) => at,
-        Err(r) => return r,
+        Err(r) => return refuse(r),
     };
     let level = w.projects[at].members.iter().find(|(id, _)| *id == user).map(|(_, l)| *l);
     match (level, w.user(user)) {
@@ -138,7 +142,7 @@ pub(super) async fn list_hooks(
     let w = world.lock().unwrap();
     let at = match guard(&w, &headers, &project, MAINTAINER) {
         Ok((_, at)) => at,
-        Err(r) => return r,
+        Err(r) => return refuse(r),
     };
     let p = &w.projects[at];
     let all: Vec<Value> = p.hooks.iter().map(|h| hook_json(p.id, h)).collect();
@@ -179,7 +183,7 @@ pub(super) async fn create_hook(
     let mut w = world.lock().unwrap();
     let at = match guard(&w, &headers, &project, MAINTAINER) {
         Ok((_, at)) => at,
-        Err(r) => return r,
+        Err(r) => return refuse(r),
     };
     let id = w.next_id();
     let p = &mut w.projects[at];
@@ -202,7 +206,7 @@ pub(super) async fn edit_hook(
     let mut w = world.lock().unwrap();
     let at = match guard(&w, &headers, &project, MAINTAINER) {
         Ok((_, at)) => at,
-        Err(r) => return r,
+        Err(r) => return refuse(r),
     };
     let p = &mut w.projects[at];
     let pid = p.id;
@@ -217,4 +221,3 @@ pub(super) async fn edit_hook(
         Err((status, text)) => message(status, text),
     }
 }
-

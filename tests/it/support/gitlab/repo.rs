@@ -12,8 +12,8 @@ use axum::Json;
 use serde_json::{json, Value};
 
 use super::world::{
-    access_json, commit_by_sha, commit_json, guard, message, now, paginated, ref_matches, user_by_id, Project,
-    ProtectedRef, Status, Tag, World, DEVELOPER, MAINTAINER, REPORTER,
+    access_json, commit_by_sha, commit_json, guard, message, now, paginated, ref_matches, refuse, user_by_id, Project,
+    ProtectedRef, Refusal, Status, Tag, World, DEVELOPER, MAINTAINER, REPORTER,
 };
 use super::{json_body, Shared};
 
@@ -23,7 +23,7 @@ macro_rules! guarded {
     ($w:expr, $headers:expr, $project:expr, $level:expr) => {
         match guard(&$w, &$headers, &$project, $level) {
             Ok((user, at)) => (user, at),
-            Err(r) => return r,
+            Err(r) => return refuse(r),
         }
     };
 }
@@ -32,7 +32,7 @@ macro_rules! body {
     ($bytes:expr) => {
         match json_body(&$bytes) {
             Ok(b) => b,
-            Err(r) => return r,
+            Err(r) => return refuse(r),
         }
     };
 }
@@ -169,8 +169,12 @@ pub(super) async fn compare(
         return message(StatusCode::NOT_FOUND, "404 Ref Not Found");
     };
     let base: Vec<&str> = p.history(&from_sha).iter().map(|c| c.id.as_str()).collect();
-    let mut commits: Vec<Value> =
-        p.history(&to_sha).into_iter().take_while(|c| !base.contains(&c.id.as_str())).map(|c| commit_json(p, c)).collect();
+    let mut commits: Vec<Value> = p
+        .history(&to_sha)
+        .into_iter()
+        .take_while(|c| !base.contains(&c.id.as_str()))
+        .map(|c| commit_json(p, c))
+        .collect();
     commits.reverse();
     let diffs: Vec<Value> = commits
         .iter()
@@ -235,11 +239,9 @@ pub(super) async fn set_status(
         return message(StatusCode::NOT_FOUND, "404 Commit Not Found");
     }
     let name = body["name"].as_str().or(body["context"].as_str()).unwrap_or("default").to_string();
-    let Some(git_ref) = body["ref"]
-        .as_str()
-        .map(str::to_string)
-        .or_else(|| p.branches.iter().find(|(_, head)| p.history(head).iter().any(|c| c.id == sha)).map(|(b, _)| b.clone()))
-    else {
+    let Some(git_ref) = body["ref"].as_str().map(str::to_string).or_else(|| {
+        p.branches.iter().find(|(_, head)| p.history(head).iter().any(|c| c.id == sha)).map(|(b, _)| b.clone())
+    }) else {
         return message(StatusCode::NOT_FOUND, "404 References for commit Not Found");
     };
     let pipeline_id = body["pipeline_id"].as_i64();
@@ -297,14 +299,14 @@ fn protected_tag_json(r: &ProtectedRef) -> Value {
     json!({ "name": r.name, "create_access_levels": access_json(r.id * 10 + 1, r.push) })
 }
 
-fn level_param(body: &Value, key: &str) -> Result<u32, Response> {
+fn level_param(body: &Value, key: &str) -> Result<u32, Refusal> {
     match &body[key] {
         Value::Null => Ok(MAINTAINER),
         v => v
             .as_u64()
             .filter(|l| [0, 30, 40, 60].contains(l))
             .map(|l| l as u32)
-            .ok_or_else(|| message(StatusCode::BAD_REQUEST, "access level does not have a valid value")),
+            .ok_or((StatusCode::BAD_REQUEST, "access level does not have a valid value")),
     }
 }
 
@@ -347,7 +349,7 @@ pub(super) async fn protect_branch(
     };
     let (push, merge) = match (level_param(&body, "push_access_level"), level_param(&body, "merge_access_level")) {
         (Ok(p), Ok(m)) => (p, m),
-        (Err(r), _) | (_, Err(r)) => return r,
+        (Err(r), _) | (_, Err(r)) => return refuse(r),
     };
     let id = w.next_id();
     let p = &mut w.projects[at];
@@ -417,7 +419,7 @@ pub(super) async fn protect_tag(
     };
     let create = match level_param(&body, "create_access_level") {
         Ok(l) => l,
-        Err(r) => return r,
+        Err(r) => return refuse(r),
     };
     let id = w.next_id();
     let p = &mut w.projects[at];

@@ -379,9 +379,9 @@ pub fn authenticate(w: &World, headers: &HeaderMap) -> Result<User, Refusal> {
 
 /// GitLab's access check on a private project: 401 without a valid token, 404 for non-members (GitLab
 /// does not reveal private projects), 403 below `min_level`. Returns the user and the project's index.
-pub fn guard(w: &World, headers: &HeaderMap, project: &str, min_level: u32) -> Result<(User, usize), Response> {
-    let user = authenticate(w, headers).map_err(refuse)?;
-    let not_found = || message(StatusCode::NOT_FOUND, "404 Project Not Found");
+pub fn guard(w: &World, headers: &HeaderMap, project: &str, min_level: u32) -> Result<(User, usize), Refusal> {
+    let user = authenticate(w, headers)?;
+    let not_found = || (StatusCode::NOT_FOUND, "404 Project Not Found");
     let at = w.project_index(project).ok_or_else(not_found)?;
     let level = if user.admin {
         60
@@ -392,7 +392,7 @@ pub fn guard(w: &World, headers: &HeaderMap, project: &str, min_level: u32) -> R
         return Err(not_found());
     }
     if level < min_level {
-        return Err(message(StatusCode::FORBIDDEN, "403 Forbidden"));
+        return Err((StatusCode::FORBIDDEN, "403 Forbidden"));
     }
     Ok((user, at))
 }
