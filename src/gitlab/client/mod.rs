@@ -4,7 +4,8 @@
 //! Layout: this file holds the transport (auth, `send`, pagination, errors) and the user, project,
 //! hook and job-token calls; `repo` (project settings, branches, tags, protected refs, compare,
 //! members), `merge_request` (MRs, notes, commit statuses, status check responses), `ci`
-//! (deployments, pipelines) add the other calls; `types` holds the serde types, re-exported here.
+//! (deployments, pipelines, and their types) add the other calls; `types` holds the other serde types.
+//! Every type is re-exported here, so callers name them `client::Branch`, `client::Note`, …
 //!
 //! # Why not the `gitlab` crate
 //!
