@@ -14,13 +14,15 @@ use crate::support::gitlab::{webhook_fixture, GitLabDouble, ROOT_TOKEN, WEBHOOK_
 use crate::support::{spawn_app_with, TestDb, EXAMPLE};
 use crate::webhook::SECRET;
 
-fn client(double: &GitLabDouble, auth: Auth) -> GitLabClient {
+/// The production client pointed at the double, with short retry delays.
+pub fn client(double: &GitLabDouble, auth: Auth) -> GitLabClient {
     let retry =
         RetryPolicy { max_attempts: 4, base_delay: Duration::from_millis(10), max_delay: Duration::from_secs(2) };
     GitLabClient::new(&double.url, auth, retry).unwrap()
 }
 
-fn root() -> Auth {
+/// The double's admin token.
+pub fn root() -> Auth {
     Auth::PrivateToken(Secret::new(ROOT_TOKEN))
 }
 

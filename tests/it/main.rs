@@ -10,6 +10,8 @@ mod event_store;
 mod events;
 mod exec;
 mod gitlab;
+mod gitlab_mr;
+mod gitlab_repo;
 mod migration;
 mod queue;
 mod store;

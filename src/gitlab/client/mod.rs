@@ -1,5 +1,11 @@
 //! The GitLab REST client: the one place for GitLab's base URL, authentication, timeouts, retries and
-//! error mapping. Calls are added as features need them.
+//! error mapping. It must not decide anything: policy, chat and deploy code call it and choose.
+//!
+//! Layout: this file holds the transport (auth, `send`, pagination, errors) and the user, project,
+//! hook and job-token calls; `repo` (project settings, branches, tags, protected refs, compare,
+//! members), `merge_request` (MRs, notes, commit statuses, status check responses), `ci`
+//! (deployments, pipelines, and their types) add the other calls; `types` holds the other serde types.
+//! Every type is re-exported here, so callers name them `client::Branch`, `client::Note`, …
 //!
 //! # Why not the `gitlab` crate
 //!
@@ -14,17 +20,26 @@
 //!
 //! 429 is retried after `Retry-After` (capped) for every method: GitLab's rate limiter answers before
 //! doing anything. 5xx, timeouts and connection failures are retried with exponential backoff only for
-//! calls marked idempotent (GET, PUT); a POST that creates something is not retried on them, and its
-//! callers make a rerun harmless instead (hook sync lists before creating). 4xx is never retried.
+//! calls marked idempotent (GET, PUT, DELETE, and POSTs whose repeat GitLab answers harmlessly: commit
+//! statuses, status check responses, protecting a ref); a POST that creates something (hook, tag,
+//! note, deployment, pipeline) is not retried on them, and its callers make a rerun harmless instead
+//! (hook sync lists before creating; `upsert_mr_note` finds its note by marker). 4xx is never retried.
 
 use std::time::Duration;
 
 use reqwest::{header, Method, StatusCode};
 use serde::de::DeserializeOwned;
-use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::config::Secret;
+
+mod ci;
+mod merge_request;
+mod repo;
+mod types;
+
+pub use ci::{Deployment, DeploymentStatus, EnvironmentRef, NewDeployment, Pipeline};
+pub use types::*;
 
 /// How the client authenticates.
 #[derive(Debug, Clone)]
@@ -81,6 +96,12 @@ pub enum GitLabError {
         /// What serde said.
         detail: String,
     },
+    /// `create_tag`: GitLab has a tag of that name already (its 400 "Tag … already exists").
+    #[error("GitLab create tag: tag {tag:?} already exists")]
+    TagExists {
+        /// The tag.
+        tag: String,
+    },
     /// The configured URL is not an http(s) URL.
     #[error("GitLab URL: expected http(s)://host[/prefix], found {0:?}")]
     BadUrl(String),
@@ -91,98 +112,10 @@ impl GitLabError {
     pub fn status(&self) -> Option<u16> {
         match self {
             GitLabError::Status { status, .. } => Some(*status),
+            GitLabError::TagExists { .. } => Some(400),
             _ => None,
         }
     }
-}
-
-/// A GitLab user.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-pub struct User {
-    /// Id.
-    pub id: i64,
-    /// Login.
-    pub username: String,
-    /// Display name.
-    #[serde(default)]
-    pub name: Option<String>,
-}
-
-/// A GitLab project (the fields Tao reads).
-#[derive(Debug, Clone, Deserialize, Serialize)]
-pub struct Project {
-    /// Id.
-    pub id: i64,
-    /// `group/project`.
-    pub path_with_namespace: String,
-    /// Default branch (absent for empty repositories).
-    #[serde(default)]
-    pub default_branch: Option<String>,
-    /// Web URL.
-    #[serde(default)]
-    pub web_url: Option<String>,
-}
-
-/// Which events a project hook sends. Field names are GitLab's.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(default)]
-pub struct HookEvents {
-    /// Branch pushes.
-    pub push_events: bool,
-    /// Tag pushes.
-    pub tag_push_events: bool,
-    /// Merge requests.
-    pub merge_requests_events: bool,
-    /// Comments.
-    pub note_events: bool,
-    /// Pipelines.
-    pub pipeline_events: bool,
-    /// Jobs.
-    pub job_events: bool,
-    /// Deployments.
-    pub deployment_events: bool,
-    /// Releases.
-    pub releases_events: bool,
-}
-
-/// A project hook as GitLab shows it (never with its secret).
-#[derive(Debug, Clone, Deserialize, Serialize)]
-pub struct Hook {
-    /// Id.
-    pub id: i64,
-    /// Target URL.
-    pub url: String,
-    /// Events it sends.
-    #[serde(flatten)]
-    pub events: HookEvents,
-    /// Whether GitLab checks the target's TLS certificate.
-    #[serde(default)]
-    pub enable_ssl_verification: Option<bool>,
-}
-
-/// A CI job, as `GET /job` shows it to the job's own token.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-pub struct Job {
-    /// Id.
-    pub id: i64,
-    /// Name.
-    #[serde(default)]
-    pub name: Option<String>,
-    /// Status.
-    #[serde(default)]
-    pub status: Option<String>,
-    /// Ref.
-    #[serde(default, rename = "ref")]
-    pub git_ref: Option<String>,
-    /// True for tag pipelines.
-    #[serde(default)]
-    pub tag: Option<bool>,
-    /// The user who runs it.
-    #[serde(default)]
-    pub user: Option<User>,
-    /// Its pipeline (`id`, `project_id`, `ref`, `sha`, …), raw.
-    #[serde(default)]
-    pub pipeline: Option<Value>,
 }
 
 /// A project by id or by path.
@@ -219,6 +152,8 @@ pub struct GitLabClient {
     auth: Auth,
     http: reqwest::Client,
     retry: RetryPolicy,
+    /// The token's own user id, looked up once (to recognise Tao's own notes).
+    me: std::sync::Arc<tokio::sync::OnceCell<i64>>,
 }
 
 impl GitLabClient {
@@ -235,7 +170,7 @@ impl GitLabClient {
             .timeout(Duration::from_secs(30))
             .build()
             .map_err(|e| GitLabError::Transport { call: "build client", detail: e.to_string() })?;
-        Ok(GitLabClient { api: format!("{base}/api/v4"), auth, http, retry })
+        Ok(GitLabClient { api: format!("{base}/api/v4"), auth, http, retry, me: Default::default() })
     }
 
     /// The user the token belongs to.
@@ -317,12 +252,30 @@ impl GitLabClient {
         decode(call, response).await
     }
 
-    /// Follows `X-Next-Page` until the last page.
+    /// The id of the user the client's token belongs to (asked once per client).
+    async fn my_user_id(&self) -> Result<i64, GitLabError> {
+        self.me.get_or_try_init(|| async { Ok(self.current_user().await?.id) }).await.copied()
+    }
+
+    /// A call whose answer Tao does not read (e.g. `DELETE`, `204 No Content`).
+    async fn no_content(
+        &self,
+        call: &'static str,
+        method: Method,
+        path: &str,
+        idempotent: Idempotent,
+    ) -> Result<(), GitLabError> {
+        let url = format!("{}{path}", self.api);
+        self.send(call, idempotent, || self.authed(self.http.request(method.clone(), &url))).await.map(drop)
+    }
+
+    /// Follows `X-Next-Page` until the last page. `path` may carry a query already.
     async fn get_all<T: DeserializeOwned>(&self, call: &'static str, path: &str) -> Result<Vec<T>, GitLabError> {
         let mut out = Vec::new();
         let mut page = "1".to_string();
+        let joiner = if path.contains('?') { '&' } else { '?' };
         loop {
-            let url = format!("{}{path}?per_page=100&page={page}", self.api);
+            let url = format!("{}{path}{joiner}per_page=100&page={page}", self.api);
             let response = self.send(call, Idempotent::Yes, || self.authed(self.http.get(&url))).await?;
             let next = response
                 .headers()
