@@ -88,6 +88,13 @@ impl App {
             }
         });
         services.set_templates_dir(settings.templates_dir.clone().or(catalog_dir));
+        let gitlab = match (&settings.gitlab_url, &settings.gitlab_token) {
+            (Some(url), Some(token)) => {
+                Some(GitLabClient::new(url, Auth::PrivateToken(token.clone()), RetryPolicy::default())?)
+            }
+            _ => None,
+        };
+        services.set_gitlab(gitlab.clone());
         if let Some(path) = &settings.catalog {
             let yaml = std::fs::read_to_string(path).with_context(|| format!("reading catalog {}", path.display()))?;
             let actor = Actor::Local(format!("file:{}", path.display()));
@@ -124,12 +131,6 @@ impl App {
             tracing::warn!("no GitLab webhook secret configured (TAO_GITLAB_WEBHOOK_SECRET): webhooks are refused");
         }
         let router = http::router(state, settings.max_body).merge(http::webhook::routes(intake));
-        let gitlab = match (&settings.gitlab_url, &settings.gitlab_token) {
-            (Some(url), Some(token)) => {
-                Some(GitLabClient::new(url, Auth::PrivateToken(token.clone()), RetryPolicy::default())?)
-            }
-            _ => None,
-        };
         let events = EventWiring {
             queue,
             config: WorkerConfig {

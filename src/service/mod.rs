@@ -12,6 +12,7 @@ use crate::catalog::{Catalog, FieldError, Version, VersionError};
 use crate::deploy::queue::QueueHandle;
 use crate::deploy::registry::RegistryClient;
 use crate::deploy::ssh::SshOptions;
+use crate::gitlab::client::{GitLabClient, ProjectId};
 use crate::store::release::{CreateOutcome, NewProductVersion, ProductVersion, ReleaseComponent};
 use crate::store::token::Scope;
 use crate::store::{self, Pool, StoreError};
@@ -63,6 +64,9 @@ pub enum ServiceError {
     /// The target refuses changes for now (a frozen environment); the message says why.
     #[error("{0}")]
     Locked(String),
+    /// A service Tao depends on (GitLab) failed; the message says which and how.
+    #[error("{0}")]
+    Upstream(String),
     /// Storage failed; the message for users must not include it.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -99,6 +103,7 @@ pub struct Services {
     registry: RegistryClient,
     ssh: Arc<SshOptions>,
     templates_dir: Option<Arc<std::path::PathBuf>>,
+    gitlab: Option<GitLabClient>,
 }
 
 impl Services {
@@ -111,6 +116,7 @@ impl Services {
             registry: RegistryClient::new(None),
             ssh: Arc::new(SshOptions::new(None, None)),
             templates_dir: None,
+            gitlab: None,
         };
         if let Some(rev) = store::catalog::latest(&services.pool).await? {
             // A stored revision was valid when applied; if this build rejects it, say so loudly but serve on.
@@ -140,6 +146,12 @@ impl Services {
     /// Sets the templates directory (the app: `TAO_TEMPLATES_DIR`, else the catalog file's directory).
     pub fn set_templates_dir(&mut self, dir: Option<std::path::PathBuf>) {
         self.templates_dir = dir.map(Arc::new);
+    }
+
+    /// Sets the GitLab client (when GitLab is configured): product versions are then checked against
+    /// the components' git tags.
+    pub fn set_gitlab(&mut self, gitlab: Option<GitLabClient>) {
+        self.gitlab = gitlab;
     }
 
     /// Replaces the registry client (the app calls this with configured credentials).
@@ -219,6 +231,7 @@ impl Services {
             });
         }
         if !exists {
+            self.check_tags(&catalog, &parts).await?;
             self.resolve_digests(&mut parts).await;
         }
         let new = NewProductVersion {
@@ -244,6 +257,37 @@ impl Services {
         };
         store::audit::record(&self.pool, &actor.to_string(), "release.create", &target, word, "").await?;
         result
+    }
+
+    /// With GitLab configured, every component version must exist as its git tag in the component's
+    /// project: a missing tag is a field error naming the component. Components without a project
+    /// (`shared` ones) are not checked.
+    async fn check_tags(&self, catalog: &Catalog, parts: &[ReleaseComponent]) -> Result<(), ServiceError> {
+        let Some(gitlab) = &self.gitlab else { return Ok(()) };
+        let lookups = parts.iter().filter_map(|c| {
+            let project = catalog.components.get(c.component.as_str())?.project.as_ref()?.to_string();
+            Some(async move {
+                let found = gitlab.tag(&ProjectId::Path(project.clone()), &c.git_tag).await;
+                (c, project, found)
+            })
+        });
+        let mut missing = Vec::new();
+        for (c, project, found) in futures_util::future::join_all(lookups).await {
+            match found {
+                Ok(_) => {}
+                Err(e) if e.status() == Some(404) => missing.push(FieldError::new(
+                    format!("components.{}", c.component),
+                    format!("a version whose git tag {} exists in {project}", c.git_tag),
+                    format!("no tag {} in GitLab", c.git_tag),
+                )),
+                Err(e) => return Err(ServiceError::Upstream(format!("cannot check git tags with GitLab: {e}"))),
+            }
+        }
+        if missing.is_empty() {
+            Ok(())
+        } else {
+            Err(ServiceError::Invalid(missing))
+        }
     }
 
     /// Pins each image tag to the digest its registry reports now; an unreachable registry leaves the

@@ -226,3 +226,49 @@ async fn postgres_smoke() {
     assert_eq!(health.body["database"], "postgres");
     app.stop().await;
 }
+
+#[tokio::test]
+async fn with_gitlab_configured_product_versions_need_their_git_tags() {
+    use tao::gitlab::client::ProjectId;
+
+    use crate::support::gitlab::{GitLabDouble, ROOT_TOKEN};
+
+    let double = GitLabDouble::start().await;
+    let gitlab = crate::gitlab::client(&double, crate::gitlab::root());
+    for (component, tag) in [
+        ("ops", "v1.0.0"),
+        ("graph", "v1.0.0"),
+        ("agent", "agent-v1.0.0"),
+        ("api", "v1.0.0"),
+        ("self-monitor", "v1.0.0"),
+    ] {
+        let project = format!("monitor/{component}");
+        double.add_project(&project);
+        gitlab.create_tag(&ProjectId::Path(project), tag, "main", None).await.unwrap();
+    }
+    let url = double.url.clone();
+    let app = spawn_app_with(TestDb::sqlite(), move |s| {
+        s.gitlab_url = Some(url);
+        s.gitlab_token = Some(tao::config::Secret::new(ROOT_TOKEN));
+    })
+    .await;
+    assert_eq!(app.create_release(&app.deployer, monitor_release("1.0.0", &[])).await.status, 201, "every tag exists");
+
+    let r = app.create_release(&app.deployer, monitor_release("1.1.0", &[("api", "1.1.0"), ("agent", "1.1.0")])).await;
+    assert_eq!(r.status, 422, "{:?}", r.body);
+    let details: Vec<(String, String)> = r.body["error"]["details"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["path"].as_str().unwrap().to_string(), d["found"].as_str().unwrap().to_string()))
+        .collect();
+    assert_eq!(
+        details,
+        [
+            ("components.agent".to_string(), "no tag agent-v1.1.0 in GitLab".to_string()),
+            ("components.api".to_string(), "no tag v1.1.0 in GitLab".to_string()),
+        ]
+    );
+    assert_eq!(release_count(&app).await, 1, "nothing stored for the rejected version");
+    let _ = app.stop().await;
+}
