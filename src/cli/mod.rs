@@ -10,8 +10,8 @@ mod deploy;
 pub mod exec;
 mod gitlab;
 mod output;
+mod release;
 
-use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -375,8 +375,8 @@ async fn dispatch(cli: Cli) -> Outcome {
             }
             Ok(ExitCode::SUCCESS)
         }
-        Command::Release(cmd) => release(cmd, json).await,
-        Command::Env(cmd) => env(cmd, json).await,
+        Command::Release(cmd) => release::release(cmd, json).await,
+        Command::Env(cmd) => release::env(cmd, json).await,
         Command::Deploy(args) => deploy::deploy(args, json).await,
         Command::Rollback(args) => deploy::rollback(args, json).await,
         Command::Task(cmd) => deploy::task(cmd, json).await,
@@ -528,106 +528,6 @@ async fn token(cmd: TokenCommand, json: bool) -> Outcome {
 fn local_actor() -> String {
     let user = std::env::var("USER").unwrap_or_else(|_| "unknown".into());
     format!("cli:{user}")
-}
-
-async fn release(cmd: ReleaseCommand, json: bool) -> Outcome {
-    match cmd {
-        ReleaseCommand::Create { product, version, components, server } => {
-            let mut map = BTreeMap::new();
-            for (name, v) in components {
-                if let Some(prev) = map.insert(name.clone(), v) {
-                    anyhow::bail!("--component {name} given twice (first {prev})");
-                }
-            }
-            let body = json!({ "product": product, "version": version, "components": map });
-            let (status, body) = Client::new(&server)?.post_json("/api/v1/releases", &body).await?;
-            if json {
-                print_json(&body);
-            } else {
-                let word = if status == 201 { "created" } else { "unchanged (already exists, identical):" };
-                println!(
-                    "{word} {} {}",
-                    body["product"].as_str().unwrap_or(""),
-                    body["version"].as_str().unwrap_or("")
-                );
-                print!("{}", output::release_components(&body));
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        ReleaseCommand::List { product, server } => {
-            let body = Client::new(&server)?.get(&format!("/api/v1/releases/{}", client::segment(&product))).await?;
-            if json {
-                print_json(&body);
-            } else {
-                let rows = body
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|r| {
-                        vec![
-                            output::text(&r["version"]),
-                            output::text(&r["created_at"]),
-                            output::text(&r["created_by"]),
-                            output::component_summary(r),
-                        ]
-                    })
-                    .collect();
-                print!("{}", table(&["VERSION", "CREATED", "BY", "COMPONENTS"], rows));
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        ReleaseCommand::Show { product, version, server } => {
-            let path = format!("/api/v1/releases/{}/{}", client::segment(&product), client::segment(&version));
-            let body = Client::new(&server)?.get(&path).await?;
-            if json {
-                print_json(&body);
-            } else {
-                println!("{} {}", output::text(&body["product"]), output::text(&body["version"]));
-                println!("created {} by {}", output::text(&body["created_at"]), output::text(&body["created_by"]));
-                print!("{}", output::release_components(&body));
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-    }
-}
-
-async fn env(cmd: EnvCommand, json: bool) -> Outcome {
-    match cmd {
-        EnvCommand::List { server } => {
-            let body = Client::new(&server)?.get("/api/v1/environments").await?;
-            if json {
-                print_json(&body);
-            } else {
-                let rows = body
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .map(|e| {
-                        let hosts = e["hosts"].as_array().map(Vec::len).unwrap_or(0);
-                        vec![
-                            output::text(&e["name"]),
-                            output::text(&e["tier"]),
-                            output::text(&e["domain"]),
-                            hosts.to_string(),
-                        ]
-                    })
-                    .collect();
-                print!("{}", table(&["NAME", "TIER", "DOMAIN", "HOSTS"], rows));
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-        EnvCommand::Freeze { env, reason, server } => deploy::freeze(&env, &reason, &server, json).await,
-        EnvCommand::Unfreeze { env, server } => deploy::unfreeze(&env, &server, json).await,
-        EnvCommand::Show { env, server } => {
-            let body = Client::new(&server)?.get(&format!("/api/v1/environments/{}", client::segment(&env))).await?;
-            if json {
-                print_json(&body);
-            } else {
-                print!("{}", output::environment(&body));
-            }
-            Ok(ExitCode::SUCCESS)
-        }
-    }
 }
 
 /// Used by `main`: parse arguments from the process.
