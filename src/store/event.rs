@@ -240,17 +240,26 @@ pub async fn claim(pool: &Pool, now: i64, lease_ms: i64) -> Result<Option<EventR
 /// `FOR UPDATE SKIP LOCKED`, which lets claimers pass each other's candidates and re-checks a candidate
 /// another claimer changed meanwhile. Returned in id order.
 pub async fn claim_batch(pool: &Pool, now: i64, lease_ms: i64, limit: i64) -> Result<Vec<EventRow>, StoreError> {
-    let pick = "SELECT e.id FROM gitlab_event e \
-         WHERE e.state IN ('pending', 'failed', 'running') AND e.next_attempt_at <= $1 \
-         AND NOT EXISTS (SELECT 1 FROM gitlab_event b WHERE b.object_key = e.object_key AND b.id < e.id \
-                         AND b.state IN ('pending', 'failed', 'running')) \
-         ORDER BY e.id LIMIT $3";
+    // The objects with unprocessed events, one index seek each (a loose scan of gitlab_event_head), then
+    // the oldest unprocessed event of each: the only candidates.
+    let heads = "WITH RECURSIVE k(key) AS ( \
+             SELECT MIN(object_key) FROM gitlab_event WHERE state <> 'processed' \
+             UNION ALL \
+             SELECT (SELECT MIN(g.object_key) FROM gitlab_event g WHERE g.state <> 'processed' AND g.object_key > k.key) \
+             FROM k WHERE k.key IS NOT NULL), \
+         head(id) AS ( \
+             SELECT (SELECT MIN(h.id) FROM gitlab_event h WHERE h.state <> 'processed' AND h.object_key = k.key) \
+             FROM k WHERE k.key IS NOT NULL)";
+    // The state test on `e` is repeated so that PostgreSQL's re-check of a row another claimer changed
+    // meanwhile (processed, failed, claimed) rejects it.
+    let pick = "SELECT e.id FROM head JOIN gitlab_event e ON e.id = head.id \
+         WHERE e.state <> 'processed' AND e.next_attempt_at <= $1 ORDER BY e.id LIMIT $3";
     let target = match pool {
         Pool::Sqlite(_) => format!("id IN ({pick})"),
-        Pool::Postgres(_) => format!("id = ANY(ARRAY({pick} FOR UPDATE SKIP LOCKED))"),
+        Pool::Postgres(_) => format!("id = ANY(ARRAY({pick} FOR UPDATE OF e SKIP LOCKED))"),
     };
     let sql = format!(
-        "UPDATE gitlab_event SET state = 'running', attempts = attempts + 1, next_attempt_at = $2 \
+        "{heads} UPDATE gitlab_event SET state = 'running', attempts = attempts + 1, next_attempt_at = $2 \
          WHERE {target} RETURNING {COLUMNS}"
     );
     let mut rows: Vec<EventRow> = crate::with_pool!(pool, p => {
