@@ -1,5 +1,5 @@
 //! The event workers: take stored events in batches, in order per object, run the handlers, record the
-//! outcomes.
+//! outcomes (in the same transaction as the next claim: one write transaction per batch).
 //!
 //! Owns the loop between the store's queue (`store::event`) and `handlers`. Wake-ups are pushed: the
 //! webhook intake calls [`EventQueue::wake`] after each commit; besides that a worker only sleeps until
@@ -93,17 +93,23 @@ impl Worker {
     async fn run(self, mut shutdown: watch::Receiver<bool>) {
         tracing::debug!(worker = self.n, "event worker started");
         let lease = self.config.lease.as_millis() as i64;
+        // Outcomes of the last batch, recorded in the same transaction as the next claim.
+        let mut done = queue::Outcomes::default();
         while !*shutdown.borrow() {
             let now = now_ms();
-            let wait = match queue::claim_batch(&self.ctx.pool, now, lease, queue::CLAIM_BATCH).await {
-                Ok(rows) if !rows.is_empty() => {
-                    self.process_batch(rows, now + lease, &shutdown).await;
-                    continue;
+            let wait = match queue::record_and_claim(&self.ctx.pool, &done, now, lease, queue::CLAIM_BATCH).await {
+                Ok(rows) => {
+                    done = queue::Outcomes::default();
+                    if !rows.is_empty() {
+                        done = self.process_batch(rows, now + lease, &shutdown).await;
+                        continue;
+                    }
+                    match queue::next_due(&self.ctx.pool, now).await {
+                        Ok(due) => due.map(|t| Duration::from_millis((t - now).max(1) as u64)),
+                        Err(e) => Some(self.store_trouble(e)),
+                    }
                 }
-                Ok(_) => match queue::next_due(&self.ctx.pool, now).await {
-                    Ok(due) => due.map(|t| Duration::from_millis((t - now).max(1) as u64)),
-                    Err(e) => Some(self.store_trouble(e)),
-                },
+                // Nothing was written: the outcomes go with the next attempt.
                 Err(e) => Some(self.store_trouble(e)),
             };
             let sleep = tokio::time::sleep(wait.unwrap_or(Duration::from_secs(24 * 3600)));
@@ -112,6 +118,10 @@ impl Worker {
                 _ = sleep => {}
                 changed = shutdown.changed() => if changed.is_err() { break },
             }
+        }
+        if let Err(e) = queue::record(&self.ctx.pool, &done, now_ms()).await {
+            // The leases run out and the events are handled again: harmless, handlers are idempotent.
+            tracing::error!(worker = self.n, error = %e, "cannot record the outcome of events");
         }
         tracing::debug!(worker = self.n, "event worker stopped");
     }
@@ -122,10 +132,16 @@ impl Worker {
     }
 
     /// Handles a claimed batch (at most one event per object, so in id order each is independent of the
-    /// others) and records all outcomes in one transaction. Stops early, releasing the events not yet
-    /// attempted, when Tao is stopping or half the lease has gone, so a long batch never outlives its claim
-    /// (a single event that outlives it is handled again: harmless, handlers are idempotent).
-    async fn process_batch(&self, rows: Vec<EventRow>, lease_end: i64, shutdown: &watch::Receiver<bool>) {
+    /// others) and returns the outcomes, to be recorded with the next claim. Stops early, releasing the
+    /// events not yet attempted, when Tao is stopping or half the lease has gone, so a long batch never
+    /// outlives its claim (a single event that outlives it is handled again: harmless, handlers are
+    /// idempotent).
+    async fn process_batch(
+        &self,
+        rows: Vec<EventRow>,
+        lease_end: i64,
+        shutdown: &watch::Receiver<bool>,
+    ) -> queue::Outcomes {
         let deadline = tokio::time::Instant::now() + self.config.lease / 2;
         let mut outcomes = queue::Outcomes { lease_end, ..queue::Outcomes::default() };
         let mut rows = rows.into_iter();
@@ -146,11 +162,7 @@ impl Worker {
             }
         }
         outcomes.release = rows.map(|r| EventId(r.id)).collect();
-        if let Err(e) = queue::record(&self.ctx.pool, &outcomes, now_ms()).await {
-            // The lease runs out and the events are handled again: harmless, handlers are idempotent.
-            tracing::error!(worker = self.n, events = outcomes.processed.len() + outcomes.failed.len(), error = %e,
-                "cannot record the outcome of events");
-        }
+        outcomes
     }
 
     /// Runs the handlers on one event.

@@ -240,6 +240,24 @@ pub async fn claim(pool: &Pool, now: i64, lease_ms: i64) -> Result<Option<EventR
 /// `FOR UPDATE SKIP LOCKED`, which lets claimers pass each other's candidates and re-checks a candidate
 /// another claimer changed meanwhile. Returned in id order.
 pub async fn claim_batch(pool: &Pool, now: i64, lease_ms: i64, limit: i64) -> Result<Vec<EventRow>, StoreError> {
+    record_then_claim(pool, &Outcomes::default(), now, Some((lease_ms, limit))).await
+}
+
+/// Records `outcomes` (see [`record`]) and claims the next batch (see [`claim_batch`]) in one transaction:
+/// a worker's round costs one write transaction. The claim sees the outcomes, so the next event of an
+/// object just processed is claimable at once.
+pub async fn record_and_claim(
+    pool: &Pool,
+    outcomes: &Outcomes,
+    now: i64,
+    lease_ms: i64,
+    limit: i64,
+) -> Result<Vec<EventRow>, StoreError> {
+    record_then_claim(pool, outcomes, now, Some((lease_ms, limit))).await
+}
+
+/// The claim statement of the pool's dialect: binds `$1` now, `$2` lease end, `$3` limit.
+fn claim_sql(pool: &Pool) -> String {
     // The objects with unprocessed events, one index seek each (a loose scan of gitlab_event_head), then
     // the oldest unprocessed event of each: the only candidates.
     let heads = "WITH RECURSIVE k(key) AS ( \
@@ -258,15 +276,10 @@ pub async fn claim_batch(pool: &Pool, now: i64, lease_ms: i64, limit: i64) -> Re
         Pool::Sqlite(_) => format!("id IN ({pick})"),
         Pool::Postgres(_) => format!("id = ANY(ARRAY({pick} FOR UPDATE OF e SKIP LOCKED))"),
     };
-    let sql = format!(
+    format!(
         "{heads} UPDATE gitlab_event SET state = 'running', attempts = attempts + 1, next_attempt_at = $2 \
          WHERE {target} RETURNING {COLUMNS}"
-    );
-    let mut rows: Vec<EventRow> = crate::with_pool!(pool, p => {
-        sqlx::query_as(&sql).bind(now).bind(now + lease_ms).bind(limit).fetch_all(p).await
-    })?;
-    rows.sort_by_key(|r| r.id);
-    Ok(rows)
+    )
 }
 
 /// What became of claimed events, recorded together by [`record`].
@@ -299,9 +312,16 @@ fn placeholders(from: usize, n: usize) -> String {
 /// Records the outcomes of claimed events in one transaction: all processed ones in one statement, each
 /// failure with its error and retry time, the released ones in one statement.
 pub async fn record(pool: &Pool, outcomes: &Outcomes, now: i64) -> Result<(), StoreError> {
-    if outcomes.is_empty() {
-        return Ok(());
-    }
+    record_then_claim(pool, outcomes, now, None).await.map(|_| ())
+}
+
+/// [`record`], then (with `claim = Some((lease_ms, limit))`) [`claim_batch`], in one transaction.
+async fn record_then_claim(
+    pool: &Pool,
+    outcomes: &Outcomes,
+    now: i64,
+    claim: Option<(i64, i64)>,
+) -> Result<Vec<EventRow>, StoreError> {
     let processed = format!(
         "UPDATE gitlab_event SET state = 'processed', processed_at = $1, last_error = NULL, next_attempt_at = 0 \
          WHERE id IN ({})",
@@ -313,28 +333,44 @@ pub async fn record(pool: &Pool, outcomes: &Outcomes, now: i64) -> Result<(), St
          WHERE state = 'running' AND next_attempt_at = $1 AND id IN ({})",
         placeholders(2, outcomes.release.len())
     );
-    crate::with_pool!(pool, p => {
-        let mut tx = p.begin().await?;
-        if !outcomes.processed.is_empty() {
-            let mut q = sqlx::query(&processed).bind(now);
-            for id in &outcomes.processed {
-                q = q.bind(id.0);
+    let claim_sql = claim.map(|_| claim_sql(pool));
+    let (lease_ms, limit) = claim.unwrap_or_default();
+    let mut rows: Vec<EventRow> = crate::with_pool!(pool, p => {
+        if outcomes.is_empty() {
+            // A claim alone is one statement: no transaction round trips.
+            match &claim_sql {
+                Some(sql) => sqlx::query_as(sql).bind(now).bind(now + lease_ms).bind(limit).fetch_all(p).await?,
+                None => Vec::new(),
             }
-            q.execute(&mut *tx).await?;
-        }
-        for (id, error, retry_at) in &outcomes.failed {
-            sqlx::query(failed).bind(error).bind(retry_at).bind(id.0).execute(&mut *tx).await?;
-        }
-        if !outcomes.release.is_empty() {
-            let mut q = sqlx::query(&release).bind(outcomes.lease_end);
-            for id in &outcomes.release {
-                q = q.bind(id.0);
+        } else {
+            let mut tx = p.begin().await?;
+            if !outcomes.processed.is_empty() {
+                let mut q = sqlx::query(&processed).bind(now);
+                for id in &outcomes.processed {
+                    q = q.bind(id.0);
+                }
+                q.execute(&mut *tx).await?;
             }
-            q.execute(&mut *tx).await?;
+            for (id, error, retry_at) in &outcomes.failed {
+                sqlx::query(failed).bind(error).bind(retry_at).bind(id.0).execute(&mut *tx).await?;
+            }
+            if !outcomes.release.is_empty() {
+                let mut q = sqlx::query(&release).bind(outcomes.lease_end);
+                for id in &outcomes.release {
+                    q = q.bind(id.0);
+                }
+                q.execute(&mut *tx).await?;
+            }
+            let rows = match &claim_sql {
+                Some(sql) => sqlx::query_as(sql).bind(now).bind(now + lease_ms).bind(limit).fetch_all(&mut *tx).await?,
+                None => Vec::new(),
+            };
+            tx.commit().await?;
+            rows
         }
-        tx.commit().await?;
     });
-    Ok(())
+    rows.sort_by_key(|r| r.id);
+    Ok(rows)
 }
 
 /// Marks a claimed event handled.

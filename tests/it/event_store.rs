@@ -186,3 +186,20 @@ async fn batch_outcomes(db: TestDb) {
     assert_eq!((row(6).await.state.as_str(), row(6).await.attempts), ("running", 2));
 }
 both_backends!(batch_outcomes_are_recorded_together_and_releases_are_not_attempts, batch_outcomes);
+
+async fn record_then_claim(db: TestDb) {
+    let pool = db.pool().await;
+    // Objects: 0 0 1 (ids 1..3).
+    let events: Vec<NewEvent> = [0, 0, 1].iter().enumerate().map(|(n, o)| new_event(n, *o, 1_000)).collect();
+    event::insert_many(&pool, &events).await.unwrap();
+    let first = event::claim_batch(&pool, 10_000, 60_000, 10).await.unwrap();
+    assert_eq!(first.iter().map(|r| r.id).collect::<Vec<_>>(), [1, 3]);
+    // One transaction: the claim sees event 1 processed, so object 0's next event comes at once.
+    let done = Outcomes { processed: vec![EventId(1), EventId(3)], lease_end: 70_000, ..Outcomes::default() };
+    let next = event::record_and_claim(&pool, &done, 11_000, 60_000, 10).await.unwrap();
+    assert_eq!(next.iter().map(|r| (r.id, r.state.as_str())).collect::<Vec<_>>(), [(2, "running")]);
+    let rows = event::page(&pool, &Default::default(), 0, 10).await.unwrap();
+    assert_eq!(rows.iter().map(|r| r.state.as_str()).collect::<Vec<_>>(), ["processed", "running", "processed"]);
+    assert!(event::record_and_claim(&pool, &Outcomes::default(), 12_000, 60_000, 10).await.unwrap().is_empty());
+}
+both_backends!(recording_outcomes_with_the_next_claim_frees_the_object_at_once, record_then_claim);
