@@ -1,4 +1,5 @@
-//! The event workers: take stored events in order per object, run the handlers, mark the outcome.
+//! The event workers: take stored events in batches, in order per object, run the handlers, record the
+//! outcomes (in the same transaction as the next claim: one write transaction per batch).
 //!
 //! Owns the loop between the store's queue (`store::event`) and `handlers`. Wake-ups are pushed: the
 //! webhook intake calls [`EventQueue::wake`] after each commit; besides that a worker only sleeps until
@@ -56,7 +57,7 @@ impl Default for WorkerConfig {
 }
 
 /// Starts the workers (and the pruner when a retention is set). They stop when `shutdown` turns true,
-/// after the event in hand.
+/// after the event in hand (the rest of its batch is released, claimable again at once).
 pub async fn start(
     config: &WorkerConfig,
     ctx: HandlerContext,
@@ -92,17 +93,23 @@ impl Worker {
     async fn run(self, mut shutdown: watch::Receiver<bool>) {
         tracing::debug!(worker = self.n, "event worker started");
         let lease = self.config.lease.as_millis() as i64;
+        // Outcomes of the last batch, recorded in the same transaction as the next claim.
+        let mut done = queue::Outcomes::default();
         while !*shutdown.borrow() {
             let now = now_ms();
-            let wait = match queue::claim(&self.ctx.pool, now, lease).await {
-                Ok(Some(row)) => {
-                    self.process(row).await;
-                    continue;
+            let wait = match queue::record_and_claim(&self.ctx.pool, &done, now, lease, queue::CLAIM_BATCH).await {
+                Ok(rows) => {
+                    done = queue::Outcomes::default();
+                    if !rows.is_empty() {
+                        done = self.process_batch(rows, now + lease, &shutdown).await;
+                        continue;
+                    }
+                    match queue::next_due(&self.ctx.pool, now).await {
+                        Ok(due) => due.map(|t| Duration::from_millis((t - now).max(1) as u64)),
+                        Err(e) => Some(self.store_trouble(e)),
+                    }
                 }
-                Ok(None) => match queue::next_due(&self.ctx.pool, now).await {
-                    Ok(due) => due.map(|t| Duration::from_millis((t - now).max(1) as u64)),
-                    Err(e) => Some(self.store_trouble(e)),
-                },
+                // Nothing was written: the outcomes go with the next attempt.
                 Err(e) => Some(self.store_trouble(e)),
             };
             let sleep = tokio::time::sleep(wait.unwrap_or(Duration::from_secs(24 * 3600)));
@@ -112,6 +119,10 @@ impl Worker {
                 changed = shutdown.changed() => if changed.is_err() { break },
             }
         }
+        if let Err(e) = queue::record(&self.ctx.pool, &done, now_ms()).await {
+            // The leases run out and the events are handled again: harmless, handlers are idempotent.
+            tracing::error!(worker = self.n, error = %e, "cannot record the outcome of events");
+        }
         tracing::debug!(worker = self.n, "event worker stopped");
     }
 
@@ -120,10 +131,43 @@ impl Worker {
         Duration::from_secs(1)
     }
 
-    async fn process(&self, row: EventRow) {
-        let id = EventId(row.id);
-        let (delivery, attempts) = (row.delivery_id.clone(), row.attempts);
-        let outcome = match &row.payload {
+    /// Handles a claimed batch (at most one event per object, so in id order each is independent of the
+    /// others) and returns the outcomes, to be recorded with the next claim. Stops early, releasing the
+    /// events not yet attempted, when Tao is stopping or half the lease has gone, so a long batch never
+    /// outlives its claim (a single event that outlives it is handled again: harmless, handlers are
+    /// idempotent).
+    async fn process_batch(
+        &self,
+        rows: Vec<EventRow>,
+        lease_end: i64,
+        shutdown: &watch::Receiver<bool>,
+    ) -> queue::Outcomes {
+        let deadline = tokio::time::Instant::now() + self.config.lease / 2;
+        let mut outcomes = queue::Outcomes { lease_end, ..queue::Outcomes::default() };
+        let mut rows = rows.into_iter();
+        for row in rows.by_ref() {
+            let id = EventId(row.id);
+            let (delivery, attempts) = (row.delivery_id.clone(), row.attempts);
+            match self.handle(row).await {
+                Ok(()) => outcomes.processed.push(id),
+                Err(error) => {
+                    let delay = backoff(self.config.retry_base, attempts);
+                    tracing::warn!(%delivery, event = id.0, attempts, retry_in_ms = delay.as_millis() as u64, %error,
+                        "event handling failed");
+                    outcomes.failed.push((id, error, now_ms() + delay.as_millis() as i64));
+                }
+            }
+            if *shutdown.borrow() || tokio::time::Instant::now() >= deadline {
+                break;
+            }
+        }
+        outcomes.release = rows.map(|r| EventId(r.id)).collect();
+        outcomes
+    }
+
+    /// Runs the handlers on one event.
+    async fn handle(&self, row: EventRow) -> Result<(), String> {
+        match &row.payload {
             // Pruned before it was handled cannot happen (only processed payloads are pruned); be safe.
             None => Ok(()),
             Some(raw) => match serde_json::from_str(raw)
@@ -141,20 +185,6 @@ impl Worker {
                 }
                 Err(e) => Err(e),
             },
-        };
-        let now = now_ms();
-        let marked = match &outcome {
-            Ok(()) => queue::mark_processed(&self.ctx.pool, id, now).await,
-            Err(error) => {
-                let delay = backoff(self.config.retry_base, attempts);
-                tracing::warn!(%delivery, event = id.0, attempts, retry_in_ms = delay.as_millis() as u64, %error,
-                    "event handling failed");
-                queue::mark_failed(&self.ctx.pool, id, error, now + delay.as_millis() as i64).await
-            }
-        };
-        if let Err(e) = marked {
-            // The lease runs out and the event is handled again: harmless, handlers are idempotent.
-            tracing::error!(%delivery, error = %e, "cannot record the outcome of an event");
         }
     }
 }

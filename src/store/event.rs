@@ -1,11 +1,11 @@
 //! Stored GitLab webhook deliveries: the durable queue between the webhook intake and the handlers, and
 //! the index behind `GET /api/v1/events`.
 //!
-//! Owns the `gitlab_event` table: insert with deduplication by delivery id, claiming in arrival order per
-//! object (an event is claimable only when no earlier unprocessed event of the same object key exists),
-//! marking processed or failed with a retry time, keyset pages for streaming, and payload pruning. It
-//! knows nothing of HTTP or of what the payloads mean: the caller extracts kind, project, ref and object
-//! key (see `crate::gitlab::webhook`).
+//! Owns the `gitlab_event` table: insert with deduplication by delivery id, claiming batches in arrival
+//! order per object (an event is claimable only when no earlier unprocessed event of the same object key
+//! exists), recording a batch's outcomes (processed, or failed with a retry time) in one transaction,
+//! keyset pages for streaming, and payload pruning. It knows nothing of HTTP or of what the payloads mean:
+//! the caller extracts kind, project, ref and object key (see `crate::gitlab::webhook`).
 
 use std::fmt;
 
@@ -220,43 +220,168 @@ pub async fn get(pool: &Pool, id: EventId) -> Result<Option<EventRow>, StoreErro
     Ok(crate::with_pool!(pool, p => sqlx::query_as(&sql).bind(id.0).fetch_optional(p).await)?)
 }
 
-/// Takes the oldest claimable event and marks it running with a lease until `now + lease_ms`.
+/// Most events one [`claim_batch`] takes (the workers' batch).
+pub const CLAIM_BATCH: i64 = 32;
+
+/// Takes the oldest claimable event and marks it running with a lease until `now + lease_ms`
+/// ([`claim_batch`] of one).
+pub async fn claim(pool: &Pool, now: i64, lease_ms: i64) -> Result<Option<EventRow>, StoreError> {
+    Ok(claim_batch(pool, now, lease_ms, 1).await?.pop())
+}
+
+/// Takes up to `limit` claimable events, oldest first, and marks them running with one lease until
+/// `now + lease_ms` (the lease end doubles as the claim's mark: [`Outcomes::release`] needs it).
 ///
 /// Claimable: not processed, due (`next_attempt_at <= now`, which includes running events whose lease
-/// expired), and no earlier unprocessed event with the same object key. One statement, so two workers
-/// never take the same event; on PostgreSQL `SKIP LOCKED` lets them pass each other's candidates.
-pub async fn claim(pool: &Pool, now: i64, lease_ms: i64) -> Result<Option<EventRow>, StoreError> {
-    let lock = match pool {
-        Pool::Sqlite(_) => "",
-        Pool::Postgres(_) => "FOR UPDATE SKIP LOCKED",
+/// expired), and no earlier unprocessed event with the same object key. So only the oldest unprocessed
+/// event of an object can qualify, and a batch never holds two events of one object. One statement, so
+/// two claimers never take the same event: on SQLite the statement holds the single writer lock from its
+/// start; on PostgreSQL the ids are picked once (an `ARRAY(…)` init plan, never re-run per row) under
+/// `FOR UPDATE SKIP LOCKED`, which lets claimers pass each other's candidates and re-checks a candidate
+/// another claimer changed meanwhile. Returned in id order.
+pub async fn claim_batch(pool: &Pool, now: i64, lease_ms: i64, limit: i64) -> Result<Vec<EventRow>, StoreError> {
+    record_then_claim(pool, &Outcomes::default(), now, Some((lease_ms, limit))).await
+}
+
+/// Records `outcomes` (see [`record`]) and claims the next batch (see [`claim_batch`]) in one transaction:
+/// a worker's round costs one write transaction. The claim sees the outcomes, so the next event of an
+/// object just processed is claimable at once.
+pub async fn record_and_claim(
+    pool: &Pool,
+    outcomes: &Outcomes,
+    now: i64,
+    lease_ms: i64,
+    limit: i64,
+) -> Result<Vec<EventRow>, StoreError> {
+    record_then_claim(pool, outcomes, now, Some((lease_ms, limit))).await
+}
+
+/// The claim statement of the pool's dialect: binds `$1` now, `$2` lease end, `$3` limit.
+fn claim_sql(pool: &Pool) -> String {
+    // The objects with unprocessed events, one index seek each (a loose scan of gitlab_event_head), then
+    // the oldest unprocessed event of each: the only candidates.
+    let heads = "WITH RECURSIVE k(key) AS ( \
+             SELECT MIN(object_key) FROM gitlab_event WHERE state <> 'processed' \
+             UNION ALL \
+             SELECT (SELECT MIN(g.object_key) FROM gitlab_event g WHERE g.state <> 'processed' AND g.object_key > k.key) \
+             FROM k WHERE k.key IS NOT NULL), \
+         head(id) AS ( \
+             SELECT (SELECT MIN(h.id) FROM gitlab_event h WHERE h.state <> 'processed' AND h.object_key = k.key) \
+             FROM k WHERE k.key IS NOT NULL)";
+    // The state test on `e` is repeated so that PostgreSQL's re-check of a row another claimer changed
+    // meanwhile (processed, failed, claimed) rejects it.
+    let pick = "SELECT e.id FROM head JOIN gitlab_event e ON e.id = head.id \
+         WHERE e.state <> 'processed' AND e.next_attempt_at <= $1 ORDER BY e.id LIMIT $3";
+    let target = match pool {
+        Pool::Sqlite(_) => format!("id IN ({pick})"),
+        Pool::Postgres(_) => format!("id = ANY(ARRAY({pick} FOR UPDATE OF e SKIP LOCKED))"),
     };
-    let sql = format!(
-        "UPDATE gitlab_event SET state = 'running', attempts = attempts + 1, next_attempt_at = $2 \
-         WHERE id = (SELECT e.id FROM gitlab_event e \
-             WHERE e.state IN ('pending', 'failed', 'running') AND e.next_attempt_at <= $1 \
-             AND NOT EXISTS (SELECT 1 FROM gitlab_event b WHERE b.object_key = e.object_key AND b.id < e.id \
-                             AND b.state IN ('pending', 'failed', 'running')) \
-             ORDER BY e.id LIMIT 1 {lock}) \
-         RETURNING {COLUMNS}"
+    format!(
+        "{heads} UPDATE gitlab_event SET state = 'running', attempts = attempts + 1, next_attempt_at = $2 \
+         WHERE {target} RETURNING {COLUMNS}"
+    )
+}
+
+/// What became of claimed events, recorded together by [`record`].
+#[derive(Debug, Clone, Default)]
+pub struct Outcomes {
+    /// Handled.
+    pub processed: Vec<EventId>,
+    /// Failed: (event, error, retry time).
+    pub failed: Vec<(EventId, String, i64)>,
+    /// Claimed but not attempted (a stopping worker, a batch near its lease end): claimable again at
+    /// once, the claim's attempt not counted. Only while the claim is still this one, i.e. `running`
+    /// with this lease end; an event whose lease ran out and was claimed again is left alone.
+    pub release: Vec<EventId>,
+    /// The lease end the events were claimed with (`now + lease_ms` of [`claim_batch`]).
+    pub lease_end: i64,
+}
+
+impl Outcomes {
+    /// True when there is nothing to record.
+    pub fn is_empty(&self) -> bool {
+        self.processed.is_empty() && self.failed.is_empty() && self.release.is_empty()
+    }
+}
+
+/// `$from, $from+1, …` for `n` values.
+fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n).map(|i| format!("${i}")).collect::<Vec<_>>().join(", ")
+}
+
+/// Records the outcomes of claimed events in one transaction: all processed ones in one statement, each
+/// failure with its error and retry time, the released ones in one statement.
+pub async fn record(pool: &Pool, outcomes: &Outcomes, now: i64) -> Result<(), StoreError> {
+    record_then_claim(pool, outcomes, now, None).await.map(|_| ())
+}
+
+/// [`record`], then (with `claim = Some((lease_ms, limit))`) [`claim_batch`], in one transaction.
+async fn record_then_claim(
+    pool: &Pool,
+    outcomes: &Outcomes,
+    now: i64,
+    claim: Option<(i64, i64)>,
+) -> Result<Vec<EventRow>, StoreError> {
+    let processed = format!(
+        "UPDATE gitlab_event SET state = 'processed', processed_at = $1, last_error = NULL, next_attempt_at = 0 \
+         WHERE id IN ({})",
+        placeholders(2, outcomes.processed.len())
     );
-    Ok(crate::with_pool!(pool, p => {
-        sqlx::query_as(&sql).bind(now).bind(now + lease_ms).fetch_optional(p).await
-    })?)
+    let failed = "UPDATE gitlab_event SET state = 'failed', last_error = $1, next_attempt_at = $2 WHERE id = $3";
+    let release = format!(
+        "UPDATE gitlab_event SET state = 'pending', attempts = attempts - 1, next_attempt_at = 0 \
+         WHERE state = 'running' AND next_attempt_at = $1 AND id IN ({})",
+        placeholders(2, outcomes.release.len())
+    );
+    let claim_sql = claim.map(|_| claim_sql(pool));
+    let (lease_ms, limit) = claim.unwrap_or_default();
+    let mut rows: Vec<EventRow> = crate::with_pool!(pool, p => {
+        if outcomes.is_empty() {
+            // A claim alone is one statement: no transaction round trips.
+            match &claim_sql {
+                Some(sql) => sqlx::query_as(sql).bind(now).bind(now + lease_ms).bind(limit).fetch_all(p).await?,
+                None => Vec::new(),
+            }
+        } else {
+            let mut tx = p.begin().await?;
+            if !outcomes.processed.is_empty() {
+                let mut q = sqlx::query(&processed).bind(now);
+                for id in &outcomes.processed {
+                    q = q.bind(id.0);
+                }
+                q.execute(&mut *tx).await?;
+            }
+            for (id, error, retry_at) in &outcomes.failed {
+                sqlx::query(failed).bind(error).bind(retry_at).bind(id.0).execute(&mut *tx).await?;
+            }
+            if !outcomes.release.is_empty() {
+                let mut q = sqlx::query(&release).bind(outcomes.lease_end);
+                for id in &outcomes.release {
+                    q = q.bind(id.0);
+                }
+                q.execute(&mut *tx).await?;
+            }
+            let rows = match &claim_sql {
+                Some(sql) => sqlx::query_as(sql).bind(now).bind(now + lease_ms).bind(limit).fetch_all(&mut *tx).await?,
+                None => Vec::new(),
+            };
+            tx.commit().await?;
+            rows
+        }
+    });
+    rows.sort_by_key(|r| r.id);
+    Ok(rows)
 }
 
 /// Marks a claimed event handled.
 pub async fn mark_processed(pool: &Pool, id: EventId, now: i64) -> Result<(), StoreError> {
-    let sql = "UPDATE gitlab_event SET state = 'processed', processed_at = $1, last_error = NULL, \
-               next_attempt_at = 0 WHERE id = $2";
-    crate::with_pool!(pool, p => sqlx::query(sql).bind(now).bind(id.0).execute(p).await.map(|_| ()))?;
-    Ok(())
+    record(pool, &Outcomes { processed: vec![id], ..Outcomes::default() }, now).await
 }
 
 /// Marks a claimed event failed, to be retried at `retry_at`.
 pub async fn mark_failed(pool: &Pool, id: EventId, error: &str, retry_at: i64) -> Result<(), StoreError> {
-    let sql = "UPDATE gitlab_event SET state = 'failed', last_error = $1, next_attempt_at = $2 WHERE id = $3";
-    crate::with_pool!(pool, p => sqlx::query(sql).bind(error).bind(retry_at).bind(id.0).execute(p).await.map(|_| ()))?;
-    Ok(())
+    let outcomes = Outcomes { failed: vec![(id, error.to_string(), retry_at)], ..Outcomes::default() };
+    record(pool, &outcomes, 0).await
 }
 
 /// Makes events left running by a stopped Tao claimable at once. Returns how many.

@@ -31,8 +31,12 @@ macro_rules! migration {
 }
 
 /// Every migration this build knows, oldest first.
-pub const MIGRATIONS: &[Migration] =
-    &[migration!(1, "0001_init.sql"), migration!(2, "0002_deploys.sql"), migration!(3, "0003_events.sql")];
+pub const MIGRATIONS: &[Migration] = &[
+    migration!(1, "0001_init.sql"),
+    migration!(2, "0002_deploys.sql"),
+    migration!(3, "0003_events.sql"),
+    migration!(4, "0004_event_heads.sql"),
+];
 
 const BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS schema_migration (
     version     BIGINT PRIMARY KEY,
