@@ -18,24 +18,6 @@ use super::{json_body, webhook_fixture, Shared};
 
 type Q = Query<HashMap<String, String>>;
 
-macro_rules! guarded {
-    ($w:expr, $headers:expr, $project:expr, $level:expr) => {
-        match guard(&$w, &$headers, &$project, $level) {
-            Ok((user, at)) => (user, at),
-            Err(r) => return refuse(r),
-        }
-    };
-}
-
-macro_rules! body {
-    ($bytes:expr) => {
-        match json_body(&$bytes) {
-            Ok(b) => b,
-            Err(r) => return refuse(r),
-        }
-    };
-}
-
 fn mr_not_found() -> Response {
     message(StatusCode::NOT_FOUND, "404 Merge Request Not Found")
 }

@@ -15,6 +15,27 @@
 //! does: `open_merge_request` and `comment` change the world and notify every subscribed hook, with the
 //! hook's secret and GitLab's headers, so a test reads as a story.
 
+/// Resolves the caller's access to a project, or answers with GitLab's refusal (shared by the route
+/// modules below; textual scope makes it visible in them).
+macro_rules! guarded {
+    ($w:expr, $headers:expr, $project:expr, $level:expr) => {
+        match guard(&$w, &$headers, &$project, $level) {
+            Ok((user, at)) => (user, at),
+            Err(r) => return refuse(r),
+        }
+    };
+}
+
+/// Parses a JSON request body, or answers 400 the way GitLab does.
+macro_rules! body {
+    ($bytes:expr) => {
+        match json_body(&$bytes) {
+            Ok(b) => b,
+            Err(r) => return refuse(r),
+        }
+    };
+}
+
 mod merge_request;
 mod project;
 mod repo;

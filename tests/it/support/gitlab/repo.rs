@@ -19,24 +19,6 @@ use super::{json_body, Shared};
 
 type Q = Query<HashMap<String, String>>;
 
-macro_rules! guarded {
-    ($w:expr, $headers:expr, $project:expr, $level:expr) => {
-        match guard(&$w, &$headers, &$project, $level) {
-            Ok((user, at)) => (user, at),
-            Err(r) => return refuse(r),
-        }
-    };
-}
-
-macro_rules! body {
-    ($bytes:expr) => {
-        match json_body(&$bytes) {
-            Ok(b) => b,
-            Err(r) => return refuse(r),
-        }
-    };
-}
-
 fn branch_json(p: &Project, name: &str, sha: &str) -> Value {
     let rule = p.protected_branches.iter().find(|r| ref_matches(&r.name, name));
     json!({
