@@ -5,6 +5,7 @@
 //! (`--server` / `TAO_SERVER`, token from `TAO_TOKEN`). Human output is aligned tables; `--json` prints
 //! JSON for scripts. Exit codes: 0 success, 1 failure (invalid input, rejected request), 2 usage.
 
+mod ci;
 mod client;
 mod deploy;
 pub mod exec;
@@ -84,6 +85,9 @@ pub enum Command {
     /// GitLab integration: webhooks on the catalog's projects.
     #[command(subcommand)]
     Gitlab(gitlab::GitlabCommand),
+    /// The shared CI standard: render, list and lint the CI templates (offline).
+    #[command(subcommand)]
+    Ci(ci::CiCommand),
 }
 
 /// Where the store is.
@@ -385,6 +389,7 @@ async fn dispatch(cli: Cli) -> Outcome {
         Command::SshFanout(args) => exec::ssh_fanout_cmd(args, json).await,
         Command::Events(cmd) => gitlab::events(cmd).await,
         Command::Gitlab(cmd) => gitlab::gitlab(cmd, json).await,
+        Command::Ci(cmd) => ci::ci(cmd, json),
     }
 }
 
