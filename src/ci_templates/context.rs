@@ -43,7 +43,7 @@ impl Reads {
     }
 }
 
-fn first_of_tier<'a>(catalog: &'a Catalog, tier: Tier) -> Option<&'a Name> {
+fn first_of_tier(catalog: &Catalog, tier: Tier) -> Option<&Name> {
     catalog.environments.iter().find(|(_, e): &(&Name, &Environment)| e.tier == tier).map(|(n, _)| n)
 }
 
