@@ -5,6 +5,7 @@
 
 mod api;
 mod ci;
+mod ci_deploy;
 mod ci_rules;
 mod cli;
 mod deploy;
