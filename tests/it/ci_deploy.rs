@@ -14,13 +14,19 @@ use crate::support::gitlab::world::ProtectedRef;
 use crate::support::gitlab::{GitLabDouble, ROOT_TOKEN};
 use crate::support::{monitor_release, spawn_app_exec, TestApp, TestDb};
 
-/// Succeeds every task except component builds tagged `broken…`.
-struct Scripted;
+/// Logs one line, then succeeds every task except component builds tagged `broken…`.
+struct Scripted {
+    pool: tao::store::Pool,
+}
 
 impl Executor for Scripted {
     fn execute(&self, task: TaskRow, _control: TaskControl) -> BoxFuture<Outcome> {
+        let pool = self.pool.clone();
         Box::pin(async move {
-            if task.image_tag.as_deref().is_some_and(|t| t.starts_with("broken")) {
+            let tag = task.image_tag.clone().unwrap_or_default();
+            let line = format!("scripted: deploying {tag}");
+            tao::store::task::log(&pool, task.id, "info", None, None, &line).await.unwrap();
+            if tag.starts_with("broken") {
                 Outcome::Failed("the container never became healthy".into())
             } else {
                 Outcome::Succeeded
@@ -45,7 +51,7 @@ async fn setup() -> (TestApp, GitLabDouble) {
             s.gitlab_url = Some(url);
             s.gitlab_token = Some(tao::config::Secret::new(ROOT_TOKEN));
         },
-        Box::new(|_, _| Arc::new(Scripted)),
+        Box::new(|services, _| Arc::new(Scripted { pool: services.pool().clone() })),
     )
     .await;
     (app, double)
@@ -225,5 +231,52 @@ async fn only_the_release_project_creates_product_versions_with_its_job_token() 
     let (_, release_job) = double.start_job(project_id(&double, "monitor/release"), "v1.0.0");
     let (status, body) = post(&app, "/api/v1/releases", &release_job, monitor_release("1.0.0", &[])).await;
     assert_eq!(status, 201, "{body}");
+    let _ = app.stop().await;
+}
+
+/// Runs the rendered `tao-deploy-test` job's script with `sh`, with the variables GitLab would give it.
+async fn run_deploy_job(app: &TestApp, yaml: &Value, token: &str, job: i64, sha: &str) -> (bool, String) {
+    let script = yaml[".tao-deploy"]["script"][0].as_str().expect("the deploy script");
+    let body = yaml["tao-deploy-test"]["variables"]["TAO_DEPLOY_BODY"].as_str().expect("the deploy body");
+    let dir = tempfile::tempdir().unwrap();
+    let out = tokio::process::Command::new("sh")
+        .args(["-c", script])
+        .current_dir(dir.path())
+        .env("TAO_URL", &app.base)
+        .env("CI_JOB_TOKEN", token)
+        .env("CI_JOB_ID", job.to_string())
+        .env("CI_COMMIT_SHA", sha)
+        // GitLab expands variables inside variables.
+        .env("TAO_DEPLOY_BODY", body.replace("$CI_COMMIT_SHA", sha))
+        .output()
+        .await
+        .expect("sh and curl");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rendered_deploy_job_runs_under_sh_and_exits_with_the_task_result() {
+    let (app, double) = setup().await;
+    let res = app.http.get(format!("{}/ci/v1/monitor/api/component.yml", app.base)).send().await.unwrap();
+    let yaml: Value = serde_yaml_ng::from_str(&res.text().await.unwrap()).unwrap();
+    let api = project_id(&double, "monitor/api");
+    let sha = double.push("monitor/api", "release/1.1", "release candidate");
+
+    let (job, token) = double.start_job(api, "release/1.1");
+    let (ok, out) = run_deploy_job(&app, &yaml, &token, job, &sha).await;
+    assert!(ok, "the job fails only when the task does:\n{out}");
+    assert!(out.contains("Tao task ") && out.contains(&format!("scripted: deploying {sha}")), "{out}");
+    deployment_reaches(&double, "monitor/api", "env-1", "success").await;
+
+    let (job, token) = double.start_job(api, "release/1.1");
+    let (ok, out) = run_deploy_job(&app, &yaml, &token, job, "broken-image").await;
+    assert!(!ok, "a failed task fails the job:\n{out}");
+    assert!(out.contains("scripted: deploying broken-image") && out.contains("never became healthy"), "{out}");
+
+    let (job, token) = double.start_job(api, "release/1.1");
+    double.finish_job(job);
+    let (ok, out) = run_deploy_job(&app, &yaml, &token, job, &sha).await;
+    assert!(!ok && out.contains("not running"), "a refused token fails the job with Tao's reason:\n{out}");
     let _ = app.stop().await;
 }
