@@ -315,3 +315,42 @@ async fn raw_get(base: &str, path: &str) -> u16 {
     stream.read_to_string(&mut answer).await.unwrap();
     answer.split(' ').nth(1).and_then(|code| code.parse().ok()).unwrap_or_else(|| panic!("no status in {answer:?}"))
 }
+
+#[test]
+fn tao_ci_renders_lists_pins_and_lints_offline() {
+    let tao = env!("CARGO_BIN_EXE_tao");
+    let example = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/tao.yaml");
+    let run = |args: &[&str]| {
+        let out = Command::new(tao)
+            .args(args)
+            .env("TAO_CATALOG", &example)
+            .env("TAO_PUBLIC_URL", PUBLIC_URL)
+            .env_remove("TAO_CI_TEMPLATES_DIR")
+            .output()
+            .unwrap();
+        (out.status.success(), String::from_utf8(out.stdout).unwrap(), String::from_utf8(out.stderr).unwrap())
+    };
+    let want = render(&templates(), &catalog(), "component.yml", "monitor/api", None);
+    let (ok, yaml, _) = run(&["ci", "render", "component", "--project", "monitor/api"]);
+    assert!(ok);
+    assert_eq!(yaml, want, "the CLI prints what /ci/v1 serves");
+    let (ok, integrity, _) = run(&["ci", "render", "component.yml", "--project", "monitor/api", "--integrity"]);
+    assert!(ok);
+    use base64::Engine as _;
+    use sha2::Digest as _;
+    let digest = base64::engine::general_purpose::STANDARD.encode(sha2::Sha256::digest(want.as_bytes()));
+    assert_eq!(integrity, format!("sha256-{digest}\n"));
+
+    let (ok, list, _) = run(&["ci", "list"]);
+    assert!(ok && list.contains("component.yml\n  reads the component") && list.contains("product-release.yml"));
+    let (ok, _, err) = run(&["ci", "render", "../x", "--project", "monitor/api"]);
+    assert!(!ok && err.contains("template name"), "{err}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let good = write_temp(dir.path(), "good.yml", &yaml);
+    let (ok, out, _) = run(&["ci", "lint", good.to_str().unwrap()]);
+    assert!(ok && out.contains("valid GitLab CI"), "{out}");
+    let bad = write_temp(dir.path(), "bad.yml", "job:\n  script: 5\n");
+    let (ok, _, err) = run(&["ci", "lint", bad.to_str().unwrap()]);
+    assert!(!ok && err.contains("/job/script"), "{err}");
+}
