@@ -280,3 +280,45 @@ async fn the_rendered_deploy_job_runs_under_sh_and_exits_with_the_task_result() 
     assert!(!ok && out.contains("not running"), "a refused token fails the job with Tao's reason:\n{out}");
     let _ = app.stop().await;
 }
+
+/// Runs the rendered `tao-release` job's script with `sh` in a checkout holding `components`.
+async fn run_release_job(app: &TestApp, yaml: &Value, token: &str, tag: &str, components: &str) -> (bool, String) {
+    let script = yaml["tao-release"]["script"][0].as_str().expect("the release script");
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("components.txt"), components).unwrap();
+    let out = tokio::process::Command::new("sh")
+        .args(["-c", script])
+        .current_dir(dir.path())
+        .env("TAO_URL", &app.base)
+        .env("TAO_PRODUCT", yaml["variables"]["TAO_PRODUCT"].as_str().unwrap())
+        .env("CI_JOB_TOKEN", token)
+        .env("CI_COMMIT_TAG", tag)
+        .output()
+        .await
+        .expect("sh and curl");
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    (out.status.success(), text)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rendered_release_job_creates_the_product_version_from_components_txt() {
+    let (app, double) = setup().await;
+    let res = app.http.get(format!("{}/ci/v1/monitor/release/product-release.yml", app.base)).send().await.unwrap();
+    let yaml: Value = serde_yaml_ng::from_str(&res.text().await.unwrap()).unwrap();
+    let release_project = project_id(&double, "monitor/release");
+
+    let (_, token) = double.start_job(release_project, "v1.0.0");
+    let injected = "ops 1.0.0\napi 1.0.0\"}; touch /tmp/tao-injected\n";
+    let (ok, out) = run_release_job(&app, &yaml, &token, "v1.0.0", injected).await;
+    assert!(!ok && out.contains("components.txt: expected"), "{out}");
+    assert!(!std::path::Path::new("/tmp/tao-injected").exists());
+
+    let listed = "# monitor 1.0.0\nops 1.0.0\nsql 1.0.0\ngraph 1.0.0\n\nagent 1.0.0\napi v1.0.0\nself-monitor 1.0.0";
+    let (ok, out) = run_release_job(&app, &yaml, &token, "v1.0.0", listed).await;
+    assert!(ok, "{out}");
+    let stored = app.get("/api/v1/releases/monitor/1.0.0", &app.reader).await;
+    assert_eq!(stored.status, 200, "{:?}", stored.body);
+    let (ok, out) = run_release_job(&app, &yaml, &token, "v1.0.0", "ops 1.0.0\n").await;
+    assert!(!ok && out.contains("components.sql"), "an incomplete list is refused with Tao's reason: {out}");
+    let _ = app.stop().await;
+}
