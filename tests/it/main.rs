@@ -6,6 +6,7 @@
 mod api;
 mod ci;
 mod ci_deploy;
+mod ci_e2e;
 mod ci_rules;
 mod cli;
 mod deploy;
