@@ -42,11 +42,12 @@ TAO_LOG=warn "$TAO" serve --listen "127.0.0.1:$PORT_TAO" --database-url "$DB" --
   --public-url https://tao.example & PIDS+=($!)
 
 mkdir -p "$WORK/www/ci/v1/monitor/api"
+chmod a+rx "$WORK"   # nginx's workers run as another user when started by root
 "$TAO" ci render component --project monitor/api --catalog "$WORK/tao.yaml" --public-url https://tao.example \
   > "$WORK/www/ci/v1/monitor/api/component.yml"
 cat > "$WORK/nginx.conf" <<CONF
 daemon off;
-worker_processes 1;
+worker_processes auto;
 pid $WORK/nginx.pid;
 error_log $WORK/nginx-error.log;
 events { worker_connections 1024; }
