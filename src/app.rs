@@ -119,7 +119,12 @@ impl App {
         let executor = executor(&services, &settings);
         let dispatcher = Dispatcher::new(services.pool().clone(), config, services.queue().clone(), executor);
         dispatcher.recover().await.context("recovering orphaned deploy tasks")?;
-        let state = HttpState { services: services.clone(), open_read: settings.open_read };
+        let ci = crate::ci_templates::CiTemplates::load(
+            settings.ci_templates_dir.as_deref(),
+            settings.public_url.as_deref(),
+        )
+        .context("loading the CI templates")?;
+        let state = HttpState { services: services.clone(), open_read: settings.open_read, ci };
         let queue = EventQueue::default();
         let intake = http::webhook::Intake {
             pool: services.pool().clone(),

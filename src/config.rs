@@ -112,6 +112,8 @@ pub struct Settings {
     pub host_parallel: usize,
     /// Where configuration file templates named by the catalog live (`None`: the catalog file's directory).
     pub templates_dir: Option<PathBuf>,
+    /// Directory overriding the embedded CI templates (`TAO_CI_TEMPLATES_DIR`).
+    pub ci_templates_dir: Option<PathBuf>,
     /// Registry credentials for digest look-ups (user, password).
     pub registry_credentials: Option<(String, Secret)>,
     /// Environment lease length (renewed every third of it while a task runs).
@@ -150,6 +152,7 @@ impl Settings {
             drain_timeout: Duration::from_secs(60),
             host_parallel: 16,
             templates_dir: None,
+            ci_templates_dir: None,
             registry_credentials: None,
             lease: Duration::from_secs(30),
             gitlab_url: None,

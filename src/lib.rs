@@ -15,6 +15,7 @@
 //! app.rs         App::build(settings) -> bound App; port(); run_until_stopped(shutdown)
 //! service/       what front ends do: validate against the live catalog, authorize, change the store,
 //!                audit; deploy.rs: deploy requests, plans, tasks, freezes, environment state
+//! ci_templates/  the shared CI standard: ci-templates/*.hbs rendered per project, cached; CI schema lint
 //! catalog/       domain: catalog model, names, versions, validation, dependency graph (pure, no I/O)
 //! deploy/        plan (pure), run specs, registry digests, queue dispatcher, runner, drift; execution
 //!                over SSH: sessions and quoting, remote docker, health gates, fan-out, deploy-images
@@ -32,6 +33,7 @@
 
 pub mod app;
 pub mod catalog;
+pub mod ci_templates;
 pub mod cli;
 pub mod config;
 pub mod deploy;

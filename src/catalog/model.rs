@@ -23,6 +23,8 @@ pub const DEFAULT_CONTAINER_NAME: &str = "{env}-{component}";
 pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(60);
 /// Default SSH port of a host.
 pub const DEFAULT_SSH_PORT: u16 = 22;
+/// Default test command of a component's CI pipeline.
+pub const DEFAULT_CI_TEST: &str = "make test";
 
 /// A product: a set of components released together under one version.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -32,6 +34,9 @@ pub struct Product {
     /// Free text for people.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// GitLab project whose `vX.Y.Z` tags create product versions (the shared `product-release.yml`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub release_project: Option<ProjectPath>,
 }
 
 /// How a component relates to environments.
@@ -85,6 +90,21 @@ pub struct Component {
     /// How to tell the container is up.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub health: Option<Health>,
+    /// What the shared CI pipeline runs for this component.
+    pub ci: CiSettings,
+}
+
+/// CI settings of a component (the `ci:` key), read by the shared CI templates.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct CiSettings {
+    /// Shell command of the `test` stage, run in the project's checkout.
+    pub test: String,
+}
+
+impl Default for CiSettings {
+    fn default() -> Self {
+        CiSettings { test: DEFAULT_CI_TEST.to_owned() }
+    }
 }
 
 impl Component {

@@ -45,7 +45,10 @@ type Case = (&'static str, &'static str, &'static str, &'static str, &'static st
 
 #[rustfmt::skip]
 const CASES: &[Case] = &[
-    ("unknown key", "image: reg.example.com/g/b", "image: reg.example.com/g/b, imgae: x", "components.b.imgae", "one of project, image, git_tag, image_tag, layer, depends_on, container, health", "unknown key \"imgae\" (did you mean \"image\"?)"),
+    ("unknown key", "image: reg.example.com/g/b", "image: reg.example.com/g/b, imgae: x", "components.b.imgae", "one of project, image, git_tag, image_tag, layer, depends_on, container, health, ci", "unknown key \"imgae\" (did you mean \"image\"?)"),
+    ("unknown ci key", "image: reg.example.com/g/b", "image: reg.example.com/g/b, ci: { tests: x }", "components.b.ci.tests", "one of test", "unknown key \"tests\" (did you mean \"test\"?)"),
+    ("multi-line ci test", "image: reg.example.com/g/b", "image: reg.example.com/g/b, ci: { test: \"a\\nb\" }", "components.b.ci.test", "a non-empty shell command on one line", "\"a\\nb\""),
+    ("bad release project", "{ components: [a, b] }", "{ components: [a, b], release_project: \"g/../x\" }", "products.p.release_project", "a GitLab project path like \"group/project\" (segments of letters, digits, '_', '.' and '-')", "\"g/../x\""),
     ("unknown top key", "products:", "prodcts:", "prodcts", "one of products, components, environments, policy", "unknown key \"prodcts\" (did you mean \"products\"?)"),
     ("unknown product component", "[a, b]", "[a, b, c]", "products.p.components[2]", "a component defined under components", "unknown component \"c\""),
     ("unknown dependency", "depends_on: [a]", "depends_on: [x]", "components.b.depends_on[0]", "a component defined under components", "unknown component \"x\""),

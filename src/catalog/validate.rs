@@ -12,7 +12,7 @@ use serde_yaml_ng::Value;
 use super::error::{CatalogErrors, FieldError};
 use super::graph;
 use super::model::{
-    Component, Container, EnvValue, FileMount, Health, HealthCheck, Layer, Product, DEFAULT_GIT_TAG,
+    CiSettings, Component, Container, EnvValue, FileMount, Health, HealthCheck, Layer, Product, DEFAULT_GIT_TAG,
     DEFAULT_HEALTH_TIMEOUT, DEFAULT_IMAGE_TAG,
 };
 use super::name::Name;
@@ -27,9 +27,10 @@ use super::walk::{child, describe, item, Report};
 use super::Catalog;
 
 const TOP_KEYS: &[&str] = &["products", "components", "environments", "policy"];
-const PRODUCT_KEYS: &[&str] = &["components", "description"];
+const PRODUCT_KEYS: &[&str] = &["components", "description", "release_project"];
 const COMPONENT_KEYS: &[&str] =
-    &["project", "image", "git_tag", "image_tag", "layer", "depends_on", "container", "health"];
+    &["project", "image", "git_tag", "image_tag", "layer", "depends_on", "container", "health", "ci"];
+const CI_KEYS: &[&str] = &["test"];
 const CONTAINER_KEYS: &[&str] = &["name", "ports", "env", "volumes", "files", "command"];
 const HEALTH_KEYS: &[&str] = &["http", "tcp", "command", "timeout"];
 const CONTAINER_PLACEHOLDERS: &[&str] = &["env", "component", "host"];
@@ -157,7 +158,11 @@ fn product(r: &mut Report, v: &Value, path: &str, component_keys: &BTreeSet<Stri
     };
     let description =
         f.get("description").and_then(|d| r.string(d, &child(path, "description"), "text")).map(str::to_owned);
-    Some(Product { components, description })
+    let release_project = f.get("release_project").and_then(|p| {
+        r.checked(p, &child(path, "release_project"), ProjectPathError::EXPECTED, |s| ProjectPath::parse(s).is_ok())
+            .and_then(|s| ProjectPath::parse(&s).ok())
+    });
+    Some(Product { components, description, release_project })
 }
 
 fn component(r: &mut Report, v: &Value, path: &str, component_keys: &BTreeSet<String>) -> Option<Component> {
@@ -217,7 +222,22 @@ fn component(r: &mut Report, v: &Value, path: &str, component_keys: &BTreeSet<St
         None => None,
         Some(h) => Some(health(r, h, &child(path, "health"))?),
     };
-    Some(Component { project, image, git_tag, image_tag, layer, depends_on, container, health })
+    let ci = match f.get("ci") {
+        None => CiSettings::default(),
+        Some(c) => ci_settings(r, c, &child(path, "ci"))?,
+    };
+    Some(Component { project, image, git_tag, image_tag, layer, depends_on, container, health, ci })
+}
+
+fn ci_settings(r: &mut Report, v: &Value, path: &str) -> Option<CiSettings> {
+    let f = r.fields(v, path, "CI settings (a mapping with test)", CI_KEYS)?;
+    let mut ci = CiSettings::default();
+    if let Some(test) = f.get("test") {
+        let what = "a non-empty shell command on one line";
+        let valid = |s: &str| !s.trim().is_empty() && !s.contains(['\n', '\r']);
+        ci.test = r.checked(test, &child(path, "test"), what, valid).unwrap_or(ci.test);
+    }
+    Some(ci)
 }
 
 fn tag_format(r: &mut Report, v: Option<&Value>, path: &str, default: &str) -> String {

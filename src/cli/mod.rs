@@ -5,6 +5,7 @@
 //! (`--server` / `TAO_SERVER`, token from `TAO_TOKEN`). Human output is aligned tables; `--json` prints
 //! JSON for scripts. Exit codes: 0 success, 1 failure (invalid input, rejected request), 2 usage.
 
+mod ci;
 mod client;
 mod deploy;
 pub mod exec;
@@ -84,6 +85,9 @@ pub enum Command {
     /// GitLab integration: webhooks on the catalog's projects.
     #[command(subcommand)]
     Gitlab(gitlab::GitlabCommand),
+    /// The shared CI standard: render, list and lint the CI templates (offline).
+    #[command(subcommand)]
+    Ci(ci::CiCommand),
 }
 
 /// Where the store is.
@@ -148,6 +152,9 @@ pub struct ServeArgs {
     /// Directory of configuration file templates the catalog names [default: the catalog file's directory].
     #[arg(long, env = "TAO_TEMPLATES_DIR")]
     pub templates_dir: Option<PathBuf>,
+    /// Directory overriding the embedded CI templates (`*.yml.hbs`, `cci.sh.hbs`), read at start.
+    #[arg(long, env = "TAO_CI_TEMPLATES_DIR")]
+    pub ci_templates_dir: Option<PathBuf>,
     /// Hosts of one deploy wave worked on at once.
     #[arg(long, env = "TAO_HOST_PARALLEL", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub host_parallel: u16,
@@ -385,6 +392,7 @@ async fn dispatch(cli: Cli) -> Outcome {
         Command::SshFanout(args) => exec::ssh_fanout_cmd(args, json).await,
         Command::Events(cmd) => gitlab::events(cmd).await,
         Command::Gitlab(cmd) => gitlab::gitlab(cmd, json).await,
+        Command::Ci(cmd) => ci::ci(cmd, json),
     }
 }
 
@@ -406,6 +414,7 @@ async fn serve(args: ServeArgs) -> Outcome {
         drain_timeout: std::time::Duration::from_secs(args.drain_timeout),
         host_parallel: usize::from(args.host_parallel),
         templates_dir: args.templates_dir,
+        ci_templates_dir: args.ci_templates_dir,
         registry_credentials: match (args.registry_user, std::env::var("TAO_REGISTRY_PASSWORD")) {
             (Some(user), Ok(password)) => Some((user, config::Secret::new(password))),
             (Some(_), Err(_)) => anyhow::bail!("TAO_REGISTRY_USER is set but TAO_REGISTRY_PASSWORD is not"),

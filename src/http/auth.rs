@@ -2,7 +2,9 @@
 //! against the scope the route declares by its type (`Authorized<NeedRead>`, …).
 //!
 //! Tokens are looked up in the store on every request (by hash), so a revoked token stops working at
-//! once. Later actors (CI job tokens, chat users) join here, behind the same extractor.
+//! once. A `JOB-TOKEN: …` header instead is verified with GitLab on every request (it answers only
+//! while the job runs) and yields a CI job actor, which holds the deploy scope at most (what it may
+//! deploy is decided by the service from its project and ref). Later actors (chat users) join here.
 
 use std::marker::PhantomData;
 
@@ -12,7 +14,7 @@ use axum::http::{header, StatusCode};
 
 use super::error::ApiError;
 use super::HttpState;
-use crate::service::Actor;
+use crate::service::{Actor, JobTokenError};
 use crate::store::token::{self, Scope};
 
 /// A route's scope requirement, as a type.
@@ -45,6 +47,27 @@ impl<N: Need> FromRequestParts<HttpState> for Authorized<N> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &HttpState) -> Result<Self, Self::Rejection> {
+        if let Some(value) = parts.headers.get("job-token") {
+            let token = value.to_str().unwrap_or_default().trim();
+            if token.is_empty() {
+                return Err(unauthorized("JOB-TOKEN: expected the job's $CI_JOB_TOKEN"));
+            }
+            if N::SCOPE > Scope::Deploy {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    "forbidden",
+                    format!("this needs the {} scope; a CI job token has deploy at most", N::SCOPE),
+                ));
+            }
+            return match state.services.ci_job_actor(token).await {
+                Ok(actor) => Ok(Authorized(actor, PhantomData)),
+                Err(JobTokenError::Refused(why)) => {
+                    tracing::info!(reason = %why, "refused a CI job token");
+                    Err(unauthorized(&why))
+                }
+                Err(JobTokenError::Upstream(why)) => Err(ApiError::new(StatusCode::BAD_GATEWAY, "upstream", why)),
+            };
+        }
         let presented = match parts.headers.get(header::AUTHORIZATION) {
             None => None,
             Some(value) => {

@@ -1,11 +1,13 @@
 //! The HTTP surface: the router, one file per area, one auth extractor, one error mapping.
 //!
 //! Handlers parse and answer; what they do is in `crate::service`. Every `/api/v1` route declares the
-//! scope it needs through its [`auth::Authorized`] argument; `/healthz` is open.
+//! scope it needs through its [`auth::Authorized`] argument; `/healthz` and `/ci/v1` (the CI templates
+//! GitLab fetches anonymously) are open.
 
 pub mod api;
 pub mod auth;
 pub mod body;
+pub mod ci;
 pub mod deploy;
 pub mod error;
 pub mod events;
@@ -26,6 +28,8 @@ pub struct HttpState {
     pub services: Services,
     /// Serve read-only endpoints without a token.
     pub open_read: bool,
+    /// The shared CI templates and their render cache.
+    pub ci: crate::ci_templates::CiTemplates,
 }
 
 /// Builds the router with its body limit.
@@ -34,6 +38,7 @@ pub fn router(state: HttpState, max_body: usize) -> Router {
         .route("/healthz", get(health::healthz))
         .nest("/api/v1", api::routes().merge(deploy::routes()).merge(events::routes()))
         .nest("/ui", deploy::ui_routes())
+        .nest("/ci/v1", ci::routes())
         .fallback(|| async { error::ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(max_body))
         .layer(TraceLayer::new_for_http())

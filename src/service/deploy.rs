@@ -167,12 +167,18 @@ impl Services {
                 tier.as_str()
             ))),
             Actor::Anonymous => Err(ServiceError::Forbidden(format!("deploying to {env} needs a token"))),
+            Actor::CiJob(job) => Err(ServiceError::Forbidden(format!(
+                "{job} may only deploy and create product versions, not change {env} otherwise"
+            ))),
         }
     }
 
     /// Validates, authorizes and plans a request without queuing anything.
     pub async fn plan_deploy(&self, actor: &Actor, req: &DeployRequest) -> Result<(Plan, Option<i64>), ServiceError> {
-        self.authorize_env(actor, &req.env)?;
+        match actor {
+            Actor::CiJob(job) => super::ci_job::authorize_deploy(job, &self.catalog_now(), req)?,
+            _ => self.authorize_env(actor, &req.env)?,
+        }
         self.preview(req).await
     }
 
@@ -280,6 +286,15 @@ impl Services {
                 return Err(field("Idempotency-Key", "1 to 255 characters", format!("{} characters", key.len())));
             }
         }
+        // A CI job's requests are keyed by its job id: a retried job step yields the same task.
+        let keyed;
+        let req = match actor {
+            Actor::CiJob(job) => {
+                keyed = DeployRequest { idempotency_key: Some(format!("gitlab-job-{}", job.job_id)), ..req.clone() };
+                &keyed
+            }
+            _ => req,
+        };
         let audit_target = format!("{} {}", req.env, describe(&req.target));
         let (plan, revision) = match self.plan_deploy(actor, req).await {
             Ok(p) => p,
@@ -339,6 +354,9 @@ impl Services {
                 .await?;
             self.queue().wake();
             crate::deploy::queue::notify_replicas(self.pool()).await;
+            if let Actor::CiJob(job) = actor {
+                self.track_in_gitlab(job, &req.env, row.id);
+            }
         }
         Ok((row, created))
     }

@@ -17,7 +17,9 @@ use crate::store::release::{CreateOutcome, NewProductVersion, ProductVersion, Re
 use crate::store::token::Scope;
 use crate::store::{self, Pool, StoreError};
 
+mod ci_job;
 mod deploy;
+pub use ci_job::{CiJob, JobTokenError};
 pub use deploy::{current_specs, DeployRequest, DeployTarget, EnvironmentView};
 
 /// Who is asking.
@@ -34,6 +36,8 @@ pub enum Actor {
     Anonymous,
     /// Tao itself (e.g. applying the catalog file at start), or a local CLI command with database access.
     Local(String),
+    /// A GitLab CI job, verified with GitLab through its `JOB-TOKEN` (may deploy and release; see `ci_job`).
+    CiJob(Box<CiJob>),
 }
 
 impl fmt::Display for Actor {
@@ -42,6 +46,7 @@ impl fmt::Display for Actor {
             Actor::Token { name, .. } => write!(f, "token:{name}"),
             Actor::Anonymous => f.write_str("anonymous"),
             Actor::Local(who) => f.write_str(who),
+            Actor::CiJob(job) => job.fmt(f),
         }
     }
 }
@@ -213,6 +218,9 @@ impl Services {
     ) -> Result<CreateReleaseOutcome, ServiceError> {
         let live = self.live();
         let catalog = live.catalog.clone().unwrap_or_default();
+        if let Actor::CiJob(job) = actor {
+            ci_job::authorize_release(job, &catalog, product)?;
+        }
         let (product, version, versions) =
             catalog.check_release(product, version, components).map_err(ServiceError::Invalid)?;
         let exists = store::release::get(&self.pool, product.as_str(), &version.to_string()).await?.is_some();

@@ -4,6 +4,10 @@
 //! area through Tao's real surfaces (HTTP on port 0, the built `tao` binary, the store).
 
 mod api;
+mod ci;
+mod ci_deploy;
+mod ci_e2e;
+mod ci_rules;
 mod cli;
 mod deploy;
 mod event_store;

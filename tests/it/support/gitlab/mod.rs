@@ -248,6 +248,11 @@ impl GitLabDouble {
         (id, token)
     }
 
+    /// Ends a job: GitLab stops answering for its token.
+    pub fn finish_job(&self, job_id: i64) {
+        self.world().jobs.retain(|j| j.id != job_id);
+    }
+
     /// Queues a fault for the next request whose path contains `path`.
     pub fn fail_next(&self, path: &str, status: u16, retry_after: Option<u64>) {
         self.world().faults.push_back(Fault { path: path.into(), method: None, status, retry_after, after: false });

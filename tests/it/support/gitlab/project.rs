@@ -32,10 +32,14 @@ pub(super) async fn current_job(State(world): State<Shared>, headers: HeaderMap)
         return message(StatusCode::UNAUTHORIZED, "401 Unauthorized");
     };
     let user = w.user(job.user_id).map(user_json);
+    // The job's commit and whether its ref is a tag come from its project, when the double has it.
+    let project = w.projects.iter().find(|p| p.id == job.project_id);
+    let sha = project.and_then(|p| p.resolve(&job.git_ref));
+    let tag = project.is_some_and(|p| p.tags.iter().any(|t| t.name == job.git_ref));
     Json(json!({
-        "id": job.id, "name": "deploy", "stage": "deploy", "status": "running", "ref": job.git_ref, "tag": false,
+        "id": job.id, "name": "deploy", "stage": "deploy", "status": "running", "ref": job.git_ref, "tag": tag,
         "user": user, "pipeline": { "id": job.id + 1000, "project_id": job.project_id, "ref": job.git_ref,
-        "sha": "0ff3ae198f8601a285adcf5c0fff204ee6fba5fd", "status": "running" },
+        "sha": sha.as_deref().unwrap_or("0ff3ae198f8601a285adcf5c0fff204ee6fba5fd"), "status": "running" },
     }))
     .into_response()
 }
