@@ -119,6 +119,9 @@ impl App {
         let executor = executor(&services, &settings);
         let dispatcher = Dispatcher::new(services.pool().clone(), config, services.queue().clone(), executor);
         dispatcher.recover().await.context("recovering orphaned deploy tasks")?;
+        // Finish GitLab deployments of tasks that ended (or were just interrupted) while no Tao told GitLab.
+        let syncing = services.clone();
+        tokio::spawn(async move { syncing.sync_gitlab_deployments().await });
         let ci = crate::ci_templates::CiTemplates::load(
             settings.ci_templates_dir.as_deref(),
             settings.public_url.as_deref(),

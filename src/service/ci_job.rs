@@ -12,6 +12,7 @@ use super::{Actor, DeployRequest, DeployTarget, ServiceError, Services};
 use crate::catalog::{Catalog, ProjectPath, Tier};
 use crate::config::Secret;
 use crate::gitlab::client::{DeploymentStatus, GitLabClient, GitLabError, NewDeployment, ProjectId};
+use crate::store::task;
 
 /// What GitLab says about a running job.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,11 +128,13 @@ impl Services {
     }
 
     /// Mirrors a job's deploy task in GitLab's Deployments API: `running` now, `success`/`failed`/
-    /// `canceled` when the task ends. Best effort: a GitLab failure is logged, never fails the deploy.
+    /// `canceled` when the task ends. The deployment id is stored with the task, so a Tao that stops
+    /// before the end reaches GitLab finishes the job at its next start ([`Services::sync_gitlab_deployments`]).
+    /// A GitLab failure is logged, never fails the deploy.
     pub(super) fn track_in_gitlab(&self, job: &CiJob, env: &str, task_id: i64) {
         let Some(gitlab) = self.gitlab.clone() else { return };
         let services = self.clone();
-        let project = ProjectId::Path(job.project.to_string());
+        let project = job.project.to_string();
         let new = NewDeployment {
             environment: env.to_owned(),
             sha: job.sha.clone(),
@@ -142,16 +145,19 @@ impl Services {
         // Subscribe before spawning so the task's end cannot slip between a read and the wait.
         let mut changes = self.queue().subscribe();
         tokio::spawn(async move {
-            let deployment = match gitlab.create_deployment(&project, &new).await {
+            let deployment = match gitlab.create_deployment(&ProjectId::Path(project.clone()), &new).await {
                 Ok(d) => d,
                 Err(e) => {
                     tracing::warn!(task = task_id, error = %e, "recording the deployment in GitLab");
                     return;
                 }
             };
-            let status = loop {
+            if let Err(e) = task::set_gitlab_deployment(services.pool(), task_id, &project, deployment.id).await {
+                tracing::warn!(task = task_id, error = %e, "storing the GitLab deployment id");
+            }
+            loop {
                 match services.task(task_id).await {
-                    Ok(t) if t.is_finished() => break t.status,
+                    Ok(t) if t.is_finished() => break,
                     Ok(_) => {}
                     Err(e) => {
                         tracing::warn!(task = task_id, error = %e, "following a task for GitLab");
@@ -161,16 +167,38 @@ impl Services {
                 if let Err(tokio::sync::broadcast::error::RecvError::Closed) = changes.recv().await {
                     return;
                 }
-            };
-            let status = match status.as_str() {
+            }
+            services.sync_gitlab_deployments().await;
+        });
+    }
+
+    /// Tells GitLab how every finished job task ended whose deployment still says `running` (at start,
+    /// for tasks a previous Tao left, and when a tracked task ends). Best effort; errors are logged.
+    pub async fn sync_gitlab_deployments(&self) {
+        let Some(gitlab) = &self.gitlab else { return };
+        let pending = match task::unsynced_gitlab_deployments(self.pool()).await {
+            Ok(p) => p,
+            Err(e) => {
+                tracing::warn!(error = %e, "listing GitLab deployments to finish");
+                return;
+            }
+        };
+        for d in pending {
+            let status = match d.status.as_str() {
                 "succeeded" => DeploymentStatus::Success,
                 "cancelled" => DeploymentStatus::Canceled,
                 _ => DeploymentStatus::Failed,
             };
-            if let Err(e) = gitlab.update_deployment(&project, deployment.id, status).await {
-                tracing::warn!(task = task_id, error = %e, "updating the deployment in GitLab");
+            let project = ProjectId::Path(d.gitlab_project.clone());
+            match gitlab.update_deployment(&project, d.gitlab_deployment, status).await {
+                Ok(_) => {
+                    if let Err(e) = task::mark_gitlab_synced(self.pool(), d.id).await {
+                        tracing::warn!(task = d.id, error = %e, "recording that GitLab knows a task's end");
+                    }
+                }
+                Err(e) => tracing::warn!(task = d.id, error = %e, "updating the deployment in GitLab"),
             }
-        });
+        }
     }
 }
 

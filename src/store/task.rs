@@ -353,3 +353,38 @@ pub async fn log_after(pool: &Pool, task_id: i64, after: i64, limit: i64) -> Res
                ORDER BY id LIMIT $3";
     Ok(crate::with_pool!(pool, p => sqlx::query_as(sql).bind(task_id).bind(after).bind(limit).fetch_all(p).await)?)
 }
+
+/// Remembers the GitLab deployment that mirrors task `id` (created by a pipeline job).
+pub async fn set_gitlab_deployment(pool: &Pool, id: i64, project: &str, deployment: i64) -> Result<(), StoreError> {
+    let sql = "UPDATE deploy_task SET gitlab_project = $1, gitlab_deployment = $2 WHERE id = $3";
+    crate::with_pool!(pool, p => sqlx::query(sql).bind(project).bind(deployment).bind(id).execute(p).await.map(|_| ()))?;
+    Ok(())
+}
+
+/// Records that GitLab knows how task `id` ended.
+pub async fn mark_gitlab_synced(pool: &Pool, id: i64) -> Result<(), StoreError> {
+    let sql = "UPDATE deploy_task SET gitlab_synced = TRUE WHERE id = $1";
+    crate::with_pool!(pool, p => sqlx::query(sql).bind(id).execute(p).await.map(|_| ()))?;
+    Ok(())
+}
+
+/// A finished task whose GitLab deployment does not know its end yet.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct UnsyncedDeployment {
+    /// Task id.
+    pub id: i64,
+    /// How the task ended.
+    pub status: String,
+    /// GitLab project path.
+    pub gitlab_project: String,
+    /// GitLab deployment id.
+    pub gitlab_deployment: i64,
+}
+
+/// Finished tasks whose GitLab deployment still says `running`, oldest first.
+pub async fn unsynced_gitlab_deployments(pool: &Pool) -> Result<Vec<UnsyncedDeployment>, StoreError> {
+    let sql = "SELECT id, status, gitlab_project, gitlab_deployment FROM deploy_task \
+               WHERE gitlab_deployment IS NOT NULL AND gitlab_project IS NOT NULL AND NOT gitlab_synced \
+               AND status NOT IN ('queued', 'running') ORDER BY id";
+    Ok(crate::with_pool!(pool, p => sqlx::query_as(sql).fetch_all(p).await)?)
+}

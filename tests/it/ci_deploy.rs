@@ -322,3 +322,57 @@ async fn the_rendered_release_job_creates_the_product_version_from_components_tx
     assert!(!ok && out.contains("components.sql"), "an incomplete list is refused with Tao's reason: {out}");
     let _ = app.stop().await;
 }
+
+/// Holds every task until it is told to stop.
+struct Hold;
+
+impl Executor for Hold {
+    fn execute(&self, _task: TaskRow, mut control: TaskControl) -> BoxFuture<Outcome> {
+        Box::pin(async move {
+            control.stopped().await;
+            Outcome::Interrupted("stopped".into())
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gitlab_deployment_left_running_by_a_killed_tao_is_finished_at_the_next_start() {
+    let double = GitLabDouble::start().await;
+    double.add_project("monitor/api");
+    let url = double.url.clone();
+    let app = spawn_app_exec(
+        TestDb::sqlite(),
+        move |s| {
+            s.gitlab_url = Some(url);
+            s.gitlab_token = Some(tao::config::Secret::new(ROOT_TOKEN));
+        },
+        Box::new(|_, _| Arc::new(Hold)),
+    )
+    .await;
+    let api = project_id(&double, "monitor/api");
+    let sha = double.push("monitor/api", "feature/x", "work");
+    let (_, token) = double.start_job(api, "feature/x");
+    let (status, body) = post(&app, "/api/v1/deploys", &token, component_deploy("env-1", &sha)).await;
+    assert_eq!(status, 202, "{body}");
+    deployment_reaches(&double, "monitor/api", "env-1", "running").await;
+    // The deployment id is stored before Tao dies.
+    let task = body["task_id"].as_i64().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let stored: Option<i64> = tao::with_pool!(&app.pool, p => {
+            sqlx::query_scalar("SELECT gitlab_deployment FROM deploy_task WHERE id = $1").bind(task).fetch_one(p).await
+        })
+        .unwrap();
+        if stored.is_some() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the deployment id was never stored");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let parts = app.kill().await;
+    let app = crate::support::respawn(parts, Box::new(|_, _| Arc::new(Hold))).await;
+    assert_eq!(app.get(&format!("/api/v1/tasks/{task}"), &app.reader).await.body["status"], "interrupted");
+    deployment_reaches(&double, "monitor/api", "env-1", "failed").await;
+    let _ = app.stop().await;
+}
