@@ -209,6 +209,40 @@ impl World {
     }
 }
 
+/// Captures Tao's own log (every `tracing` event of this test process, at info level, Tao's default) into a buffer.
+/// Installed once per process; tests running beside this one add their lines, which is harmless for a
+/// "this secret never appears" check.
+fn capture_tao_log() -> std::sync::Arc<std::sync::Mutex<Vec<u8>>> {
+    use std::sync::{Arc, Mutex, OnceLock};
+    static BUFFER: OnceLock<Arc<Mutex<Vec<u8>>>> = OnceLock::new();
+    BUFFER
+        .get_or_init(|| {
+            let buffer = Arc::new(Mutex::new(Vec::new()));
+            let sink = buffer.clone();
+            let writer = move || Sink(sink.clone());
+            tracing_subscriber::fmt()
+                .with_max_level(tracing::Level::INFO)
+                .with_ansi(false)
+                .with_writer(writer)
+                .try_init()
+                .expect("no other subscriber in the test process");
+            buffer
+        })
+        .clone()
+}
+
+struct Sink(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
 async fn served(port: u16) -> Option<String> {
     let r = reqwest::get(format!("http://127.0.0.1:{port}/health")).await.ok()?;
     r.status().is_success().then_some(())?;
@@ -316,6 +350,7 @@ async fn a_broken_image_fails_with_its_reason_and_rolls_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_values_reach_containers_intact_and_secrets_stay_out_of_logs() {
+    let tao_log = capture_tao_log();
     let w = World::new(true).await;
     w.release("1.0.0", "1.0.0", "1.0.0").await;
     let t = w.deploy(json!({ "product": "shop", "version": "1.0.0", "env": w.env, "components": ["base"] })).await;
@@ -327,6 +362,9 @@ async fn hostile_values_reach_containers_intact_and_secrets_stay_out_of_logs() {
     assert!(!commands.is_empty(), "the hosts logged the commands they ran");
     assert!(!commands.contains(SECRET), "no secret on a remote command line");
     assert!(!w.log(t).await.contains(SECRET), "no secret in the task log");
+    let logged = String::from_utf8_lossy(&tao_log.lock().unwrap()).into_owned();
+    assert!(logged.contains(&format!("task {t} started")), "Tao's own log was captured: {logged}");
+    assert!(!logged.contains(SECRET), "no secret in Tao's own log");
 
     // A hostile image tag never reaches a host: refused before anything is queued.
     let before = w.hosts.logged_commands();
