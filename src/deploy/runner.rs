@@ -178,9 +178,17 @@ impl Runner {
         log.info(&format!("plan: {} step(s) in {} wave(s)", plan.len(), plan.waves.len())).await;
 
         // Everything that reaches a host is validated, and secrets resolved, before any connection.
+        let planned: Vec<&RunSpec> = plan.waves.iter().flatten().map(|s| &s.spec).collect();
+        let secrets = match self.secrets(planned).await {
+            Ok(s) => s,
+            Err(e) => {
+                log.write("error", None, None, &e).await;
+                return Outcome::Failed(e);
+            }
+        };
         let mut specs = HashMap::new();
         for step in plan.waves.iter().flatten() {
-            match self.container_spec(&t, &step.spec) {
+            match self.container_spec(&t, &step.spec, &secrets) {
                 Ok(spec) => {
                     specs.insert((step.host.name.clone(), step.spec.component.clone()), spec);
                 }
@@ -227,7 +235,12 @@ impl Runner {
         outcome
     }
 
-    fn container_spec(&self, t: &TaskRow, spec: &RunSpec) -> Result<ContainerSpec, String> {
+    fn container_spec(
+        &self,
+        t: &TaskRow,
+        spec: &RunSpec,
+        secrets: &HashMap<String, Secret>,
+    ) -> Result<ContainerSpec, String> {
         let image = ImageRef::parse(&spec.image).map_err(|e| e.to_string())?;
         let mut c = ContainerSpec::new(spec.container.clone(), image);
         for p in &spec.ports {
@@ -235,7 +248,8 @@ impl Runner {
         }
         c.env = spec.env.clone();
         for (var, reference) in &spec.secret_env {
-            c.secret_env.insert(var.clone(), self.secret(reference)?);
+            let value = secrets.get(reference).ok_or_else(|| format!("secret {reference:?} was not resolved"))?;
+            c.secret_env.insert(var.clone(), value.clone());
         }
         c.volumes = spec.volumes.clone();
         c.command = spec.command.clone();
@@ -246,17 +260,30 @@ impl Runner {
         Ok(c)
     }
 
-    fn secret(&self, reference: &str) -> Result<Secret, String> {
-        let dir = self.secrets_dir.as_ref().ok_or_else(|| {
-            format!("secret {reference:?} is referenced but no secrets directory is configured (TAO_SECRETS_DIR)")
-        })?;
-        if reference.contains('/') || reference.starts_with('.') {
-            return Err(format!("secret reference {reference:?} is not a plain name"));
+    /// Reads every secret the specs reference from the secrets directory (asynchronously: this runs on
+    /// the runtime's workers).
+    async fn secrets<'a>(
+        &self,
+        specs: impl IntoIterator<Item = &'a RunSpec>,
+    ) -> Result<HashMap<String, Secret>, String> {
+        let mut out = HashMap::new();
+        for reference in specs.into_iter().flat_map(|s| s.secret_env.values()) {
+            if out.contains_key(reference) {
+                continue;
+            }
+            let dir = self.secrets_dir.as_ref().ok_or_else(|| {
+                format!("secret {reference:?} is referenced but no secrets directory is configured (TAO_SECRETS_DIR)")
+            })?;
+            if reference.contains('/') || reference.starts_with('.') {
+                return Err(format!("secret reference {reference:?} is not a plain name"));
+            }
+            let path = dir.join(reference);
+            let value = tokio::fs::read_to_string(&path)
+                .await
+                .map_err(|e| format!("secret {reference:?} cannot be read from {}: {e}", path.display()))?;
+            out.insert(reference.clone(), Secret::new(value.strip_suffix('\n').unwrap_or(&value)));
         }
-        let path = dir.join(reference);
-        let value = std::fs::read_to_string(&path)
-            .map_err(|e| format!("secret {reference:?} cannot be read from {}: {e}", path.display()))?;
-        Ok(Secret::new(value.strip_suffix('\n').unwrap_or(&value)))
+        Ok(out)
     }
 
     async fn connect_all(&self, plan: &Plan, log: &TaskLog) -> Result<Sessions, String> {
@@ -478,7 +505,8 @@ impl Runner {
         session: &SshSession,
         log: &TaskLog,
     ) -> Result<String, String> {
-        let spec = self.container_spec(t, previous)?;
+        let secrets = self.secrets([previous]).await?;
+        let spec = self.container_spec(t, previous, &secrets)?;
         let spec = with_files(session, &spec, previous).await?;
         let docker = RemoteDocker::new(session);
         let digest = docker.pull(&spec.image).await.map_err(|e| e.to_string())?;

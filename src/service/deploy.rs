@@ -191,7 +191,7 @@ impl Services {
         }
         let rows = deployed::state(self.pool(), env.as_str()).await?;
         let current = current_specs(&rows)?;
-        let templates = self.load_templates(&catalog);
+        let templates = self.load_templates(&catalog).await;
         let opts = PlanOptions { only: None, force: req.force, templates: templates.clone() };
         let plan = match &req.target {
             DeployTarget::Release { product, version, components } => {
@@ -226,7 +226,7 @@ impl Services {
 
     /// Reads every configuration file template the catalog names from the templates directory. A path
     /// that is absolute or climbs out of the directory is never read (the plan then reports it missing).
-    fn load_templates(&self, catalog: &crate::catalog::Catalog) -> std::collections::BTreeMap<String, String> {
+    async fn load_templates(&self, catalog: &crate::catalog::Catalog) -> std::collections::BTreeMap<String, String> {
         let mut out = std::collections::BTreeMap::new();
         let Some(dir) = self.templates_dir() else { return out };
         for c in catalog.components.values() {
@@ -236,7 +236,7 @@ impl Services {
                 if !inside || out.contains_key(&f.template) {
                     continue;
                 }
-                match std::fs::read_to_string(dir.join(path)) {
+                match tokio::fs::read_to_string(dir.join(path)).await {
                     Ok(text) => {
                         out.insert(f.template.clone(), text);
                     }
