@@ -146,7 +146,15 @@ impl App {
                 retention: settings.event_retention,
                 ..WorkerConfig::default()
             },
-            context: HandlerContext { pool: services.pool().clone(), gitlab },
+            context: HandlerContext {
+                pool: services.pool().clone(),
+                gitlab,
+                catalog: {
+                    let services = services.clone();
+                    Arc::new(move || services.catalog_now())
+                },
+                public_url: settings.public_url.clone(),
+            },
             handlers: Handlers::standard(),
         };
         Ok(App { listener, router, services, dispatcher, events })

@@ -21,6 +21,7 @@
 //!                over SSH: sessions and quoting, remote docker, health gates, fan-out, deploy-images
 //! gitlab/        GitLab client, webhook verification and envelope, typed event views, handlers, workers
 //! http/          router, one file per area, one auth extractor, one error mapping
+//! policy/        domain: branch model and merge rules -> Verdict { violations } (pure, table-tested)
 //! store/         Pool (SQLite | PostgreSQL), migrations, one file per aggregate
 //! urlenc.rs      percent-encoding of URL segments (CLI and GitLab client)
 //! ```
@@ -39,6 +40,7 @@ pub mod config;
 pub mod deploy;
 pub mod gitlab;
 pub mod http;
+pub mod policy;
 pub mod service;
 pub mod store;
 pub mod telemetry;

@@ -10,6 +10,7 @@ mod error;
 mod graph;
 mod model;
 mod name;
+mod policy;
 mod template;
 mod validate;
 mod validate_env;
@@ -31,6 +32,7 @@ pub use model::{
     DEFAULT_HEALTH_TIMEOUT, DEFAULT_IMAGE_TAG, DEFAULT_SSH_PORT,
 };
 pub use name::{ComponentName, EnvName, HostName, Name, NameError, ProductName, MAX_NAME_LEN};
+pub use policy::{parse_flow, valid_pattern, PolicyLevel, PolicyMergeMethod, PolicyRole, PolicySection, RefRoles};
 pub use template::render;
 pub use value::{format_duration, parse_duration, PortMapping, ProjectPath, ProjectPathError, Protocol, VolumeMount};
 pub use version::{Version, VersionError, TAG_PLACEHOLDERS};
@@ -44,12 +46,36 @@ pub struct Catalog {
     pub components: BTreeMap<Name, Component>,
     /// Environments by name.
     pub environments: BTreeMap<Name, Environment>,
-    /// The `policy:` section, kept as-is (its schema arrives with a later feature); must be a mapping if present.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub policy: Option<serde_json::Value>,
+    /// The `policy:` section: branch model and merge rules, per group and project.
+    #[serde(skip_serializing_if = "is_default_policy")]
+    pub policy: PolicySection,
+}
+
+fn is_default_policy(p: &PolicySection) -> bool {
+    *p == PolicySection::default()
 }
 
 impl Catalog {
+    /// Every GitLab project the catalog names (components' projects and products' release projects),
+    /// sorted, each once.
+    pub fn project_paths(&self) -> Vec<String> {
+        let components = self.components.values().filter_map(|c| c.project.as_ref());
+        let releases = self.products.values().filter_map(|p| p.release_project.as_ref());
+        let mut out: Vec<String> = components.chain(releases).map(|p| p.as_str().to_string()).collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// The git tag format of the component built from `project` (`v{version}` unless the catalog says
+    /// otherwise); `None` when no component names the project.
+    pub fn tag_format_of(&self, project: &str) -> Option<&str> {
+        self.components
+            .values()
+            .find(|c| c.project.as_ref().is_some_and(|p| p.as_str() == project))
+            .map(|c| c.git_tag.as_str())
+    }
+
     /// Parses and validates. On failure returns EVERY error found, not the first only.
     pub fn from_yaml(text: &str) -> Result<Catalog, CatalogErrors> {
         validate::parse(text)

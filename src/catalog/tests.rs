@@ -71,6 +71,13 @@ const CASES: &[Case] = &[
     ("bad timeout", "image: reg.example.com/g/a", "image: reg.example.com/g/a, health: { tcp: { port: 80 }, timeout: 60 }", "components.a.health.timeout", "a positive duration like 60s, 2m or 500ms", "60"),
     ("bad env key", "image: reg.example.com/g/a", "image: reg.example.com/g/a, container: { env: { 1X: y } }", "components.a.container.env.1X", "a variable name of letters, digits and '_' not starting with a digit", "\"1X\""),
     ("policy not mapping", "environments:", "policy: [x]\nenvironments:", "policy", "a mapping (the policy section)", "a list"),
+    ("policy unknown key", "environments:", "policy: { merge_methd: ff }\nenvironments:", "policy.merge_methd", "one of branches, trunk_based, flows, merge_method, merge_checks, require_issue_reference, protection, groups, projects", "unknown key \"merge_methd\" (did you mean \"merge_method\"?)"),
+    ("policy merge commits", "environments:", "policy: { merge_method: merge }\nenvironments:", "policy.merge_method", "rebase_merge (semi-linear) or ff (fast-forward)", "\"merge\" (merge commits let a diverged source merge untested results)"),
+    ("policy bad flow", "environments:", "policy: { flows: [\"feature/* release/*\"] }\nenvironments:", "policy.flows[0]", "a flow \"<source pattern> -> <target pattern>\"", "\"feature/* release/*\""),
+    ("policy bad role", "environments:", "policy: { protection: { tags: maintainr } }\nenvironments:", "policy.protection.tags", "one of no_one, developer, maintainer", "\"maintainr\" (did you mean \"maintainer\"?)"),
+    ("policy main wildcard", "environments:", "policy: { branches: { main: \"ma*\" } }\nenvironments:", "policy.branches.main", "a branch name without '*'", "\"ma*\""),
+    ("policy group level key", "environments:", "policy: { groups: { g: { trunk: true } } }\nenvironments:", "policy.groups.g.trunk", "one of branches, trunk_based, flows, merge_method, merge_checks, require_issue_reference, protection", "unknown key \"trunk\""),
+    ("policy bad project", "environments:", "policy: { projects: { noslash: {} } }\nenvironments:", "policy.projects.noslash", "a project path like group/project", "\"noslash\""),
     ("duplicate product component", "[a, b]", "[a, b, a]", "products.p.components[2]", "each name listed once", "\"a\" again (first at [0])"),
     ("bad volume", "image: reg.example.com/g/a", "image: reg.example.com/g/a, container: { volumes: [\"/data:relative\"] }", "components.a.container.volumes[0]", "a volume \"host-path-or-name:/container/path\" optionally followed by :ro or :rw", "\"/data:relative\""),
     ("bad container name placeholder", "image: reg.example.com/g/a", "image: reg.example.com/g/a, container: { name: \"{env}-{app}\" }", "components.a.container.name", "a container name template of letters, digits, '_', '.', '-' and the placeholders {env}, {component}, {host}", "\"{env}-{app}\""),
@@ -247,7 +254,9 @@ fn example_model_has_expected_values() {
     assert_eq!(c.container_name(&e, &n2, &api_name).as_deref(), Some("env-1-node2-api"));
     assert_eq!(c.container_name(&e, &name("node9"), &api_name), None);
     assert_eq!(env1.override_for("node2", "api").and_then(|o| o.ports.as_ref()).map(|p| p[0].published), Some(18080));
-    assert!(c.policy.as_ref().is_some_and(|p| p["branches"]["default"] == "main"));
+    assert_eq!(c.policy.base.main_branch.as_deref(), Some("main"));
+    assert_eq!(c.policy.base.merge_method, Some(crate::catalog::PolicyMergeMethod::RebaseMerge));
+    assert_eq!(c.policy.levels_for("monitor/agent").len(), 3);
 }
 
 #[test]

@@ -84,8 +84,12 @@ fn walk(r: &mut Report, root: &Value) -> Option<Catalog> {
         _ => BTreeSet::new(),
     };
 
-    let mut catalog =
-        Catalog { products: BTreeMap::new(), components: BTreeMap::new(), environments: BTreeMap::new(), policy: None };
+    let mut catalog = Catalog {
+        products: BTreeMap::new(),
+        components: BTreeMap::new(),
+        environments: BTreeMap::new(),
+        policy: Default::default(),
+    };
     let what = "a mapping of product names to products";
     for (key, v) in r.entries(top.get("products").unwrap_or(&empty), "products", what) {
         let path = child("products", &key);
@@ -115,7 +119,7 @@ fn walk(r: &mut Report, root: &Value) -> Option<Catalog> {
         }
     }
     if let Some(policy) = top.get("policy") {
-        catalog.policy = free_mapping(r, policy, "policy", "a mapping (the policy section)");
+        catalog.policy = super::policy::section(r, policy).unwrap_or_default();
     }
 
     for (path, found) in graph::cycles(&catalog.components) {
@@ -123,21 +127,6 @@ fn walk(r: &mut Report, root: &Value) -> Option<Catalog> {
     }
     check_products_closed(r, &catalog);
     Some(catalog)
-}
-
-/// A mapping kept as JSON (sections whose schema is not ours yet).
-pub(crate) fn free_mapping(r: &mut Report, v: &Value, path: &str, what: &str) -> Option<serde_json::Value> {
-    if !v.is_mapping() {
-        r.add(path, what, describe(v));
-        return None;
-    }
-    match serde_json::to_value(v) {
-        Ok(json) => Some(json),
-        Err(e) => {
-            r.add(path, "plain data convertible to JSON", e.to_string());
-            None
-        }
-    }
 }
 
 fn product(r: &mut Report, v: &Value, path: &str, component_keys: &BTreeSet<String>) -> Option<Product> {

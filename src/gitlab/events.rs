@@ -80,6 +80,8 @@ pub struct PushEvent {
     pub project_id: Option<i64>,
     /// Pusher's login.
     pub user_username: Option<String>,
+    /// Pusher's id.
+    pub user_id: Option<i64>,
     /// The project.
     pub project: Option<ProjectRef>,
     /// Up to 20 commits.
@@ -222,6 +224,33 @@ pub struct PipelineEvent {
     pub user: Option<UserRef>,
 }
 
+/// The rule block of an external status check request.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct ExternalApprovalRule {
+    /// The status check's id (answered back in `external_status_check_id`).
+    #[serde(deserialize_with = "null_default")]
+    pub id: i64,
+    /// Its name.
+    pub name: Option<String>,
+}
+
+/// An external status check request (GitLab Ultimate): a merge request payload plus the rule asking.
+/// Stored under the kind [`EXTERNAL_STATUS_CHECK`] by `POST /api/v1/gitlab/status-checks`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct StatusCheckEvent {
+    /// The target project.
+    pub project: Option<ProjectRef>,
+    /// The merge request.
+    pub object_attributes: MergeRequestAttributes,
+    /// The status check asking.
+    pub external_approval_rule: ExternalApprovalRule,
+}
+
+/// The stored kind of external status check requests.
+pub const EXTERNAL_STATUS_CHECK: &str = "external_status_check";
+
 /// `Job Hook` (`object_kind: build`).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(default)]
@@ -308,6 +337,8 @@ pub enum GitLabEvent {
     Deployment(DeploymentEvent),
     /// Release created/updated/deleted.
     Release(ReleaseEvent),
+    /// An external status check request.
+    StatusCheck(StatusCheckEvent),
     /// A kind Tao stores but does not act on.
     Other(String),
 }
@@ -337,6 +368,7 @@ impl GitLabEvent {
             "build" => GitLabEvent::Job(view(kind, payload)?),
             "deployment" => GitLabEvent::Deployment(view(kind, payload)?),
             "release" => GitLabEvent::Release(view(kind, payload)?),
+            EXTERNAL_STATUS_CHECK => GitLabEvent::StatusCheck(view(kind, payload)?),
             other => GitLabEvent::Other(other.to_string()),
         })
     }

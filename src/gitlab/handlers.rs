@@ -16,12 +16,25 @@ use crate::store::event::EventRow;
 use crate::store::Pool;
 
 /// What a handler can reach.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct HandlerContext {
     /// The store.
     pub pool: Pool,
     /// GitLab, when configured (`TAO_GITLAB_URL`, `TAO_GITLAB_TOKEN`).
     pub gitlab: Option<GitLabClient>,
+    /// The catalog in force, read at each call (it may be re-applied while Tao runs).
+    pub catalog: super::policy::CatalogSource,
+    /// Tao's external URL (`TAO_PUBLIC_URL`), for links Tao posts.
+    pub public_url: Option<String>,
+}
+
+impl std::fmt::Debug for HandlerContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("HandlerContext")
+            .field("gitlab", &self.gitlab.is_some())
+            .field("public_url", &self.public_url)
+            .finish_non_exhaustive()
+    }
 }
 
 /// A stored event as handlers see it.
@@ -69,7 +82,7 @@ impl std::fmt::Debug for Handlers {
 impl Handlers {
     /// The handlers Tao runs: the registration point.
     pub fn standard() -> Handlers {
-        Handlers::default().register(IndexHandler)
+        Handlers::default().register(IndexHandler).register(super::policy::PolicyHandler::default())
     }
 
     /// Adds a handler after the registered ones.

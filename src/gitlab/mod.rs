@@ -1,5 +1,6 @@
 //! GitLab: the REST client, webhook intake rules, typed views of payloads, the handlers that react to
-//! stored events, the workers that run them, and the webhook sync of `tao gitlab hooks sync`.
+//! stored events, the workers that run them, the webhook sync of `tao gitlab hooks sync`, and branch
+//! policy on GitLab (`policy`: MR checks, push and tag guard, project audit and apply).
 //!
 //! Flow (DESIGN.md §3): `http::webhook` verifies and stores a delivery (`webhook`, `store::event`), acks,
 //! and rings the [`worker::EventQueue`]; a worker claims events in order per object, parses the typed
@@ -9,5 +10,6 @@ pub mod client;
 pub mod events;
 pub mod handlers;
 pub mod hook_sync;
+pub mod policy;
 pub mod webhook;
 pub mod worker;

@@ -71,6 +71,18 @@ pub fn envelope(
     received_at: i64,
     generated_id: impl FnOnce() -> String,
 ) -> Result<NewEvent, RejectReason> {
+    envelope_of_kind(None, headers, body, received_at, generated_id)
+}
+
+/// Like [`envelope`], with the kind given instead of read from the payload (external status check
+/// requests carry `object_kind: merge_request` but are not merge request events).
+pub fn envelope_of_kind(
+    kind: Option<&str>,
+    headers: &DeliveryHeaders,
+    body: &[u8],
+    received_at: i64,
+    generated_id: impl FnOnce() -> String,
+) -> Result<NewEvent, RejectReason> {
     let event_header = headers.event.clone().filter(|e| !e.trim().is_empty()).ok_or(RejectReason::MissingEvent)?;
     let payload: Value = serde_json::from_slice(body).map_err(|e| RejectReason::NotJson(e.to_string()))?;
     if !payload.is_object() {
@@ -81,7 +93,7 @@ pub fn envelope(
         .flatten()
         .find_map(|v| DeliveryId::parse(v))
         .unwrap_or_else(|| DeliveryId::parse(&generated_id()).expect("generated ids are valid"));
-    let kind = kind_of(&event_header, &payload);
+    let kind = kind.map(str::to_string).unwrap_or_else(|| kind_of(&event_header, &payload));
     let (project_id, project_path) = (project_id(&payload), project_path(&payload));
     Ok(NewEvent {
         delivery_id,
@@ -148,7 +160,7 @@ fn project_path(p: &Value) -> Option<String> {
 /// branch, a release's tag.
 fn git_ref(kind: &str, p: &Value) -> Option<String> {
     let found = match kind {
-        "merge_request" => str_at(p, &["object_attributes", "source_branch"]),
+        "merge_request" | super::events::EXTERNAL_STATUS_CHECK => str_at(p, &["object_attributes", "source_branch"]),
         "note" => str_at(p, &["merge_request", "source_branch"]),
         "release" => str_at(p, &["tag"]),
         _ => str_at(p, &["ref"]).or_else(|| str_at(p, &["object_attributes", "ref"])),
@@ -162,7 +174,9 @@ fn object_key(kind: &str, project: Option<i64>, p: &Value) -> String {
     let project = project.map(|id| id.to_string()).unwrap_or_else(|| "-".into());
     let id = |path: &[&str]| i64_at(p, path).map(|n| n.to_string());
     let specific = match kind {
-        "merge_request" => id(&["object_attributes", "iid"]).map(|iid| format!("merge_request:{project}:{iid}")),
+        "merge_request" | super::events::EXTERNAL_STATUS_CHECK => {
+            id(&["object_attributes", "iid"]).map(|iid| format!("merge_request:{project}:{iid}"))
+        }
         "note" => match id(&["merge_request", "iid"]) {
             Some(iid) => Some(format!("merge_request:{project}:{iid}")),
             None => str_at(p, &["object_attributes", "noteable_type"]).map(|t| {

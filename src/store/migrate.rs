@@ -37,6 +37,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(3, "0003_events.sql"),
     migration!(4, "0004_event_heads.sql"),
     migration!(5, "0005_task_gitlab_deployment.sql"),
+    migration!(6, "0006_policy.sql"),
 ];
 
 const BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS schema_migration (

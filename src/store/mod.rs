@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod deployed;
 pub mod event;
 pub mod migrate;
+pub mod policy;
 pub mod release;
 pub mod task;
 pub mod token;

@@ -80,6 +80,33 @@ impl GitLabClient {
         }
     }
 
+    /// Edits Tao's note carrying `marker` if there is one (see [`GitLabClient::upsert_mr_note`]); creates
+    /// nothing. `None` when there is no such note.
+    pub async fn update_marked_note(
+        &self,
+        project: &ProjectId,
+        iid: i64,
+        marker: &str,
+        body: &str,
+    ) -> Result<Option<Note>, GitLabError> {
+        let body = if body.contains(marker) { body.to_string() } else { format!("{marker}\n{body}") };
+        let me = self.my_user_id().await?;
+        match self.marked_note(project, iid, marker, me).await? {
+            Some(note) => Ok(Some(self.edit_if_changed(project, iid, note, &body).await?)),
+            None => Ok(None),
+        }
+    }
+
+    /// The merge requests a commit belongs to (as a commit of their source, or as their merge result).
+    pub async fn commit_merge_requests(
+        &self,
+        project: &ProjectId,
+        sha: &str,
+    ) -> Result<Vec<MergeRequest>, GitLabError> {
+        let path = format!("/projects/{}/repository/commits/{}/merge_requests", project.segment(), encode(sha));
+        self.get_all("list merge requests of a commit", &path).await
+    }
+
     async fn marked_note(
         &self,
         project: &ProjectId,

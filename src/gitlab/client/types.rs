@@ -328,6 +328,9 @@ pub struct MergeRequest {
     /// Head commit of the source branch.
     #[serde(default)]
     pub sha: Option<String>,
+    /// The merge commit, once merged with a merge commit (semi-linear).
+    #[serde(default)]
+    pub merge_commit_sha: Option<String>,
     /// Draft.
     #[serde(default)]
     pub draft: bool,
