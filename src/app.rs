@@ -34,6 +34,7 @@ pub struct App {
     services: Services,
     dispatcher: Dispatcher,
     events: EventWiring,
+    reconcile_every: Option<std::time::Duration>,
 }
 
 /// Makes the executor of deploy tasks from the services and settings (tests inject their own).
@@ -95,6 +96,7 @@ impl App {
             _ => None,
         };
         services.set_gitlab(gitlab.clone());
+        services.set_public_url(settings.public_url.clone());
         if let Some(path) = &settings.catalog {
             let yaml = std::fs::read_to_string(path).with_context(|| format!("reading catalog {}", path.display()))?;
             let actor = Actor::Local(format!("file:{}", path.display()));
@@ -138,7 +140,14 @@ impl App {
         if settings.gitlab_webhook_secrets.is_empty() {
             tracing::warn!("no GitLab webhook secret configured (TAO_GITLAB_WEBHOOK_SECRET): webhooks are refused");
         }
-        let router = http::router(state, settings.max_body).merge(http::webhook::routes(intake));
+        let status_checks = http::policy::StatusCheckIntake {
+            pool: services.pool().clone(),
+            secret: settings.gitlab_status_check_secret.clone(),
+            queue: queue.clone(),
+        };
+        let router = http::router(state, settings.max_body)
+            .merge(http::webhook::routes(intake))
+            .merge(http::policy::status_check_routes(status_checks, settings.webhook_max_body));
         let events = EventWiring {
             queue,
             config: WorkerConfig {
@@ -157,7 +166,8 @@ impl App {
             },
             handlers: Handlers::standard(),
         };
-        Ok(App { listener, router, services, dispatcher, events })
+        let reconcile_every = settings.policy_reconcile_interval.filter(|_| settings.gitlab_url.is_some());
+        Ok(App { listener, router, services, dispatcher, events, reconcile_every })
     }
 
     /// Replaces the event handlers (tests and embedders; Tao's own are [`Handlers::standard`]).
@@ -196,6 +206,9 @@ impl App {
         let workers = worker::start(&ev.config, ev.context, ev.handlers, ev.queue, stop_rx.clone()).await?;
         // Not spawned: if this future is dropped (an aborted test "crash"), the dispatcher and its
         // workers go with it, exactly like a killed process.
+        if let Some(every) = self.reconcile_every {
+            tokio::spawn(reconcile_policy(self.services.clone(), every, stop_rx.clone()));
+        }
         let dispatcher = self.dispatcher.run(stop_rx.clone());
         let mut http_stop = stop_rx;
         let signal = async move {
@@ -213,6 +226,23 @@ impl App {
         self.services.pool().close().await;
         tracing::info!("Tao stopped");
         Ok(())
+    }
+}
+
+/// Re-checks open MRs that missed their `tao/policy` verdict (GitLab does not redeliver failed hooks by
+/// itself), every `every`, until stopped.
+async fn reconcile_policy(services: Services, every: std::time::Duration, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let Ok(ctx) = services.policy_context() else { return };
+        match crate::gitlab::policy::reconcile(&ctx, &ctx.catalog.project_paths()).await {
+            Ok(0) => {}
+            Ok(n) => tracing::info!(checked = n, "policy reconcile re-checked merge requests"),
+            Err(e) => tracing::warn!(error = %e, "policy reconcile failed"),
+        }
     }
 }
 

@@ -130,7 +130,15 @@ pub struct Settings {
     pub event_retention: Option<std::time::Duration>,
     /// GitLab event workers (0 stores events without handling them).
     pub event_workers: usize,
+    /// Shared secret of GitLab's external status checks (`X-Gitlab-Signature`); the endpoint refuses
+    /// every call without one.
+    pub gitlab_status_check_secret: Option<Secret>,
+    /// How often open MRs without a final `tao/policy` status are re-checked; `None` never.
+    pub policy_reconcile_interval: Option<Duration>,
 }
+
+/// Default interval of the policy reconcile.
+pub const DEFAULT_POLICY_RECONCILE: Duration = Duration::from_secs(600);
 
 impl Settings {
     /// Settings for tests and embedding: listen on `127.0.0.1:0`, everything else default.
@@ -161,6 +169,8 @@ impl Settings {
             webhook_max_body: DEFAULT_WEBHOOK_MAX_BODY,
             event_retention: None,
             event_workers: DEFAULT_EVENT_WORKERS,
+            gitlab_status_check_secret: None,
+            policy_reconcile_interval: None,
         }
     }
 }

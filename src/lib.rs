@@ -3,7 +3,7 @@
 //! A team ships a product made of components, each a GitLab project delivered as a container image;
 //! Tao keeps the catalog of products, components and environments as code, records immutable product
 //! versions, deploys them over SSH and Docker through a durable queue, and stores every GitLab event; in
-//! later parts it serves the shared CI standard, enforces branch policy and talks in chat.
+//! later parts it serves the shared CI standard and enforces branch policy; chat and metrics follow.
 //!
 //! # Layout
 //!
@@ -19,7 +19,8 @@
 //! catalog/       domain: catalog model, names, versions, validation, dependency graph (pure, no I/O)
 //! deploy/        plan (pure), run specs, registry digests, queue dispatcher, runner, drift; execution
 //!                over SSH: sessions and quoting, remote docker, health gates, fan-out, deploy-images
-//! gitlab/        GitLab client, webhook verification and envelope, typed event views, handlers, workers
+//! gitlab/        GitLab client, webhook verification and envelope, typed event views, handlers, workers,
+//!                branch policy on GitLab (MR checks, push/tag guard, audit and apply)
 //! http/          router, one file per area, one auth extractor, one error mapping
 //! policy/        domain: branch model and merge rules -> Verdict { violations } (pure, table-tested)
 //! store/         Pool (SQLite | PostgreSQL), migrations, one file per aggregate

@@ -11,6 +11,7 @@ mod deploy;
 pub mod exec;
 mod gitlab;
 mod output;
+mod policy;
 mod release;
 
 use std::net::SocketAddr;
@@ -42,7 +43,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the Tao server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply pending database migrations and exit.
     Migrate(DbArgs),
     /// Copy the SQLite store consistently to FILE while Tao runs.
@@ -85,6 +86,9 @@ pub enum Command {
     /// GitLab integration: webhooks on the catalog's projects.
     #[command(subcommand)]
     Gitlab(gitlab::GitlabCommand),
+    /// Branch and merge policy: audit and apply GitLab settings, reconcile MR checks.
+    #[command(subcommand)]
+    Policy(policy::PolicyCommand),
     /// The shared CI standard: render, list and lint the CI templates (offline).
     #[command(subcommand)]
     Ci(ci::CiCommand),
@@ -179,6 +183,12 @@ pub struct ServeArgs {
     /// GitLab event workers (0: store events without handling them).
     #[arg(long, env = "TAO_EVENT_WORKERS", default_value_t = config::DEFAULT_EVENT_WORKERS)]
     pub event_workers: usize,
+    /// Shared secret of GitLab's external status checks (HMAC-SHA256 of the body in X-Gitlab-Signature).
+    #[arg(long, env = "TAO_GITLAB_STATUS_CHECK_SECRET", hide_env_values = true)]
+    pub gitlab_status_check_secret: Option<config::Secret>,
+    /// How often to re-check open MRs without a final tao/policy status (e.g. 10m, 1h), or `off`.
+    #[arg(long, env = "TAO_POLICY_RECONCILE_INTERVAL", default_value = "10m")]
+    pub policy_reconcile_interval: String,
 }
 
 /// `tao token …`
@@ -344,7 +354,7 @@ pub async fn run(cli: Cli) -> ExitCode {
 async fn dispatch(cli: Cli) -> Outcome {
     let json = cli.json;
     match cli.command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::Migrate(db) => {
             let pool = Pool::connect(&db.url()).await?;
             let applied = store::migrate::run(&pool).await?;
@@ -392,6 +402,7 @@ async fn dispatch(cli: Cli) -> Outcome {
         Command::SshFanout(args) => exec::ssh_fanout_cmd(args, json).await,
         Command::Events(cmd) => gitlab::events(cmd).await,
         Command::Gitlab(cmd) => gitlab::gitlab(cmd, json).await,
+        Command::Policy(cmd) => policy::policy(cmd, json).await,
         Command::Ci(cmd) => ci::ci(cmd, json),
     }
 }
@@ -431,6 +442,16 @@ async fn serve(args: ServeArgs) -> Outcome {
         event_retention: config::parse_retention(&args.event_retention)
             .map_err(|e| anyhow::anyhow!("--event-retention / TAO_EVENT_RETENTION: {e}"))?,
         event_workers: args.event_workers,
+        gitlab_status_check_secret: args.gitlab_status_check_secret.filter(|s| !s.expose().is_empty()),
+        policy_reconcile_interval: match args.policy_reconcile_interval.trim() {
+            "off" | "0" => None,
+            other => Some(crate::catalog::parse_duration(other).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--policy-reconcile-interval / TAO_POLICY_RECONCILE_INTERVAL: expected a duration like 10m or off, \
+                     found {other:?}"
+                )
+            })?),
+        },
     };
     let app = crate::app::App::build(settings).await?;
     app.run_until_stopped(crate::app::shutdown_signal()).await?;

@@ -82,7 +82,7 @@ impl std::fmt::Debug for Handlers {
 impl Handlers {
     /// The handlers Tao runs: the registration point.
     pub fn standard() -> Handlers {
-        Handlers::default().register(IndexHandler).register(super::policy::PolicyHandler::default())
+        Handlers::default().register(IndexHandler).register(super::policy::PolicyHandler)
     }
 
     /// Adds a handler after the registered ones.

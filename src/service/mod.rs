@@ -19,6 +19,7 @@ use crate::store::{self, Pool, StoreError};
 
 mod ci_job;
 mod deploy;
+mod policy;
 pub use ci_job::{CiJob, JobTokenError};
 pub use deploy::{current_specs, DeployRequest, DeployTarget, EnvironmentView};
 
@@ -109,6 +110,7 @@ pub struct Services {
     ssh: Arc<SshOptions>,
     templates_dir: Option<Arc<std::path::PathBuf>>,
     gitlab: Option<GitLabClient>,
+    public_url: Option<Arc<String>>,
 }
 
 impl Services {
@@ -122,6 +124,7 @@ impl Services {
             ssh: Arc::new(SshOptions::new(None, None)),
             templates_dir: None,
             gitlab: None,
+            public_url: None,
         };
         if let Some(rev) = store::catalog::latest(&services.pool).await? {
             // A stored revision was valid when applied; if this build rejects it, say so loudly but serve on.
@@ -157,6 +160,11 @@ impl Services {
     /// the components' git tags.
     pub fn set_gitlab(&mut self, gitlab: Option<GitLabClient>) {
         self.gitlab = gitlab;
+    }
+
+    /// Sets Tao's external URL (`TAO_PUBLIC_URL`), for links Tao posts to GitLab.
+    pub fn set_public_url(&mut self, url: Option<String>) {
+        self.public_url = url.map(Arc::new);
     }
 
     /// Replaces the registry client (the app calls this with configured credentials).

@@ -17,6 +17,8 @@ mod gitlab;
 mod gitlab_mr;
 mod gitlab_repo;
 mod migration;
+mod policy;
+mod policy_audit;
 mod queue;
 mod store;
 mod support;

@@ -36,8 +36,6 @@ pub struct PolicyContext {
     pub catalog: Arc<Catalog>,
     /// Tao's external URL, for links to the explanation page.
     pub public_url: Option<String>,
-    /// Per-MR locks: one check of an MR at a time in this process.
-    pub locks: MrLocks,
 }
 
 impl std::fmt::Debug for PolicyContext {
@@ -46,17 +44,19 @@ impl std::fmt::Debug for PolicyContext {
     }
 }
 
-/// Per-MR async locks (MR and pipeline events of one MR are queued under different keys, and reconcile
-/// runs beside the workers, so checks of one MR could otherwise overlap and race on its note).
-#[derive(Clone, Default)]
-pub struct MrLocks(Arc<Mutex<LockMap>>);
-
+/// Per-MR async locks of this process (MR and pipeline events of one MR are queued under different
+/// keys, and reconcile and status checks run beside the workers, so checks of one MR could otherwise
+/// overlap and race on its note). Replicas on one PostgreSQL do not share them: see README.
 type LockMap = HashMap<(i64, i64), Arc<tokio::sync::Mutex<()>>>;
 
+static MR_LOCKS: std::sync::LazyLock<Mutex<LockMap>> = std::sync::LazyLock::new(Mutex::default);
+
+struct MrLocks;
+
 impl MrLocks {
-    async fn lock(&self, project_id: i64, iid: i64) -> tokio::sync::OwnedMutexGuard<()> {
+    async fn lock(project_id: i64, iid: i64) -> tokio::sync::OwnedMutexGuard<()> {
         let lock = {
-            let mut map = self.0.lock().unwrap_or_else(|e| e.into_inner());
+            let mut map = MR_LOCKS.lock().unwrap_or_else(|e| e.into_inner());
             // Forget locks nobody holds, so the map does not grow with every MR ever seen.
             map.retain(|_, l| Arc::strong_count(l) > 1);
             map.entry((project_id, iid)).or_default().clone()
@@ -121,7 +121,7 @@ pub async fn check_mr(
     iid: i64,
     mode: Mode,
 ) -> Result<(Outcome, Option<Verdict>), GitLabError> {
-    let _guard = ctx.locks.lock(project_id, iid).await;
+    let _guard = MrLocks::lock(project_id, iid).await;
     let project = ProjectId::Id(project_id);
     let mr = ctx.gitlab.merge_request(&project, iid).await?;
     if mr.state != MergeRequestState::Opened {
@@ -249,13 +249,28 @@ pub async fn answer_status_check(
 }
 
 /// Re-checks every open MR of `projects` whose head has no final `tao/policy` status (missed webhooks).
-/// Returns how many MRs were checked; failures are logged and counted as not checked.
+/// Returns how many MRs got a verdict. A project or MR that cannot be read is logged and skipped, so one
+/// failing project does not stop the others; when every project failed, the last error is returned.
 pub async fn reconcile(ctx: &PolicyContext, projects: &[String]) -> Result<usize, GitLabError> {
     let mut checked = 0;
+    let mut last_error = None;
+    let mut reached = 0;
     for path in projects {
-        let project = ProjectId::Path(path.clone());
-        let p = ctx.gitlab.project(&project).await?;
-        for mr in ctx.gitlab.merge_requests(&ProjectId::Id(p.id), MergeRequestState::Opened).await? {
+        let listed = async {
+            let p = ctx.gitlab.project(&ProjectId::Path(path.clone())).await?;
+            let mrs = ctx.gitlab.merge_requests(&ProjectId::Id(p.id), MergeRequestState::Opened).await?;
+            Ok::<_, GitLabError>((p, mrs))
+        };
+        let (p, mrs) = match listed.await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(error = %e, project = %path, "policy reconcile: cannot list merge requests");
+                last_error = Some(e);
+                continue;
+            }
+        };
+        reached += 1;
+        for mr in mrs {
             match check_mr(ctx, p.id, &p.path_with_namespace, mr.iid, Mode::Ensure).await {
                 Ok((Outcome::Posted { .. }, _)) => checked += 1,
                 Ok(_) => {}
@@ -263,5 +278,8 @@ pub async fn reconcile(ctx: &PolicyContext, projects: &[String]) -> Result<usize
             }
         }
     }
-    Ok(checked)
+    match last_error {
+        Some(e) if reached == 0 => Err(e),
+        _ => Ok(checked),
+    }
 }

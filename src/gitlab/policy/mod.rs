@@ -10,7 +10,7 @@ pub mod guard;
 
 use std::sync::Arc;
 
-pub use check::{check_mr, reconcile, rules_for, Mode, MrLocks, Outcome, PolicyContext, NOTE_MARKER, STATUS_NAME};
+pub use check::{check_mr, reconcile, rules_for, Mode, Outcome, PolicyContext, NOTE_MARKER, STATUS_NAME};
 
 use super::client::{GitLabError, MergeRequestState, ProjectId};
 use super::events::{GitLabEvent, ProjectRef};
@@ -29,10 +29,8 @@ pub enum PolicyError {
 }
 
 /// Runs the policy on merge request, pipeline, push, tag push and external status check events.
-#[derive(Clone, Default)]
-pub struct PolicyHandler {
-    locks: MrLocks,
-}
+#[derive(Debug, Clone, Copy, Default)]
+pub struct PolicyHandler;
 
 impl EventHandler for PolicyHandler {
     fn name(&self) -> &'static str {
@@ -47,7 +45,6 @@ impl EventHandler for PolicyHandler {
                 pool: ctx.pool.clone(),
                 catalog: (ctx.catalog)(),
                 public_url: ctx.public_url.clone(),
-                locks: self.locks.clone(),
             };
             handle(&policy, event).await.map_err(|e| e.to_string())
         })

@@ -36,7 +36,7 @@ fn mr_json(w: &World, p: &Project, mr: &MergeRequest) -> Value {
         "reviewers": [], "source_project_id": p.id, "target_project_id": p.id, "labels": [], "draft": false,
         "work_in_progress": false, "milestone": null, "merge_when_pipeline_succeeds": false,
         "merge_status": "can_be_merged", "detailed_merge_status": "mergeable", "sha": head,
-        "merge_commit_sha": null, "squash_commit_sha": null, "discussion_locked": null,
+        "merge_commit_sha": mr.merge_commit_sha, "squash_commit_sha": null, "discussion_locked": null,
     });
     let short = format!("!{}", mr.iid);
     let more = json!({
@@ -92,6 +92,34 @@ pub(super) async fn show_mr(
         Some(mr) => Json(mr_json(&w, p, mr)).into_response(),
         None => mr_not_found(),
     }
+}
+
+/// `GET /repository/commits/:sha/merge_requests`: the MRs whose source history holds `sha`, or whose
+/// merge result it is.
+pub(super) async fn commit_mrs(
+    State(world): State<Shared>,
+    headers: HeaderMap,
+    Path((project, sha)): Path<(String, String)>,
+    Query(q): Q,
+) -> Response {
+    let w = world.lock().unwrap();
+    let (_, at) = guarded!(w, headers, project, REPORTER);
+    let p = &w.projects[at];
+    if !p.commits.iter().any(|c| c.id == sha) {
+        return message(StatusCode::NOT_FOUND, "404 Commit Not Found");
+    }
+    let all = p
+        .merge_requests
+        .iter()
+        .rev()
+        .filter(|m| {
+            m.merge_commit_sha.as_deref() == Some(sha.as_str())
+                || m.head_sha.as_deref() == Some(sha.as_str())
+                || p.history(&p.mr_head(m)).iter().any(|c| c.id == sha)
+        })
+        .map(|m| mr_json(&w, p, m))
+        .collect();
+    paginated(&format!("/api/v4/projects/{project}/repository/commits/{sha}/merge_requests"), all, &q)
 }
 
 /// A note (gitlab4j-merge-request-note.json's fields).

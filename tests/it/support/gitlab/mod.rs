@@ -39,6 +39,7 @@ macro_rules! body {
 mod merge_request;
 mod project;
 mod repo;
+mod story;
 pub mod world;
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -94,6 +95,7 @@ fn router(world: Shared) -> Router {
         .route("/projects/{project}/repository/tags/{name}", get(r::show_tag))
         .route("/projects/{project}/repository/compare", get(r::compare))
         .route("/projects/{project}/repository/commits/{sha}/statuses", get(r::list_statuses))
+        .route("/projects/{project}/repository/commits/{sha}/merge_requests", get(m::commit_mrs))
         .route("/projects/{project}/statuses/{sha}", post(r::set_status))
         .route("/projects/{project}/protected_branches", get(r::list_protected_branches).post(r::protect_branch))
         .route(
@@ -346,6 +348,8 @@ impl GitLabDouble {
                 state: "opened".into(),
                 author_id,
                 head_pipeline: None,
+                merge_commit_sha: None,
+                head_sha: None,
             };
             p.merge_requests.push(mr.clone());
             (iid, mr)

@@ -232,8 +232,13 @@ pub(super) async fn set_status(
             return message(StatusCode::NOT_FOUND, "404 Pipeline Not Found");
         }
     }
+    // GitLab keeps one open (pending/running) status per name, ref and pipeline of a commit.
     let open = p.statuses.iter_mut().find(|s| {
-        s.sha == sha && s.name == name && s.git_ref == git_ref && matches!(s.state.as_str(), "pending" | "running")
+        s.sha == sha
+            && s.name == name
+            && s.git_ref == git_ref
+            && s.pipeline_id == pipeline_id
+            && matches!(s.state.as_str(), "pending" | "running")
     });
     let text = |k: &str| body[k].as_str().map(str::to_string);
     let status = match open {

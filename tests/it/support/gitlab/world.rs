@@ -95,6 +95,10 @@ pub struct MergeRequest {
     pub author_id: i64,
     /// Head pipeline id.
     pub head_pipeline: Option<i64>,
+    /// The merge result on the target (set when merged).
+    pub merge_commit_sha: Option<String>,
+    /// The source head when merged (the source branch may be gone since).
+    pub head_sha: Option<String>,
 }
 
 /// A note on a merge request.
@@ -249,7 +253,10 @@ impl Project {
 
     /// The head SHA of a merge request.
     pub fn mr_head(&self, mr: &MergeRequest) -> String {
-        self.branch_head(&mr.source_branch).unwrap_or_default().to_string()
+        match &mr.head_sha {
+            Some(sha) => sha.clone(),
+            None => self.branch_head(&mr.source_branch).unwrap_or_default().to_string(),
+        }
     }
 
     /// `sha` and its ancestors, newest first.
