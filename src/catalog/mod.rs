@@ -34,6 +34,7 @@ pub use name::{ComponentName, EnvName, HostName, Name, NameError, ProductName, M
 pub use template::render;
 pub use value::{format_duration, parse_duration, PortMapping, ProjectPath, ProjectPathError, Protocol, VolumeMount};
 pub use version::{Version, VersionError, TAG_PLACEHOLDERS};
+pub(crate) use walk::suggest;
 
 /// A validated catalog.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
