@@ -83,6 +83,14 @@ impl ParseError {
     pub fn usage(&self) -> Option<&'static str> {
         self.command.map(|c| c.spec().usage)
     }
+
+    /// Moves a column by `by` characters (the text before what was parsed, such as `/tao`).
+    pub(crate) fn shifted(mut self, by: usize) -> ParseError {
+        if let ParseErrorKind::UnterminatedQuote { column, .. } = &mut self.kind {
+            *column += by;
+        }
+        self
+    }
 }
 
 /// Verbs listed when no command was recognised.

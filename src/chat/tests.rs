@@ -290,6 +290,10 @@ fn every_command_round_trips_through_its_canonical_line() {
     for command in samples {
         let line = command.to_string();
         assert_eq!(parse_line(&line).as_ref(), Ok(&command), "{line:?}");
+        let comment = format!("Please:\r\n/tao {line}\r\n");
+        let found = parse_comment(&comment);
+        assert_eq!(found.len(), 1, "{comment:?}");
+        assert_eq!(found[0].result.as_ref(), Ok(&command), "{comment:?}");
     }
 }
 
