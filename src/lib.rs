@@ -16,6 +16,7 @@
 //! service/       what front ends do: validate against the live catalog, authorize, change the store,
 //!                audit; deploy.rs: deploy requests, plans, tasks, freezes, environment state
 //! ci_templates/  the shared CI standard: ci-templates/*.hbs rendered per project, cached; CI schema lint
+//! chat/          chat commands (pure): the Command grammar of /tao comments, Discord and CLI; help; errors
 //! catalog/       domain: catalog model, names, versions, validation, dependency graph (pure, no I/O)
 //! deploy/        plan (pure), run specs, registry digests, queue dispatcher, runner, drift; execution
 //!                over SSH: sessions and quoting, remote docker, health gates, fan-out, deploy-images
@@ -28,13 +29,14 @@
 //! ```
 //!
 //! Layers point one way: `http` and `cli` call `service`, which uses `catalog`, `deploy` and `store`; the
-//! domain (`catalog`, `deploy::plan`, `deploy::spec`) does no I/O, and `catalog` depends on nothing else in
-//! the crate.
+//! domain (`catalog`, `chat`, `deploy::plan`, `deploy::spec`) does no I/O, and `catalog` depends on nothing
+//! else in the crate.
 
 #![warn(missing_docs)]
 
 pub mod app;
 pub mod catalog;
+pub mod chat;
 pub mod ci_templates;
 pub mod cli;
 pub mod config;

@@ -36,6 +36,7 @@ pub use policy::{parse_flow, valid_pattern, PolicyLevel, PolicyMergeMethod, Poli
 pub use template::render;
 pub use value::{format_duration, parse_duration, PortMapping, ProjectPath, ProjectPathError, Protocol, VolumeMount};
 pub use version::{Version, VersionError, TAG_PLACEHOLDERS};
+pub(crate) use walk::suggest;
 
 /// A validated catalog.
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
