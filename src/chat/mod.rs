@@ -2,12 +2,14 @@
 //!
 //! Owns the [`Command`] enum and its names and specs (`command`), reading commands from a line, from
 //! separate words or from a whole MR comment (`parse`, `comment`), the wording of rejections with
-//! did-you-mean hints (`error`) and the help generated from the specs (`help`). Pure: no I/O, no async,
-//! no catalog lookups. Whether a product, version or environment exists, who may run what and the
-//! `confirm` rule for production belong to the dispatcher, which takes a [`Command`] from here.
+//! did-you-mean hints (`error`) and the help generated from the specs (`help`): all pure (no I/O, no
+//! catalog lookups). `dispatch` is the one impure part: it authorizes a parsed command for a chat user,
+//! acts through the services, audits and replies; transports (MR comments in `gitlab::chat`, Discord)
+//! only convert to and from it.
 
 mod command;
 mod comment;
+pub mod dispatch;
 mod error;
 mod help;
 mod parse;

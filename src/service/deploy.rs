@@ -170,6 +170,7 @@ impl Services {
             Actor::CiJob(job) => Err(ServiceError::Forbidden(format!(
                 "{job} may only deploy and create product versions, not change {env} otherwise"
             ))),
+            Actor::Chat(user) => user.may_change(env, def).map_err(ServiceError::Forbidden),
         }
     }
 

@@ -17,9 +17,11 @@ use crate::store::release::{CreateOutcome, NewProductVersion, ProductVersion, Re
 use crate::store::token::Scope;
 use crate::store::{self, Pool, StoreError};
 
+mod chat_user;
 mod ci_job;
 mod deploy;
 mod policy;
+pub use chat_user::{level, level_name, ChatUser};
 pub use ci_job::{CiJob, JobTokenError};
 pub use deploy::{current_specs, DeployRequest, DeployTarget, EnvironmentView};
 
@@ -39,6 +41,8 @@ pub enum Actor {
     Local(String),
     /// A GitLab CI job, verified with GitLab through its `JOB-TOKEN` (may deploy and release; see `ci_job`).
     CiJob(Box<CiJob>),
+    /// Someone in chat (Discord or an MR comment), with the role configuration or GitLab gives them.
+    Chat(Box<ChatUser>),
 }
 
 impl fmt::Display for Actor {
@@ -48,6 +52,7 @@ impl fmt::Display for Actor {
             Actor::Anonymous => f.write_str("anonymous"),
             Actor::Local(who) => f.write_str(who),
             Actor::CiJob(job) => job.fmt(f),
+            Actor::Chat(user) => user.fmt(f),
         }
     }
 }

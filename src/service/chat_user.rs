@@ -1,0 +1,110 @@
+//! A person acting from chat (Discord, or a GitLab MR comment) and what they may do: their role, mapped
+//! from configuration (Discord users and roles) or from their GitLab project role, checked against an
+//! environment's protection. The chat dispatcher and the deploy services use the same rule.
+
+use std::fmt;
+
+use crate::catalog::{Environment, Tier};
+
+/// GitLab's role levels, which chat roles use too (a Discord user is mapped to one of them).
+pub mod level {
+    /// No role: may do nothing.
+    pub const NONE: u32 = 0;
+    /// May read (status, releases, tasks, help).
+    pub const REPORTER: u32 = 20;
+    /// May deploy to dev/test, freeze them, create product versions.
+    pub const DEVELOPER: u32 = 30;
+    /// May deploy to production.
+    pub const MAINTAINER: u32 = 40;
+    /// Owner.
+    pub const OWNER: u32 = 50;
+}
+
+/// The word for a level.
+pub fn level_name(level: u32) -> &'static str {
+    match level {
+        l if l >= level::OWNER => "owner",
+        l if l >= level::MAINTAINER => "maintainer",
+        l if l >= level::DEVELOPER => "developer",
+        l if l >= level::REPORTER => "reporter",
+        l if l > 0 => "guest",
+        _ => "no role",
+    }
+}
+
+fn level_of_name(name: &str) -> Option<u32> {
+    match name {
+        "reporter" => Some(level::REPORTER),
+        "developer" => Some(level::DEVELOPER),
+        "maintainer" => Some(level::MAINTAINER),
+        "owner" => Some(level::OWNER),
+        _ => None,
+    }
+}
+
+/// Someone acting from chat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChatUser {
+    /// `discord` or `gitlab`.
+    pub transport: &'static str,
+    /// Their id on that transport.
+    pub id: String,
+    /// Their name (for replies and the audit log).
+    pub name: String,
+    /// Their role level (GitLab's numbers: 20 reporter, 30 developer, 40 maintainer).
+    pub level: u32,
+    /// Named roles beyond the level (`release-manager`, …), from configuration.
+    pub roles: Vec<String>,
+}
+
+impl fmt::Display for ChatUser {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.transport, self.name)
+    }
+}
+
+impl ChatUser {
+    /// Whether they hold role `name`: a level word (`developer`) at or below their level, or a named role.
+    pub fn has_role(&self, name: &str) -> bool {
+        match level_of_name(name) {
+            Some(l) => self.level >= l,
+            None => self.roles.iter().any(|r| r == name),
+        }
+    }
+
+    /// What they hold, in words (`developer`, `developer + release-manager`).
+    pub fn describe_roles(&self) -> String {
+        let mut parts = vec![level_name(self.level).to_string()];
+        parts.extend(self.roles.iter().cloned());
+        parts.join(" + ")
+    }
+
+    /// Whether they may change `env` (deploy, roll back, cancel, freeze): any of the environment's
+    /// `protection.roles` when it lists some; else maintainer for production (or `protection.deploy:
+    /// admin`), developer for every other tier. The error names what is missing.
+    pub fn may_change(&self, env_name: &str, env: &Environment) -> Result<(), String> {
+        let roles = env.protection.as_ref().map(|p| p.roles.as_slice()).unwrap_or_default();
+        if !roles.is_empty() {
+            if roles.iter().any(|r| self.has_role(r)) {
+                return Ok(());
+            }
+            return Err(format!(
+                "changing {env_name} needs one of the roles {}; {self} is {}",
+                roles.join(", "),
+                self.describe_roles()
+            ));
+        }
+        let admin = env.protection.as_ref().and_then(|p| p.deploy.as_deref()) == Some("admin");
+        let needed = if env.tier == Tier::Prod || admin { level::MAINTAINER } else { level::DEVELOPER };
+        if self.level >= needed {
+            Ok(())
+        } else {
+            Err(format!(
+                "changing {env_name} (tier {}) needs the {} role; {self} is {}",
+                env.tier.as_str(),
+                level_name(needed),
+                self.describe_roles()
+            ))
+        }
+    }
+}
