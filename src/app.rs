@@ -163,6 +163,7 @@ impl App {
                     Arc::new(move || services.catalog_now())
                 },
                 public_url: settings.public_url.clone(),
+                services: Some(services.clone()),
             },
             handlers: Handlers::standard(),
         };

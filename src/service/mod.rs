@@ -167,6 +167,11 @@ impl Services {
         self.gitlab = gitlab;
     }
 
+    /// The GitLab client, when GitLab is configured.
+    pub fn gitlab(&self) -> Option<&GitLabClient> {
+        self.gitlab.as_ref()
+    }
+
     /// Sets Tao's external URL (`TAO_PUBLIC_URL`), for links Tao posts to GitLab.
     pub fn set_public_url(&mut self, url: Option<String>) {
         self.public_url = url.map(Arc::new);
