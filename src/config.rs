@@ -135,7 +135,18 @@ pub struct Settings {
     pub gitlab_status_check_secret: Option<Secret>,
     /// How often open MRs without a final `tao/policy` status are re-checked; `None` never.
     pub policy_reconcile_interval: Option<Duration>,
+    /// The notification rules file (`chat::notify`); none = no notifications.
+    pub notify_config: Option<PathBuf>,
+    /// First retry delay of a failed notification (doubled per attempt).
+    pub notify_retry_base: Duration,
+    /// Discord's API base.
+    pub discord_api_url: String,
+    /// The Discord bot token.
+    pub discord_bot_token: Option<Secret>,
 }
+
+/// Discord's API base.
+pub const DEFAULT_DISCORD_API: &str = "https://discord.com/api/v10";
 
 /// Default interval of the policy reconcile.
 pub const DEFAULT_POLICY_RECONCILE: Duration = Duration::from_secs(600);
@@ -171,6 +182,10 @@ impl Settings {
             event_workers: DEFAULT_EVENT_WORKERS,
             gitlab_status_check_secret: None,
             policy_reconcile_interval: None,
+            notify_config: None,
+            notify_retry_base: Duration::from_secs(2),
+            discord_api_url: DEFAULT_DISCORD_API.to_string(),
+            discord_bot_token: None,
         }
     }
 }

@@ -12,6 +12,7 @@ mod comment;
 pub mod dispatch;
 mod error;
 mod help;
+pub mod notify;
 mod parse;
 
 #[cfg(test)]

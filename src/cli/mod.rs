@@ -189,6 +189,15 @@ pub struct ServeArgs {
     /// How often to re-check open MRs without a final tao/policy status (e.g. 10m, 1h), or `off`.
     #[arg(long, env = "TAO_POLICY_RECONCILE_INTERVAL", default_value = "10m")]
     pub policy_reconcile_interval: String,
+    /// Notification rules file (events → Discord channels, Discord webhooks, JSON webhooks).
+    #[arg(long, env = "TAO_NOTIFY_CONFIG")]
+    pub notify_config: Option<PathBuf>,
+    /// Discord API base URL.
+    #[arg(long, env = "TAO_DISCORD_API_URL", default_value = config::DEFAULT_DISCORD_API)]
+    pub discord_api_url: String,
+    /// Discord bot token (for channel notifications and interaction follow-ups).
+    #[arg(long, env = "TAO_DISCORD_BOT_TOKEN", hide_env_values = true)]
+    pub discord_bot_token: Option<config::Secret>,
 }
 
 /// `tao token …`
@@ -443,6 +452,10 @@ async fn serve(args: ServeArgs) -> Outcome {
             .map_err(|e| anyhow::anyhow!("--event-retention / TAO_EVENT_RETENTION: {e}"))?,
         event_workers: args.event_workers,
         gitlab_status_check_secret: args.gitlab_status_check_secret.filter(|s| !s.expose().is_empty()),
+        notify_config: args.notify_config,
+        notify_retry_base: std::time::Duration::from_secs(2),
+        discord_api_url: args.discord_api_url,
+        discord_bot_token: args.discord_bot_token.filter(|s| !s.expose().is_empty()),
         policy_reconcile_interval: match args.policy_reconcile_interval.trim() {
             "off" | "0" => None,
             other => Some(crate::catalog::parse_duration(other).ok_or_else(|| {

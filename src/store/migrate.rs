@@ -38,6 +38,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(4, "0004_event_heads.sql"),
     migration!(5, "0005_task_gitlab_deployment.sql"),
     migration!(6, "0006_policy.sql"),
+    migration!(7, "0007_notification.sql"),
 ];
 
 const BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS schema_migration (

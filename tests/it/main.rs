@@ -18,6 +18,7 @@ mod gitlab;
 mod gitlab_mr;
 mod gitlab_repo;
 mod migration;
+mod notify;
 mod policy;
 mod policy_audit;
 mod queue;
