@@ -17,6 +17,7 @@ mod exec;
 mod gitlab;
 mod gitlab_mr;
 mod gitlab_repo;
+mod metrics;
 mod migration;
 mod notify;
 mod policy;
