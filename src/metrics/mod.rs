@@ -48,9 +48,7 @@ struct EnvStatusLabels {
 static GITLAB_ERRORS: LazyLock<Family<CallLabels, Counter>> = LazyLock::new(Family::default);
 static WEBHOOKS: LazyLock<Family<ResultLabels, Counter>> = LazyLock::new(Family::default);
 static TASK_SECONDS: LazyLock<Family<StatusLabels, Histogram>> = LazyLock::new(|| {
-    Family::new_with_constructor(|| {
-        Histogram::new([1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0])
-    })
+    Family::new_with_constructor(|| Histogram::new([1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0]))
 });
 
 /// Counts a failed GitLab call (`status`: the HTTP status, `None` for a transport failure).

@@ -116,3 +116,54 @@ async fn infinity_series_from_stored_deploys(db: TestDb) {
     assert!(text.contains("from") && text.contains("json, csv or ndjson"), "{text}");
 }
 both_backends!(metrics_series_for_grafana_infinity, infinity_series_from_stored_deploys);
+
+/// The shipped Grafana dashboard asks only for what Tao serves: every Infinity URL answers (with Grafana's
+/// variables filled in), every SQL panel runs on PostgreSQL's views, every Prometheus expression names a
+/// metric `/metrics` exposes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_grafana_dashboard_queries_what_tao_serves() {
+    let app = spawn_app(TestDb::postgres().await).await;
+    history(&app).await;
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/grafana/tao-dashboard.json");
+    let dashboard: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let fill = |s: &str| {
+        s.replace("${tao_url}", &app.base)
+            .replace("${product}", "monitor")
+            .replace("${env}", "prod")
+            .replace("${__from}", &T0.to_string())
+            .replace("${__to}", &(T0 + 10 * DAY).to_string())
+    };
+    let (_, _, exposition) = get_text(&app, "/metrics").await;
+    let (mut urls, mut sqls, mut exprs) = (0, 0, 0);
+    for panel in dashboard["panels"].as_array().unwrap() {
+        for target in panel["targets"].as_array().unwrap() {
+            if let Some(url) = target["url"].as_str() {
+                let r = app.http.get(fill(url)).bearer_auth(&app.reader).send().await.unwrap();
+                assert_eq!(r.status(), 200, "{url}");
+                let body = r.text().await.unwrap();
+                for column in target["columns"].as_array().into_iter().flatten() {
+                    let name = column["selector"].as_str().unwrap();
+                    assert!(body.lines().next().unwrap_or_default().split(',').any(|c| c == name), "{name} in {body}");
+                }
+                urls += 1;
+            }
+            if let Some(sql) = target["rawSql"].as_str() {
+                let sql = fill(sql);
+                let re = regex::Regex::new(r"\$__timeFilter\(([^()]*\([^()]*\)[^()]*)\)").unwrap();
+                let sql = re.replace_all(&sql, "$1 BETWEEN to_timestamp(0) AND now()").to_string();
+                tao::with_pool!(&app.pool, p => sqlx::query(&sql).fetch_all(p).await.map(|_| ()))
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+                sqls += 1;
+            }
+            if let Some(expr) = target["expr"].as_str() {
+                let re = regex::Regex::new(r"tao_[a-z_]+").unwrap();
+                for m in re.find_iter(expr) {
+                    let name = m.as_str().trim_end_matches("_total");
+                    assert!(exposition.contains(&format!("# TYPE {name} ")), "{name} is not exposed");
+                }
+                exprs += 1;
+            }
+        }
+    }
+    assert_eq!((urls, sqls, exprs), (2, 2, 4));
+}
