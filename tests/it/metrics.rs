@@ -135,6 +135,8 @@ async fn the_grafana_dashboard_queries_what_tao_serves() {
     };
     let (_, _, exposition) = get_text(&app, "/metrics").await;
     let (mut urls, mut sqls, mut exprs) = (0, 0, 0);
+    let time_filter = regex::Regex::new(r"\$__timeFilter\(([^()]*\([^()]*\)[^()]*)\)").unwrap();
+    let metric_name = regex::Regex::new(r"tao_[a-z_]+").unwrap();
     for panel in dashboard["panels"].as_array().unwrap() {
         for target in panel["targets"].as_array().unwrap() {
             if let Some(url) = target["url"].as_str() {
@@ -149,15 +151,13 @@ async fn the_grafana_dashboard_queries_what_tao_serves() {
             }
             if let Some(sql) = target["rawSql"].as_str() {
                 let sql = fill(sql);
-                let re = regex::Regex::new(r"\$__timeFilter\(([^()]*\([^()]*\)[^()]*)\)").unwrap();
-                let sql = re.replace_all(&sql, "$1 BETWEEN to_timestamp(0) AND now()").to_string();
+                let sql = time_filter.replace_all(&sql, "$1 BETWEEN to_timestamp(0) AND now()").to_string();
                 tao::with_pool!(&app.pool, p => sqlx::query(&sql).fetch_all(p).await.map(|_| ()))
                     .unwrap_or_else(|e| panic!("{sql}: {e}"));
                 sqls += 1;
             }
             if let Some(expr) = target["expr"].as_str() {
-                let re = regex::Regex::new(r"tao_[a-z_]+").unwrap();
-                for m in re.find_iter(expr) {
+                for m in metric_name.find_iter(expr) {
                     let name = m.as_str().trim_end_matches("_total");
                     assert!(exposition.contains(&format!("# TYPE {name} ")), "{name} is not exposed");
                 }
