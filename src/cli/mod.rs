@@ -13,6 +13,7 @@ mod gitlab;
 mod output;
 mod policy;
 mod release;
+mod report;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -86,6 +87,9 @@ pub enum Command {
     /// GitLab integration: webhooks on the catalog's projects.
     #[command(subcommand)]
     Gitlab(gitlab::GitlabCommand),
+    /// Pictures: the DORA chart of a product as a PNG (talks to the server).
+    #[command(subcommand)]
+    Report(report::ReportCommand),
     /// Branch and merge policy: audit and apply GitLab settings, reconcile MR checks.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
@@ -412,6 +416,7 @@ async fn dispatch(cli: Cli) -> Outcome {
         Command::Events(cmd) => gitlab::events(cmd).await,
         Command::Gitlab(cmd) => gitlab::gitlab(cmd, json).await,
         Command::Policy(cmd) => policy::policy(cmd, json).await,
+        Command::Report(cmd) => report::report(cmd).await,
         Command::Ci(cmd) => ci::ci(cmd, json),
     }
 }
