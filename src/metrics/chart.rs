@@ -132,32 +132,6 @@ pub fn stacked_png(chart: &Stacked, width: u32, height: u32) -> Result<Vec<u8>, 
     Ok(out)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn renders_a_png_of_the_requested_size() {
-        let chart = Stacked {
-            title: "monitor: deployments per day".into(),
-            days: (1..=10).map(|d| format!("2024-03-{d:02}")).collect(),
-            series: vec![
-                Series { name: "succeeded".into(), counts: vec![1.0, 0.0, 2.0, 0.0, 1.0, 0.0, 2.0, 0.0, 1.0, 0.0] },
-                Series { name: "failed".into(), counts: vec![0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0] },
-            ],
-            notes: vec!["prod: 0.70 deploys/day, change failure rate 44%, time to restore 4.0 h".into()],
-        };
-        let png_bytes = stacked_png(&chart, 800, 500).unwrap();
-        let decoder = png::Decoder::new(std::io::Cursor::new(&png_bytes));
-        let reader = decoder.read_info().unwrap();
-        let info = reader.info();
-        assert_eq!((info.width, info.height), (800, 500));
-        assert!(png_bytes.len() > 5_000, "something was drawn: {} bytes", png_bytes.len());
-        // Kept for a look: the picture a test made.
-        let _ = std::fs::write(std::env::temp_dir().join("tao-chart-test.png"), &png_bytes);
-    }
-}
-
 /// The DORA picture of `product`: deployments per day and status over `days` days ending at `to_day`
 /// (`YYYY-MM-DD`), from rows of the `deployments` series, with the `dora` series' numbers as notes.
 pub fn dora_chart(
@@ -214,4 +188,30 @@ pub fn dora_chart(
 /// The `n` days (`YYYY-MM-DD`, UTC) ending with the day of `to_ms`.
 pub fn days_until(to_ms: i64, n: usize) -> Vec<String> {
     (0..n as i64).rev().map(|back| crate::store::rfc3339(to_ms - back * 86_400_000)[..10].to_string()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_a_png_of_the_requested_size() {
+        let chart = Stacked {
+            title: "monitor: deployments per day".into(),
+            days: (1..=10).map(|d| format!("2024-03-{d:02}")).collect(),
+            series: vec![
+                Series { name: "succeeded".into(), counts: vec![1.0, 0.0, 2.0, 0.0, 1.0, 0.0, 2.0, 0.0, 1.0, 0.0] },
+                Series { name: "failed".into(), counts: vec![0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0] },
+            ],
+            notes: vec!["prod: 0.70 deploys/day, change failure rate 44%, time to restore 4.0 h".into()],
+        };
+        let png_bytes = stacked_png(&chart, 800, 500).unwrap();
+        let decoder = png::Decoder::new(std::io::Cursor::new(&png_bytes));
+        let reader = decoder.read_info().unwrap();
+        let info = reader.info();
+        assert_eq!((info.width, info.height), (800, 500));
+        assert!(png_bytes.len() > 5_000, "something was drawn: {} bytes", png_bytes.len());
+        // Kept for a look: the picture a test made.
+        let _ = std::fs::write(std::env::temp_dir().join("tao-chart-test.png"), &png_bytes);
+    }
 }
