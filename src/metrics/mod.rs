@@ -9,6 +9,7 @@
 
 pub mod chart;
 pub mod dora;
+pub mod events;
 pub mod series;
 
 use std::sync::LazyLock;

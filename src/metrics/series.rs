@@ -2,18 +2,22 @@
 //! flat fields, rendered as a JSON array, CSV or JSON lines.
 //!
 //! Series: `dora` (one row per product and tier: `crate::metrics::dora`), `deployments` (finished deploy
-//! tasks per day, product, environment and status). Rows come from stored deploy tasks only.
+//! tasks per day, product, environment and status) from stored deploy tasks; `mr_cycle_time` (each merged
+//! MR: opened, merged, hours between) and `pipelines` (finished pipelines per day and project, with the
+//! success rate) from stored GitLab events (events whose payload was pruned by retention are skipped).
+//! With `product=`, event series keep the projects of that product's components.
 
 use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
 use super::dora::{self, DeployFact};
+use super::events;
 use crate::catalog::Catalog;
 use crate::store::{Pool, StoreError};
 
 /// The series Tao serves.
-pub const NAMES: &[&str] = &["dora", "deployments"];
+pub const NAMES: &[&str] = &["dora", "deployments", "mr_cycle_time", "pipelines"];
 
 /// Filters of a series request (times in epoch ms; `to` exclusive).
 #[derive(Debug, Clone, Default)]
@@ -64,6 +68,7 @@ pub async fn rows(
 ) -> Result<Option<Vec<Map<String, Value>>>, StoreError> {
     let facts = match name {
         "dora" | "deployments" => facts(pool, catalog, q).await?,
+        "mr_cycle_time" | "pipelines" => return events::rows(pool, catalog, name, q).await.map(Some),
         _ => return Ok(None),
     };
     let out = match name {

@@ -196,3 +196,55 @@ async fn the_dora_report_is_a_png_of_the_asked_size() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("--size: each side 200 to 4000 pixels"));
 }
+
+async fn store_event(app: &TestApp, header: &str, key: &str, payload: &Value, received_at: i64) {
+    use tao::gitlab::webhook::{envelope, DeliveryHeaders};
+    let headers =
+        DeliveryHeaders { event: Some(header.into()), idempotency_key: Some(key.into()), ..Default::default() };
+    let bytes = serde_json::to_vec(payload).unwrap();
+    let new = envelope(&headers, &bytes, received_at, || unreachable!()).unwrap();
+    tao::store::event::insert(&app.pool, &new).await.unwrap();
+}
+
+/// MR cycle time and pipeline outcomes come from stored webhooks (fixtures with known times).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn event_series_mr_cycle_time_and_pipelines() {
+    let app = spawn_app(TestDb::sqlite()).await;
+    let fixture =
+        |name: &str| -> Value { serde_json::from_slice(&crate::support::gitlab::webhook_fixture(name)).unwrap() };
+    let mut mr = fixture("merge_request.json");
+    mr["project"]["path_with_namespace"] = "monitor/api".into();
+    mr["object_attributes"]["created_at"] = "2024-03-01T10:00:00Z".into();
+    mr["object_attributes"]["iid"] = 7.into();
+    store_event(&app, "Merge Request Hook", "mr-open", &mr, T0 + 10 * H).await;
+    mr["object_attributes"]["action"] = "merge".into();
+    store_event(&app, "Merge Request Hook", "mr-merge", &mr, T0 + DAY).await;
+    store_event(&app, "Merge Request Hook", "mr-merge-resent", &mr, T0 + DAY + 1000).await;
+    let mut other = mr.clone();
+    other["project"]["path_with_namespace"] = "elsewhere/x".into();
+    store_event(&app, "Merge Request Hook", "other-merge", &other, T0 + DAY).await;
+    let mut pl = fixture("pipeline.json");
+    pl["project"]["path_with_namespace"] = "monitor/api".into();
+    pl["object_attributes"]["finished_at"] = "2024-03-02 12:00:00 UTC".into();
+    for (key, id, status) in [("p1-run", 1, "running"), ("p1-ok", 1, "success"), ("p2-fail", 2, "failed")] {
+        pl["object_attributes"]["id"] = id.into();
+        pl["object_attributes"]["status"] = status.into();
+        store_event(&app, "Pipeline Hook", key, &pl, T0 + DAY + 12 * H).await;
+    }
+    let window = format!("from={T0}&to={}", T0 + 10 * DAY);
+    let r = app.get(&format!("/api/v1/metrics/mr_cycle_time?product=monitor&{window}"), &app.reader).await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    assert_eq!(
+        r.body,
+        serde_json::json!([{ "project": "monitor/api", "iid": 7, "opened_at": "2024-03-01T10:00:00.000Z",
+                             "merged_at": "2024-03-02T00:00:00.000Z", "hours": 14.0 }])
+    );
+    let all = app.get(&format!("/api/v1/metrics/mr_cycle_time?{window}"), &app.reader).await;
+    assert_eq!(all.body.as_array().unwrap().len(), 2, "without a product, every project");
+    let r = app.get(&format!("/api/v1/metrics/pipelines?product=monitor&{window}"), &app.reader).await;
+    assert_eq!(
+        r.body,
+        serde_json::json!([{ "time": "2024-03-02T00:00:00Z", "project": "monitor/api", "succeeded": 1, "failed": 1,
+                             "canceled": 0, "success_rate": 0.5 }])
+    );
+}
