@@ -26,6 +26,8 @@
 //! policy/        domain: branch model and merge rules -> Verdict { violations } (pure, table-tested)
 //! store/         Pool (SQLite | PostgreSQL), migrations, one file per aggregate
 //! urlenc.rs      percent-encoding of URL segments (CLI and GitLab client)
+//! workitems/     work items (TAPD stories and bugs) with state history; references in MR titles, branches and
+//!                commits (pure); the TAPD client and the sync into the store
 //! ```
 //!
 //! Layers point one way: `http` and `cli` call `service`, which uses `catalog`, `deploy` and `store`; the
@@ -48,3 +50,4 @@ pub mod service;
 pub mod store;
 pub mod telemetry;
 pub mod urlenc;
+pub mod workitems;
