@@ -13,6 +13,7 @@ mod gitlab;
 mod output;
 mod policy;
 mod release;
+pub mod sync;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -92,6 +93,9 @@ pub enum Command {
     /// The shared CI standard: render, list and lint the CI templates (offline).
     #[command(subcommand)]
     Ci(ci::CiCommand),
+    /// Sync work items from TAPD into the store (offline: talks to TAPD and the store directly).
+    #[command(subcommand)]
+    Sync(sync::SyncCommand),
 }
 
 /// Where the store is.
@@ -198,6 +202,12 @@ pub struct ServeArgs {
     /// Discord bot token (for channel notifications and interaction follow-ups).
     #[arg(long, env = "TAO_DISCORD_BOT_TOKEN", hide_env_values = true)]
     pub discord_bot_token: Option<config::Secret>,
+    /// TAPD (work items).
+    #[command(flatten)]
+    pub tapd: sync::TapdArgs,
+    /// How often to sync work items from TAPD (e.g. 15m, 1h), or `off`; needs TAPD credentials.
+    #[arg(long, env = "TAO_TAPD_SYNC_INTERVAL", default_value = "off")]
+    pub tapd_sync_interval: String,
 }
 
 /// `tao token …`
@@ -413,6 +423,7 @@ async fn dispatch(cli: Cli) -> Outcome {
         Command::Gitlab(cmd) => gitlab::gitlab(cmd, json).await,
         Command::Policy(cmd) => policy::policy(cmd, json).await,
         Command::Ci(cmd) => ci::ci(cmd, json),
+        Command::Sync(cmd) => sync::sync(cmd, json).await,
     }
 }
 
@@ -456,6 +467,16 @@ async fn serve(args: ServeArgs) -> Outcome {
         notify_retry_base: std::time::Duration::from_secs(2),
         discord_api_url: args.discord_api_url,
         discord_bot_token: args.discord_bot_token.filter(|s| !s.expose().is_empty()),
+        tapd_url: args.tapd.tapd_url.clone(),
+        tapd_auth: args.tapd.auth()?,
+        tapd_sync_interval: match args.tapd_sync_interval.trim() {
+            "off" | "0" | "" => None,
+            other => Some(crate::catalog::parse_duration(other).ok_or_else(|| {
+                anyhow::anyhow!(
+                    "--tapd-sync-interval / TAO_TAPD_SYNC_INTERVAL: expected a duration like 15m or off, found {other:?}"
+                )
+            })?),
+        },
         policy_reconcile_interval: match args.policy_reconcile_interval.trim() {
             "off" | "0" => None,
             other => Some(crate::catalog::parse_duration(other).ok_or_else(|| {

@@ -287,3 +287,64 @@ async fn store(db: TestDb) {
     assert_eq!(workitem::links_of(&pool, SOURCE_TAPD, &item.id).await.unwrap(), [link]);
 }
 both_backends!(work_item_store, store);
+
+async fn cli(db: TestDb) {
+    let double = arranged().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("tao.yaml");
+    let yaml = format!(
+        "products:\n  monitor:\n    components: [api]\n    tapd: {{ workspace_id: {WS}, iteration_name: \"v{{version}}\" }}\n\
+         components:\n  api: {{ project: monitor/api, image: registry.example.com/monitor/api }}\n"
+    );
+    std::fs::write(&file, yaml).unwrap();
+    let run = |envs: Vec<(&'static str, String)>| {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_tao"));
+        cmd.args(["--json", "sync", "tapd", "-f"]).arg(&file).args(["--database-url", &db.url()]);
+        for k in ["TAO_CATALOG", "TAO_DATABASE_URL", "TAO_TAPD_USER", "TAO_TAPD_PASSWORD", "TAO_TAPD_TOKEN"] {
+            cmd.env_remove(k);
+        }
+        cmd.env("TAO_TAPD_URL", &double.url).envs(envs);
+        cmd.output()
+    };
+    let out = run(vec![("TAO_TAPD_USER", USER.into()), ("TAO_TAPD_PASSWORD", PASSWORD.into())]).await.unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}\n{}", String::from_utf8_lossy(&out.stderr));
+    let body: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(body["synced"][0]["items"].as_array().unwrap().len(), 7, "{body}");
+    let pool = db.connect().await;
+    assert_eq!(workitem::list(&pool, &ItemFilter::default()).await.unwrap().len(), 7);
+
+    let out = run(vec![("TAO_TAPD_USER", USER.into())]).await.unwrap();
+    let err = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success() && err.contains("TAO_TAPD_PASSWORD is not"), "{err}");
+    let out = run(vec![("TAO_TAPD_TOKEN", "wrong-token".into())]).await.unwrap();
+    let err = String::from_utf8_lossy(&out.stdout);
+    assert!(!out.status.success() && err.contains("401 Unauthorized") && !err.contains("wrong-token"), "{err}");
+}
+both_backends!(cli_sync_tapd_writes_the_store, cli);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_syncs_on_its_schedule() {
+    let double = arranged().await;
+    let url = double.url.clone();
+    let app = crate::support::spawn_app_with(TestDb::sqlite(), |s| {
+        s.tapd_url = url;
+        s.tapd_auth = Some(Auth::Bearer(Secret::new(TOKEN)));
+        s.tapd_sync_interval = Some(Duration::from_millis(200));
+    })
+    .await;
+    let line = "    release_project: monitor/release";
+    let mapped = format!("{line}\n    tapd: {{ workspace_id: {WS}, iteration_name: \"v{{version}}\" }}");
+    let yaml = crate::support::EXAMPLE.replacen(line, &mapped, 1);
+    assert_ne!(yaml, crate::support::EXAMPLE, "the example has the release_project line");
+    let applied = app.http.post(format!("{}/api/v1/catalog", app.base)).bearer_auth(&app.admin).body(yaml);
+    assert!(applied.send().await.unwrap().status().is_success());
+    let pool = app.pool.clone();
+    crate::webhook::wait_for("the scheduled sync to store the items", || {
+        let pool = pool.clone();
+        async move { workitem::list(&pool, &ItemFilter::default()).await.unwrap().len() == 7 }
+    })
+    .await;
+    let item = workitem::item(&app.pool, SOURCE_TAPD, &long(101)).await.unwrap().unwrap();
+    assert_eq!(item.version.as_deref(), Some("1.1.0"));
+}
