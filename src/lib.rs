@@ -22,7 +22,8 @@
 //!                over SSH: sessions and quoting, remote docker, health gates, fan-out, deploy-images
 //! gitlab/        GitLab client, webhook verification and envelope, typed event views, handlers, workers,
 //!                branch policy on GitLab (MR checks, push/tag guard, audit and apply)
-//! http/          router, one file per area, one auth extractor, one error mapping
+//! http/          router, one file per area, one auth extractor, one error mapping; workitems.rs: a release's
+//!                work items and where it is deployed
 //! policy/        domain: branch model and merge rules -> Verdict { violations } (pure, table-tested)
 //! store/         Pool (SQLite | PostgreSQL), migrations, one file per aggregate
 //! urlenc.rs      percent-encoding of URL segments (CLI and GitLab client)

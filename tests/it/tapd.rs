@@ -348,3 +348,44 @@ async fn the_server_syncs_on_its_schedule() {
     let item = workitem::item(&app.pool, SOURCE_TAPD, &long(101)).await.unwrap().unwrap();
     assert_eq!(item.version.as_deref(), Some("1.1.0"));
 }
+
+async fn release_api(db: TestDb) {
+    let app = crate::support::spawn_app(db).await;
+    let double = arranged().await;
+    let mapping = tao::catalog::TapdMapping { workspace_id: WS.into(), iteration_name: "v{version}".into() };
+    let target = sync::Target { product: "monitor".into(), mapping };
+    sync::sync_workspace(&app.pool, &client(&double), &target, 200).await.unwrap();
+    double.set_story_status(&long(101), "resolved", "2024-01-08 09:00:00", "zhangsan");
+    sync::sync_workspace(&app.pool, &client(&double), &target, 200).await.unwrap();
+    let ws = [WS.to_string()];
+    sync::link_text(&app.pool, "登录页 #101", Via::Title, &ws, "merge_request", "monitor/api!42").await.unwrap();
+    for (env, version, task) in [("env-1", "1.1.0", 1), ("prod", "1.1.0", 2), ("env-1", "1.2.0", 3)] {
+        tao::store::deployed::record_release(&app.pool, env, "monitor", version, task, "[]").await.unwrap();
+    }
+
+    let reply = app.get("/api/v1/releases/monitor/1.1.0/work-items", &app.reader).await;
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let items = reply.body["work_items"].as_array().unwrap();
+    let ids: Vec<&str> = items.iter().map(|i| i["id"].as_str().unwrap()).collect();
+    assert_eq!(ids, [long(101), long(102), long(321)]);
+    assert_eq!(items[0]["title"], "登录页支持企业微信扫码");
+    assert_eq!(items[0]["state"], "resolved");
+    let states: Vec<&str> =
+        items[0]["history"].as_array().unwrap().iter().map(|h| h["state"].as_str().unwrap()).collect();
+    assert_eq!(states, ["planning", "resolved"]);
+    assert_eq!(items[0]["links"][0]["target"], "monitor/api!42");
+    assert_eq!(items[2]["kind"], "bug");
+    let deployed: Vec<(&str, bool)> = reply.body["deployed"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| (d["env"].as_str().unwrap(), d["current"].as_bool().unwrap()))
+        .collect();
+    assert_eq!(deployed, [("env-1", false), ("prod", true)], "env-1 moved on to 1.2.0");
+
+    assert_eq!(app.get("/api/v1/releases/nope/1.1.0/work-items", &app.reader).await.status, 404);
+    let empty = app.get("/api/v1/releases/monitor/9.9.9/work-items", &app.reader).await;
+    assert_eq!((empty.status, empty.body["work_items"].as_array().map(Vec::len)), (200, Some(0)));
+    let _ = app.stop().await;
+}
+both_backends!(release_work_items_and_where_deployed, release_api);
