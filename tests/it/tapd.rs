@@ -389,3 +389,63 @@ async fn release_api(db: TestDb) {
     let _ = app.stop().await;
 }
 both_backends!(release_work_items_and_where_deployed, release_api);
+
+const MR_HOOK: &str = include_str!("../fixtures/gitlab/webhooks/merge_request.json");
+const PUSH_HOOK: &str = include_str!("../fixtures/gitlab/webhooks/push.json");
+
+async fn hooks(db: TestDb) {
+    let app = crate::support::spawn_app_with(db, |s| s.gitlab_webhook_secrets = vec![Secret::new("hook-secret")]).await;
+    let line = "    release_project: monitor/release";
+    let mapped = format!("{line}\n    tapd: {{ workspace_id: {WS}, iteration_name: \"v{{version}}\" }}");
+    let yaml = crate::support::EXAMPLE.replacen(line, &mapped, 1);
+    let applied = app.http.post(format!("{}/api/v1/catalog", app.base)).bearer_auth(&app.admin).body(yaml);
+    assert!(applied.send().await.unwrap().status().is_success());
+    let double = arranged().await;
+    let target = sync::targets(&catalog()).remove(0);
+    sync::sync_workspace(&app.pool, &client(&double), &target, 200).await.unwrap();
+
+    let mut mr: serde_json::Value = serde_json::from_str(MR_HOOK).unwrap();
+    mr["project"]["path_with_namespace"] = "monitor/api".into();
+    mr["object_attributes"]["iid"] = 42.into();
+    mr["object_attributes"]["title"] = "修复登录跳转问题 #101".into();
+    mr["object_attributes"]["source_branch"] = "feature/story-102-导出".into();
+    mr["object_attributes"]["last_commit"]["id"] = "aaaa000000000000000000000000000000000001".into();
+    mr["object_attributes"]["last_commit"]["message"] = "fix: 导出超时 --bug=321 --user=lisi".into();
+    let mut push: serde_json::Value = serde_json::from_str(PUSH_HOOK).unwrap();
+    push["project"]["path_with_namespace"] = "monitor/api".into();
+    push["commits"][0]["id"] = "bbbb000000000000000000000000000000000002".into();
+    push["commits"][0]["message"] = "关联需求 1151234567000000103\n\n补充单元测试".into();
+    for (event, body) in [("Merge Request Hook", mr), ("Push Hook", push)] {
+        let sent = app
+            .http
+            .post(crate::webhook::hook_url(&app.base))
+            .header("X-Gitlab-Event", event)
+            .header("X-Gitlab-Token", "hook-secret")
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(sent.status(), 200, "{event}");
+    }
+    let pool = app.pool.clone();
+    crate::webhook::wait_for("links from the MR and the push", || {
+        let pool = pool.clone();
+        async move { !workitem::links_of(&pool, SOURCE_TAPD, &long(103)).await.unwrap().is_empty() }
+    })
+    .await;
+    let target_of = |n: u32| {
+        let pool = app.pool.clone();
+        async move {
+            let links = workitem::links_of(&pool, SOURCE_TAPD, &long(n)).await.unwrap();
+            links.into_iter().map(|l| (l.target_kind, l.target, l.via)).collect::<Vec<_>>()
+        }
+    };
+    let mr_link = |via: &str| ("merge_request".to_string(), "monitor/api!42".to_string(), via.to_string());
+    assert_eq!(target_of(101).await, [mr_link("title")]);
+    assert_eq!(target_of(102).await, [mr_link("branch")]);
+    let commit = |sha: &str| ("commit".to_string(), sha.to_string(), "commit_message".to_string());
+    assert_eq!(target_of(321).await, [commit("aaaa000000000000000000000000000000000001")]);
+    assert_eq!(target_of(103).await, [commit("bbbb000000000000000000000000000000000002")]);
+    let _ = app.stop().await;
+}
+both_backends!(gitlab_events_link_work_items, hooks);
