@@ -469,14 +469,7 @@ async fn serve(args: ServeArgs) -> Outcome {
         discord_bot_token: args.discord_bot_token.filter(|s| !s.expose().is_empty()),
         tapd_url: args.tapd.tapd_url.clone(),
         tapd_auth: args.tapd.auth()?,
-        tapd_sync_interval: match args.tapd_sync_interval.trim() {
-            "off" | "0" | "" => None,
-            other => Some(crate::catalog::parse_duration(other).ok_or_else(|| {
-                anyhow::anyhow!(
-                    "--tapd-sync-interval / TAO_TAPD_SYNC_INTERVAL: expected a duration like 15m or off, found {other:?}"
-                )
-            })?),
-        },
+        tapd_sync_interval: sync::parse_interval(&args.tapd_sync_interval)?,
         policy_reconcile_interval: match args.policy_reconcile_interval.trim() {
             "off" | "0" => None,
             other => Some(crate::catalog::parse_duration(other).ok_or_else(|| {

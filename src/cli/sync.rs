@@ -53,6 +53,18 @@ impl TapdArgs {
     }
 }
 
+/// Parses `TAO_TAPD_SYNC_INTERVAL`: `off` (or `0`, empty) never, else a duration like `15m`.
+pub fn parse_interval(s: &str) -> anyhow::Result<Option<std::time::Duration>> {
+    match s.trim() {
+        "off" | "0" | "" => Ok(None),
+        other => crate::catalog::parse_duration(other).map(Some).ok_or_else(|| {
+            anyhow::anyhow!(
+                "--tapd-sync-interval / TAO_TAPD_SYNC_INTERVAL: expected a duration like 15m or off, found {other:?}"
+            )
+        }),
+    }
+}
+
 /// `tao sync tapd` arguments.
 #[derive(Debug, Args)]
 pub struct TapdSyncArgs {

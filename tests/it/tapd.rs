@@ -197,6 +197,18 @@ async fn a_429_is_retried_after_its_delay() {
 }
 
 #[tokio::test]
+async fn a_repeated_page_stops_the_sync_without_moving_the_cursor() {
+    let db = TestDb::sqlite();
+    let pool = db.pool().await;
+    let double = arranged().await;
+    double.world().ignore_page = true;
+    let target = sync::targets(&catalog()).remove(0);
+    let err = sync::sync_workspace(&pool, &client(&double), &target, 2).await.unwrap_err();
+    assert!(matches!(err, sync::SyncError::RepeatedPage { what: "iterations", page: 2, .. }), "{err}");
+    assert_eq!(workitem::cursor(&pool, SOURCE_TAPD, WS, "iteration").await.unwrap(), None);
+}
+
+#[tokio::test]
 async fn errors_name_the_call_and_never_the_secret() {
     let double = arranged().await;
     let retry =

@@ -66,6 +66,8 @@ pub struct World {
     pub faults: Vec<(String, u16, Option<u64>)>,
     /// Every request.
     pub recorded: Vec<Recorded>,
+    /// Answer page 1 whatever `page` asks (a misbehaving proxy), to prove the client stops.
+    pub ignore_page: bool,
     next_change: u64,
 }
 
@@ -233,7 +235,7 @@ fn authorized(headers: &HeaderMap) -> bool {
 async fn handle(
     State(world): State<Shared>,
     Path(path): Path<String>,
-    Query(q): Query<BTreeMap<String, String>>,
+    Query(mut q): Query<BTreeMap<String, String>>,
     headers: HeaderMap,
 ) -> Response {
     let path = format!("/{path}");
@@ -249,6 +251,9 @@ async fn handle(
     }
     if !authorized(&headers) {
         return raw(StatusCode::UNAUTHORIZED, E401);
+    }
+    if w.ignore_page {
+        q.remove("page");
     }
     let ws = q.get("workspace_id").cloned().unwrap_or_default();
     let known = ["/stories", "/bugs", "/iterations", "/stories/count", "/story_changes", "/bug_changes"];
