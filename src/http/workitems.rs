@@ -36,12 +36,24 @@ async fn release_work_items(
     let filter = ItemFilter { product: Some(product.clone()), version: Some(version.clone()), ..Default::default() };
     let items = workitem::list(pool, &filter).await.map_err(internal)?;
     let mut out = Vec::with_capacity(items.len());
+    let mut names = std::collections::BTreeMap::new();
     for item in &items {
+        let key = (item.source.clone(), item.workspace.clone(), item.kind.as_str());
+        if !names.contains_key(&key) {
+            let map = workitem::state_names(pool, &item.source, &item.workspace, item.kind.as_str())
+                .await
+                .map_err(internal)?;
+            names.insert(key.clone(), map);
+        }
+        let label = |state: &str| names[&key].get(state).cloned();
         let history = workitem::history(pool, &item.source, &item.id).await.map_err(internal)?;
         let links = workitem::links_of(pool, &item.source, &item.id).await.map_err(internal)?;
         let mut v = item_json(item);
-        v["history"] =
-            history.iter().map(|h| json!({ "state": h.state, "at": rfc3339(h.at), "author": h.author })).collect();
+        v["state_label"] = json!(label(&item.state));
+        v["history"] = history
+            .iter()
+            .map(|h| json!({ "state": h.state, "label": label(&h.state), "at": rfc3339(h.at), "author": h.author }))
+            .collect();
         v["links"] = links.iter().map(|l| json!({ "kind": l.target_kind, "target": l.target, "via": l.via })).collect();
         out.push(v);
     }

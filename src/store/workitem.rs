@@ -1,7 +1,7 @@
 //! Work items: the items themselves (`work_item`, replaced whole by each sync), the history of their
 //! states (`work_item_state`, appended once per item, time and state), iterations (`work_iteration`),
 //! sync cursors (`work_sync_cursor`) and links to merge requests, commits, versions and environments
-//! (`work_item_link`, once per item and target).
+//! (`work_item_link`, once per item and target), and what the source calls each state (`work_state_name`).
 //!
 //! What the items mean and where they come from is `crate::workitems`'.
 
@@ -207,4 +207,34 @@ pub async fn links_of(pool: &Pool, source: &str, item_id: &str) -> Result<Vec<Li
     let sql = "SELECT source, item_id, target_kind, target, via FROM work_item_link \
                WHERE source = $1 AND item_id = $2 ORDER BY id";
     Ok(crate::with_pool!(pool, p => sqlx::query_as(sql).bind(source).bind(item_id).fetch_all(p).await)?)
+}
+
+/// Records what the source calls each state of `kind` in `workspace` (replacing earlier names).
+pub async fn set_state_names(
+    pool: &Pool,
+    source: &str,
+    workspace: &str,
+    kind: &str,
+    names: &std::collections::BTreeMap<String, String>,
+) -> Result<(), StoreError> {
+    let sql = "INSERT INTO work_state_name (source, workspace, kind, state, label) VALUES ($1, $2, $3, $4, $5) \
+               ON CONFLICT (source, workspace, kind, state) DO UPDATE SET label = excluded.label";
+    for (state, label) in names {
+        crate::with_pool!(pool, p => sqlx::query(sql)
+            .bind(source).bind(workspace).bind(kind).bind(state).bind(label).execute(p).await.map(|_| ()))?;
+    }
+    Ok(())
+}
+
+/// What the source calls each state of `kind` in `workspace`.
+pub async fn state_names(
+    pool: &Pool,
+    source: &str,
+    workspace: &str,
+    kind: &str,
+) -> Result<std::collections::BTreeMap<String, String>, StoreError> {
+    let sql = "SELECT state, label FROM work_state_name WHERE source = $1 AND workspace = $2 AND kind = $3";
+    let rows: Vec<(String, String)> = crate::with_pool!(pool, p => sqlx::query_as(sql)
+        .bind(source).bind(workspace).bind(kind).fetch_all(p).await)?;
+    Ok(rows.into_iter().collect())
 }

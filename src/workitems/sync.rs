@@ -17,6 +17,8 @@
 //! fetched again only when modified again. A keyset variant (re-query from the last `modified` seen) needs
 //! a tie-break TAPD's filters do not offer; a periodic full resync (delete the cursors) repairs it.
 //!
+//! Each kind's state names (`workflows/status_map`; custom states are `status_N`) are stored first.
+//!
 //! # History
 //!
 //! For every item fetched, its whole status history (`story_changes` with `change_field=status`;
@@ -160,6 +162,8 @@ pub async fn sync_workspace(
     save_cursor(pool, &ws, "iteration", &since, &newest).await?;
 
     for kind in [Kind::Story, Kind::Bug] {
+        let names = client.status_map(&ws, kind.as_str()).await?;
+        store::workitem::set_state_names(pool, SOURCE_TAPD, &ws, kind.as_str(), &names).await?;
         let since = store::workitem::cursor(pool, SOURCE_TAPD, &ws, kind.as_str()).await?;
         let mut newest = since.clone();
         let mut prev = None;

@@ -148,6 +148,18 @@ impl TapdClient {
         Ok(data.count)
     }
 
+    /// What each state of `system` (`story` or `bug`) is called in the workspace (`/workflows/status_map`):
+    /// `{"planning": "规划中", "status_3": "测试中", …}`.
+    pub async fn status_map(
+        &self,
+        workspace: &str,
+        system: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, TapdError> {
+        let call = format!("get {system} status names of workspace {workspace}");
+        let params = [("workspace_id", workspace.to_string()), ("system", system.to_string())];
+        self.get(&call, "/workflows/status_map", &params).await
+    }
+
     /// One page of the status changes of the stories `ids` (at most 100 changes a page), oldest first.
     pub async fn story_changes(
         &self,

@@ -120,6 +120,8 @@ async fn three_states(db: TestDb) {
             ("resolved", Some("wangwu"))
         ]
     );
+    let names = workitem::state_names(&pool, SOURCE_TAPD, WS, "story").await.unwrap();
+    assert_eq!(names["status_3"], "测试中", "custom states are named from the workspace's status map");
     assert_eq!(history[3].at, tao::workitems::tapd::parse_time("2024-01-10 18:02:33").unwrap());
     // A re-sync records nothing twice.
     run(&pool, &double, 200).await;
@@ -385,6 +387,9 @@ async fn release_api(db: TestDb) {
     let states: Vec<&str> =
         items[0]["history"].as_array().unwrap().iter().map(|h| h["state"].as_str().unwrap()).collect();
     assert_eq!(states, ["planning", "resolved"]);
+    assert_eq!(items[0]["state_label"], "已实现");
+    assert_eq!(items[0]["history"][0]["label"], "规划中");
+    assert_eq!(items[2]["state_label"], "新", "bug states are named from the bug map");
     assert_eq!(items[0]["links"][0]["target"], "monitor/api!42");
     assert_eq!(items[2]["kind"], "bug");
     let deployed: Vec<(&str, bool)> = reply.body["deployed"]

@@ -5,7 +5,7 @@
 //! answered in TAPD's envelope `{"status":1,"data":…,"info":"success"}`. It knows `/stories`, `/bugs`,
 //! `/iterations` (paged with `page`/`limit` ≤ 200, `order=modified asc`, `modified=>T` read as "at or
 //! after T"), `/stories/count`, `/story_changes` (by `story_id` list, `change_field`, limit ≤ 100) and
-//! `/bug_changes` (by `bug_id` list). It checks HTTP Basic or Bearer auth (401 with TAPD's body), answers
+//! `/bug_changes` (by `bug_id` list), and `/workflows/status_map` (the fixtures' maps). It checks HTTP Basic or Bearer auth (401 with TAPD's body), answers
 //! an unknown path with TAPD's HTTP 200 "Hello world", and an unknown workspace with TAPD's 404 body.
 //!
 //! Tests arrange the world (`add_story`, `set_story_status`, …), queue faults (a 429 with `Retry-After`
@@ -26,6 +26,8 @@ const BUGS: &str = include_str!("../../fixtures/tapd/bugs.json");
 const ITERATIONS: &str = include_str!("../../fixtures/tapd/iterations.json");
 const STORY_CHANGES: &str = include_str!("../../fixtures/tapd/story_changes.status_transition.json");
 const BUG_CHANGES: &str = include_str!("../../fixtures/tapd/bug_changes.status_transition.json");
+const STORY_STATES: &str = include_str!("../../fixtures/tapd/workflows_status_map.story_custom.json");
+const BUG_STATES: &str = include_str!("../../fixtures/tapd/workflows_status_map.bug.json");
 const E401: &str = include_str!("../../fixtures/tapd/401_unauthorized.json");
 const E404: &str = include_str!("../../fixtures/tapd/404_workspace_not_existed.constructed.json");
 const E429: &str = include_str!("../../fixtures/tapd/429_rate_limited.devlake_issue_560.json");
@@ -256,7 +258,15 @@ async fn handle(
         q.remove("page");
     }
     let ws = q.get("workspace_id").cloned().unwrap_or_default();
-    let known = ["/stories", "/bugs", "/iterations", "/stories/count", "/story_changes", "/bug_changes"];
+    let known = [
+        "/stories",
+        "/bugs",
+        "/iterations",
+        "/stories/count",
+        "/story_changes",
+        "/bug_changes",
+        "/workflows/status_map",
+    ];
     if !known.contains(&path.as_str()) {
         return raw(StatusCode::OK, HELLO);
     }
@@ -265,6 +275,10 @@ async fn handle(
     }
     let in_ws = |v: &&Value| v["workspace_id"] == ws.as_str();
     match path.as_str() {
+        "/workflows/status_map" => {
+            let body = if q.get("system").map(String::as_str) == Some("bug") { BUG_STATES } else { STORY_STATES };
+            raw(StatusCode::OK, body)
+        }
         "/stories" | "/bugs" | "/iterations" | "/stories/count" => {
             let (all, wrapper) = match path.as_str() {
                 "/bugs" => (&w.bugs, "Bug"),

@@ -44,6 +44,16 @@ CREATE TABLE work_iteration (
     PRIMARY KEY (source, id)
 );
 
+-- What the source calls each state (TAPD's workflows/status_map: custom states are `status_N`).
+CREATE TABLE work_state_name (
+    source TEXT NOT NULL,
+    workspace TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    state TEXT NOT NULL,
+    label TEXT NOT NULL,
+    PRIMARY KEY (source, workspace, kind, state)
+);
+
 -- Where the last successful sync of one kind in one workspace got to (the source's own modified time).
 CREATE TABLE work_sync_cursor (
     source TEXT NOT NULL,
