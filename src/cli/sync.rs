@@ -77,6 +77,9 @@ pub struct TapdSyncArgs {
     /// Entities per page (TAPD allows at most 200).
     #[arg(long, default_value_t = tapd::MAX_LIMIT, value_parser = clap::value_parser!(u32).range(1..=200))]
     pub page_size: u32,
+    /// Ignore the stored cursors and fetch everything again (repairs items a run skipped).
+    #[arg(long)]
+    pub full: bool,
     /// TAPD.
     #[command(flatten)]
     pub tapd: TapdArgs,
@@ -99,6 +102,11 @@ pub async fn sync(cmd: SyncCommand, json: bool) -> anyhow::Result<ExitCode> {
     let url = config::resolve_database_url(args.database_url.as_deref(), Some(&args.file));
     let pool = Pool::connect(&url).await?;
     store::migrate::run(&pool).await?;
+    if args.full {
+        for t in sync::targets(&catalog) {
+            store::workitem::clear_cursors(&pool, crate::workitems::SOURCE_TAPD, &t.mapping.workspace_id).await?;
+        }
+    }
     let reports = sync::sync_all(&pool, &client, &catalog, args.page_size).await?;
     if json {
         print_json(&serde_json::json!({ "synced": reports }));

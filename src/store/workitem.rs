@@ -147,6 +147,13 @@ pub async fn set_cursor(pool: &Pool, source: &str, workspace: &str, kind: &str, 
     Ok(())
 }
 
+/// Forgets the cursors of `workspace`, so its next sync fetches everything again.
+pub async fn clear_cursors(pool: &Pool, source: &str, workspace: &str) -> Result<u64, StoreError> {
+    let sql = "DELETE FROM work_sync_cursor WHERE source = $1 AND workspace = $2";
+    Ok(crate::with_pool!(pool, p => sqlx::query(sql)
+        .bind(source).bind(workspace).execute(p).await.map(|r| r.rows_affected()))?)
+}
+
 /// Inserts or replaces an iteration.
 pub async fn upsert_iteration(pool: &Pool, it: &Iteration) -> Result<(), StoreError> {
     let sql = "INSERT INTO work_iteration (source, id, workspace, name, status, version, modified_at) \

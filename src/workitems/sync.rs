@@ -15,7 +15,7 @@
 //! Known limit: offset paging over a moving set. An item modified in TAPD *during* a run moves to the
 //! end of the order, shifting later items one place up, so one item may be skipped by this run; it is
 //! fetched again only when modified again. A keyset variant (re-query from the last `modified` seen) needs
-//! a tie-break TAPD's filters do not offer; a periodic full resync (delete the cursors) repairs it.
+//! a tie-break TAPD's filters do not offer; a full resync (`tao sync tapd --full`) repairs it.
 //!
 //! Each kind's state names (`workflows/status_map`; custom states are `status_N`) are stored first.
 //!

@@ -317,7 +317,11 @@ async fn cli(db: TestDb) {
         for k in ["TAO_CATALOG", "TAO_DATABASE_URL", "TAO_TAPD_USER", "TAO_TAPD_PASSWORD", "TAO_TAPD_TOKEN"] {
             cmd.env_remove(k);
         }
-        cmd.env("TAO_TAPD_URL", &double.url).envs(envs);
+        let full = envs.iter().any(|(k, _)| *k == "TAO_TAPD_FULL");
+        if full {
+            cmd.arg("--full");
+        }
+        cmd.env("TAO_TAPD_URL", &double.url).envs(envs.into_iter().filter(|(k, _)| *k != "TAO_TAPD_FULL"));
         cmd.output()
     };
     let out = run(vec![("TAO_TAPD_USER", USER.into()), ("TAO_TAPD_PASSWORD", PASSWORD.into())]).await.unwrap();
@@ -328,6 +332,12 @@ async fn cli(db: TestDb) {
     let pool = db.connect().await;
     assert_eq!(workitem::list(&pool, &ItemFilter::default()).await.unwrap().len(), 7);
 
+    let out = run(vec![("TAO_TAPD_TOKEN", TOKEN.into())]).await.unwrap();
+    let again: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(again["synced"][0]["items"].as_array().unwrap().len(), 2, "only the items at the cursors: {again}");
+    let out = run(vec![("TAO_TAPD_TOKEN", TOKEN.into()), ("TAO_TAPD_FULL", "1".into())]).await.unwrap();
+    let full: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(full["synced"][0]["items"].as_array().unwrap().len(), 7, "--full fetches everything: {full}");
     let out = run(vec![("TAO_TAPD_USER", USER.into())]).await.unwrap();
     let err = String::from_utf8_lossy(&out.stdout);
     assert!(!out.status.success() && err.contains("TAO_TAPD_PASSWORD is not"), "{err}");
