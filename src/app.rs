@@ -26,6 +26,7 @@ use crate::gitlab::worker::{self, EventQueue, WorkerConfig};
 use crate::http::{self, HttpState};
 use crate::service::{Actor, ServiceError, Services};
 use crate::store::{self, Pool};
+use crate::workitems::tapd::TapdClient;
 
 /// A built, bound, not yet serving Tao.
 pub struct App {
@@ -35,6 +36,8 @@ pub struct App {
     dispatcher: Dispatcher,
     events: EventWiring,
     reconcile_every: Option<std::time::Duration>,
+    /// The scheduled TAPD sync: how often, and the client.
+    tapd_sync: Option<(std::time::Duration, TapdClient)>,
 }
 
 /// Makes the executor of deploy tasks from the services and settings (tests inject their own).
@@ -186,7 +189,17 @@ impl App {
             handlers: Handlers::standard(),
         };
         let reconcile_every = settings.policy_reconcile_interval.filter(|_| settings.gitlab_url.is_some());
-        Ok(App { listener, router, services, dispatcher, events, reconcile_every })
+        let tapd_sync = match (settings.tapd_sync_interval, &settings.tapd_auth) {
+            (Some(every), Some(auth)) => {
+                Some((every, TapdClient::new(&settings.tapd_url, auth.clone(), RetryPolicy::default())?))
+            }
+            (Some(_), None) => anyhow::bail!(
+                "TAO_TAPD_SYNC_INTERVAL is set but TAPD credentials are not (TAO_TAPD_TOKEN, or TAO_TAPD_USER and \
+                 TAO_TAPD_PASSWORD)"
+            ),
+            (None, _) => None,
+        };
+        Ok(App { listener, router, services, dispatcher, events, reconcile_every, tapd_sync })
     }
 
     /// Replaces the event handlers (tests and embedders; Tao's own are [`Handlers::standard`]).
@@ -232,6 +245,9 @@ impl App {
         if let Some(every) = self.reconcile_every {
             tokio::spawn(reconcile_policy(self.services.clone(), every, stop_rx.clone()));
         }
+        if let Some((every, client)) = self.tapd_sync {
+            tokio::spawn(sync_tapd(self.services.clone(), client, every, stop_rx.clone()));
+        }
         let dispatcher = self.dispatcher.run(stop_rx.clone());
         let mut http_stop = stop_rx;
         let signal = async move {
@@ -265,6 +281,32 @@ async fn reconcile_policy(services: Services, every: std::time::Duration, mut st
             Ok(0) => {}
             Ok(n) => tracing::info!(checked = n, "policy reconcile re-checked merge requests"),
             Err(e) => tracing::warn!(error = %e, "policy reconcile failed"),
+        }
+    }
+}
+
+/// Syncs work items from TAPD for the live catalog's mapped products at start and then every `every`,
+/// until stopped. A failed run is logged and repeated at the next tick from the stored cursors.
+async fn sync_tapd(
+    services: Services,
+    client: TapdClient,
+    every: std::time::Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        let catalog = services.catalog_now();
+        match crate::workitems::sync::sync_all(services.pool(), &client, &catalog, crate::workitems::tapd::MAX_LIMIT)
+            .await
+        {
+            Ok(reports) => {
+                let items: usize = reports.iter().map(|r| r.items.len()).sum();
+                tracing::info!(workspaces = reports.len(), items, "scheduled TAPD sync done");
+            }
+            Err(e) => tracing::warn!(error = %e, "scheduled TAPD sync failed"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|s| *s) => return,
         }
     }
 }

@@ -143,6 +143,12 @@ pub struct Settings {
     pub discord_api_url: String,
     /// The Discord bot token.
     pub discord_bot_token: Option<Secret>,
+    /// TAPD's open API base URL.
+    pub tapd_url: String,
+    /// TAPD credentials; none = no TAPD sync.
+    pub tapd_auth: Option<crate::workitems::tapd::Auth>,
+    /// How often the server syncs work items from TAPD; `None` never (the default).
+    pub tapd_sync_interval: Option<Duration>,
 }
 
 /// Discord's API base.
@@ -186,6 +192,9 @@ impl Settings {
             notify_retry_base: Duration::from_secs(2),
             discord_api_url: DEFAULT_DISCORD_API.to_string(),
             discord_bot_token: None,
+            tapd_url: crate::workitems::tapd::DEFAULT_URL.to_string(),
+            tapd_auth: None,
+            tapd_sync_interval: None,
         }
     }
 }

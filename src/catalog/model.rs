@@ -37,6 +37,30 @@ pub struct Product {
     /// GitLab project whose `vX.Y.Z` tags create product versions (the shared `product-release.yml`).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub release_project: Option<ProjectPath>,
+    /// The TAPD workspace the product is planned in, and how its iterations name versions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tapd: Option<TapdMapping>,
+}
+
+/// Default pattern of iteration names: the version itself (`1.1.0`; a leading `v` is accepted too).
+pub const DEFAULT_ITERATION_NAME: &str = "{version}";
+
+/// A product's TAPD mapping (the `tapd:` key): product ↔ workspace, product version ↔ iteration.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TapdMapping {
+    /// The workspace (project) id, digits.
+    pub workspace_id: String,
+    /// Iteration name pattern with one `{version}`, e.g. `v{version}` or `{version} 迭代`.
+    pub iteration_name: String,
+}
+
+impl TapdMapping {
+    /// The product version an iteration's name means, when it matches the pattern and holds a version.
+    pub fn version_of(&self, iteration_name: &str) -> Option<super::Version> {
+        let (prefix, suffix) = self.iteration_name.split_once("{version}")?;
+        let middle = iteration_name.trim().strip_prefix(prefix)?.strip_suffix(suffix)?;
+        super::Version::parse(middle).ok()
+    }
 }
 
 /// How a component relates to environments.

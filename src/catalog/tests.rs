@@ -49,6 +49,11 @@ const CASES: &[Case] = &[
     ("unknown ci key", "image: reg.example.com/g/b", "image: reg.example.com/g/b, ci: { tests: x }", "components.b.ci.tests", "one of test", "unknown key \"tests\" (did you mean \"test\"?)"),
     ("multi-line ci test", "image: reg.example.com/g/b", "image: reg.example.com/g/b, ci: { test: \"a\\nb\" }", "components.b.ci.test", "a non-empty shell command on one line", "\"a\\nb\""),
     ("bad release project", "{ components: [a, b] }", "{ components: [a, b], release_project: \"g/../x\" }", "products.p.release_project", "a GitLab project path like \"group/project\" (segments of letters, digits, '_', '.' and '-')", "\"g/../x\""),
+    ("tapd unknown key", "{ components: [a, b] }", "{ components: [a, b], tapd: { workspace_id: 1, iteration_nam: x } }", "products.p.tapd.iteration_nam", "one of workspace_id, iteration_name", "unknown key \"iteration_nam\" (did you mean \"iteration_name\"?)"),
+    ("tapd missing workspace", "{ components: [a, b] }", "{ components: [a, b], tapd: { iteration_name: \"v{version}\" } }", "products.p.tapd.workspace_id", "a TAPD workspace id (digits, like 20003271)", "nothing"),
+    ("tapd bad workspace", "{ components: [a, b] }", "{ components: [a, b], tapd: { workspace_id: \"ws-1\" } }", "products.p.tapd.workspace_id", "a TAPD workspace id (digits, like 20003271)", "\"ws-1\""),
+    ("tapd pattern without version", "{ components: [a, b] }", "{ components: [a, b], tapd: { workspace_id: 20003271, iteration_name: \"Sprint {n}\" } }", "products.p.tapd.iteration_name", "an iteration name pattern with {version} once and no other placeholder, like \"v{version}\"", "\"Sprint {n}\""),
+    ("tapd not a mapping", "{ components: [a, b] }", "{ components: [a, b], tapd: 20003271 }", "products.p.tapd", "a TAPD mapping (workspace_id, iteration_name)", "20003271"),
     ("unknown top key", "products:", "prodcts:", "prodcts", "one of products, components, environments, policy", "unknown key \"prodcts\" (did you mean \"products\"?)"),
     ("unknown product component", "[a, b]", "[a, b, c]", "products.p.components[2]", "a component defined under components", "unknown component \"c\""),
     ("unknown dependency", "depends_on: [a]", "depends_on: [x]", "components.b.depends_on[0]", "a component defined under components", "unknown component \"x\""),
@@ -357,4 +362,26 @@ fn protection_names_the_least_scope_and_roles() {
     let errors = Catalog::from_yaml(&bad).unwrap_err();
     let paths: Vec<&str> = errors.0.iter().map(|e| e.path.as_str()).collect();
     assert_eq!(paths, ["environments.prod.protection.rolez", "environments.prod.protection.deploy"], "{errors}");
+}
+
+#[test]
+fn tapd_mapping_maps_iteration_names_to_versions() {
+    let yaml = BASE.replace(
+        "{ components: [a, b] }",
+        "{ components: [a, b], tapd: { workspace_id: 20003271, iteration_name: \"v{version}\" } }",
+    );
+    let catalog = Catalog::from_yaml(&yaml).unwrap_or_else(|e| panic!("{e}"));
+    let tapd = catalog.products[&name("p")].tapd.clone().expect("tapd mapping");
+    assert_eq!(tapd.workspace_id, "20003271");
+    assert_eq!(tapd.version_of("v1.1.0").map(|v| v.to_string()).as_deref(), Some("1.1.0"));
+    assert_eq!(tapd.version_of("1.1.0"), None);
+    assert_eq!(tapd.version_of("迭代2"), None);
+    let default = Catalog::from_yaml(
+        &BASE.replace("{ components: [a, b] }", "{ components: [a, b], tapd: { workspace_id: \"51234567\" } }"),
+    )
+    .unwrap();
+    let tapd = default.products[&name("p")].tapd.clone().expect("tapd mapping");
+    assert_eq!(tapd.iteration_name, "{version}");
+    assert_eq!(tapd.version_of("v2.0.0").map(|v| v.to_string()).as_deref(), Some("2.0.0"));
+    assert_eq!(tapd.version_of("2.0.0").map(|v| v.to_string()).as_deref(), Some("2.0.0"));
 }

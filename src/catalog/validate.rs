@@ -12,8 +12,8 @@ use serde_yaml_ng::Value;
 use super::error::{CatalogErrors, FieldError};
 use super::graph;
 use super::model::{
-    CiSettings, Component, Container, EnvValue, FileMount, Health, HealthCheck, Layer, Product, DEFAULT_GIT_TAG,
-    DEFAULT_HEALTH_TIMEOUT, DEFAULT_IMAGE_TAG,
+    CiSettings, Component, Container, EnvValue, FileMount, Health, HealthCheck, Layer, Product, TapdMapping,
+    DEFAULT_GIT_TAG, DEFAULT_HEALTH_TIMEOUT, DEFAULT_IMAGE_TAG, DEFAULT_ITERATION_NAME,
 };
 use super::name::Name;
 use super::template;
@@ -27,7 +27,8 @@ use super::walk::{child, describe, item, Report};
 use super::Catalog;
 
 const TOP_KEYS: &[&str] = &["products", "components", "environments", "policy"];
-const PRODUCT_KEYS: &[&str] = &["components", "description", "release_project"];
+const PRODUCT_KEYS: &[&str] = &["components", "description", "release_project", "tapd"];
+const TAPD_KEYS: &[&str] = &["workspace_id", "iteration_name"];
 const COMPONENT_KEYS: &[&str] =
     &["project", "image", "git_tag", "image_tag", "layer", "depends_on", "container", "health", "ci"];
 const CI_KEYS: &[&str] = &["test"];
@@ -151,7 +152,38 @@ fn product(r: &mut Report, v: &Value, path: &str, component_keys: &BTreeSet<Stri
         r.checked(p, &child(path, "release_project"), ProjectPathError::EXPECTED, |s| ProjectPath::parse(s).is_ok())
             .and_then(|s| ProjectPath::parse(&s).ok())
     });
-    Some(Product { components, description, release_project })
+    let tapd = f.get("tapd").and_then(|t| tapd_mapping(r, t, &child(path, "tapd")));
+    Some(Product { components, description, release_project, tapd })
+}
+
+fn tapd_mapping(r: &mut Report, v: &Value, path: &str) -> Option<TapdMapping> {
+    let f = r.fields(v, path, "a TAPD mapping (workspace_id, iteration_name)", TAPD_KEYS)?;
+    let at = child(path, "workspace_id");
+    let what = "a TAPD workspace id (digits, like 20003271)";
+    let workspace_id = match f.get("workspace_id") {
+        None => {
+            r.missing(&at, what);
+            None
+        }
+        Some(w) => match r.scalar(w, &at, what) {
+            Some(s) if !s.is_empty() && s.len() <= 20 && s.bytes().all(|c| c.is_ascii_digit()) => Some(s),
+            Some(_) => {
+                r.add(&at, what, describe(w));
+                None
+            }
+            None => None,
+        },
+    };
+    let iteration_name = match f.get("iteration_name") {
+        None => Some(DEFAULT_ITERATION_NAME.to_owned()),
+        Some(n) => r.checked(
+            n,
+            &child(path, "iteration_name"),
+            "an iteration name pattern with {version} once and no other placeholder, like \"v{version}\"",
+            |s| s.matches("{version}").count() == 1 && s.replace("{version}", "").chars().all(|c| c != '{' && c != '}'),
+        ),
+    };
+    Some(TapdMapping { workspace_id: workspace_id?, iteration_name: iteration_name? })
 }
 
 fn component(r: &mut Report, v: &Value, path: &str, component_keys: &BTreeSet<String>) -> Option<Component> {

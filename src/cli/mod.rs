@@ -14,6 +14,7 @@ mod output;
 mod policy;
 mod release;
 mod report;
+pub mod sync;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -96,6 +97,9 @@ pub enum Command {
     /// The shared CI standard: render, list and lint the CI templates (offline).
     #[command(subcommand)]
     Ci(ci::CiCommand),
+    /// Sync work items from TAPD into the store (offline: talks to TAPD and the store directly).
+    #[command(subcommand)]
+    Sync(sync::SyncCommand),
 }
 
 /// Where the store is.
@@ -202,6 +206,12 @@ pub struct ServeArgs {
     /// Discord bot token (for channel notifications and interaction follow-ups).
     #[arg(long, env = "TAO_DISCORD_BOT_TOKEN", hide_env_values = true)]
     pub discord_bot_token: Option<config::Secret>,
+    /// TAPD (work items).
+    #[command(flatten)]
+    pub tapd: sync::TapdArgs,
+    /// How often to sync work items from TAPD (e.g. 15m, 1h), or `off`; needs TAPD credentials.
+    #[arg(long, env = "TAO_TAPD_SYNC_INTERVAL", default_value = "off")]
+    pub tapd_sync_interval: String,
 }
 
 /// `tao token …`
@@ -418,6 +428,7 @@ async fn dispatch(cli: Cli) -> Outcome {
         Command::Policy(cmd) => policy::policy(cmd, json).await,
         Command::Report(cmd) => report::report(cmd).await,
         Command::Ci(cmd) => ci::ci(cmd, json),
+        Command::Sync(cmd) => sync::sync(cmd, json).await,
     }
 }
 
@@ -461,6 +472,9 @@ async fn serve(args: ServeArgs) -> Outcome {
         notify_retry_base: std::time::Duration::from_secs(2),
         discord_api_url: args.discord_api_url,
         discord_bot_token: args.discord_bot_token.filter(|s| !s.expose().is_empty()),
+        tapd_url: args.tapd.tapd_url.clone(),
+        tapd_auth: args.tapd.auth()?,
+        tapd_sync_interval: sync::parse_interval(&args.tapd_sync_interval)?,
         policy_reconcile_interval: match args.policy_reconcile_interval.trim() {
             "off" | "0" => None,
             other => Some(crate::catalog::parse_duration(other).ok_or_else(|| {

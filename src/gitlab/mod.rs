@@ -1,6 +1,7 @@
 //! GitLab: the REST client, webhook intake rules, typed views of payloads, the handlers that react to
 //! stored events, the workers that run them, the webhook sync of `tao gitlab hooks sync`, and branch
-//! policy on GitLab (`policy`: MR checks, push and tag guard, project audit and apply).
+//! policy on GitLab (`policy`: MR checks, push and tag guard, project audit and apply), and work item links
+//! from MR titles, branches and commit messages (`workitem_links`).
 //!
 //! Flow (DESIGN.md §3): `http::webhook` verifies and stores a delivery (`webhook`, `store::event`), acks,
 //! and rings the [`worker::EventQueue`]; a worker claims events in order per object, parses the typed
@@ -14,3 +15,4 @@ pub mod hook_sync;
 pub mod policy;
 pub mod webhook;
 pub mod worker;
+pub mod workitem_links;

@@ -15,6 +15,7 @@ pub mod health;
 pub mod metrics;
 pub mod policy;
 pub mod webhook;
+pub mod workitems;
 
 use axum::extract::DefaultBodyLimit;
 use axum::routing::get;
@@ -44,7 +45,8 @@ pub fn router(state: HttpState, max_body: usize) -> Router {
                 .merge(deploy::routes())
                 .merge(events::routes())
                 .merge(policy::routes())
-                .merge(metrics::routes()),
+                .merge(metrics::routes())
+                .merge(workitems::routes()),
         )
         .merge(metrics::root_routes())
         .nest("/ui", deploy::ui_routes().merge(policy::ui_routes()))

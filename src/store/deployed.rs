@@ -238,3 +238,16 @@ pub async fn frozen(pool: &Pool, env: &str) -> Result<Option<FreezeRow>, StoreEr
     let sql = "SELECT env, reason, frozen_by, frozen_at FROM env_freeze WHERE env = $1";
     Ok(crate::with_pool!(pool, p => sqlx::query_as(sql).bind(env).fetch_optional(p).await)?)
 }
+
+/// Every time `product` `version` reached an environment, oldest first.
+pub async fn reached(pool: &Pool, product: &str, version: &str) -> Result<Vec<EnvReleaseRow>, StoreError> {
+    let sql = "SELECT id, env, product, version, task_id, snapshot, deployed_at FROM env_release \
+               WHERE product = $1 AND version = $2 ORDER BY id";
+    Ok(crate::with_pool!(pool, p => sqlx::query_as(sql).bind(product).bind(version).fetch_all(p).await)?)
+}
+
+/// The version of `product` that last reached `env` completely.
+pub async fn latest_version(pool: &Pool, env: &str, product: &str) -> Result<Option<String>, StoreError> {
+    let sql = "SELECT version FROM env_release WHERE env = $1 AND product = $2 ORDER BY id DESC LIMIT 1";
+    Ok(crate::with_pool!(pool, p => sqlx::query_scalar(sql).bind(env).bind(product).fetch_optional(p).await)?)
+}

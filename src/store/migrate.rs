@@ -9,7 +9,7 @@ use super::{now_ms, Pool, StoreError};
 /// One migration: its number, file name and the SQL of each dialect.
 #[derive(Debug, Clone, Copy)]
 pub struct Migration {
-    /// Sequence number, starting at 1, without gaps.
+    /// Sequence number, starting at 1, increasing.
     pub version: i64,
     /// File name without directory, for messages.
     pub name: &'static str,
@@ -40,6 +40,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(6, "0006_policy.sql"),
     migration!(7, "0007_notification.sql"),
     migration!(8, "0008_grafana_views.sql"),
+    migration!(9, "0009_work_items.sql"),
 ];
 
 const BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS schema_migration (

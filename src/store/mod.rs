@@ -16,6 +16,7 @@ pub mod policy;
 pub mod release;
 pub mod task;
 pub mod token;
+pub mod workitem;
 
 use std::path::Path;
 use std::str::FromStr;

@@ -25,4 +25,5 @@ mod policy_audit;
 mod queue;
 mod store;
 mod support;
+mod tapd;
 mod webhook;

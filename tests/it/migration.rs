@@ -135,6 +135,9 @@ async fn upgrades_over_sample_data(db: TestDb) {
     assert_eq!(store::catalog::latest(&pool).await.unwrap().unwrap().id, 100);
     let events = store::event::page(&pool, &Default::default(), 0, 10).await.unwrap();
     assert_eq!(events.iter().map(|e| e.state.as_str()).collect::<Vec<_>>(), ["processed", "pending"]);
+    let item = store::workitem::item(&pool, "tapd", "1151234567001000101").await.unwrap().expect("sample work item");
+    assert_eq!(item.version.as_deref(), Some("1.1.0"));
+    assert_eq!(store::workitem::history(&pool, "tapd", &item.id).await.unwrap().len(), 2);
     // Sequences continue after explicit ids (PostgreSQL identity columns do not advance on explicit ids).
     if let Pool::Postgres(p) = &pool {
         for t in [

@@ -9,6 +9,7 @@ pub mod hosts;
 pub mod registry;
 
 pub mod gitlab;
+pub mod tapd;
 
 use serde_json::Value;
 use tao::app::{App, ExecutorFactory};

@@ -1,0 +1,130 @@
+//! `tao sync tapd`: syncs work items from TAPD into the store, once, for every product of a catalog file
+//! with a `tapd:` mapping. Talks to TAPD directly (`TAO_TAPD_URL`, `TAO_TAPD_USER` + `TAO_TAPD_PASSWORD`
+//! or `TAO_TAPD_TOKEN`) and writes the store `--database-url` names (migrating it first, like `tao
+//! migrate`), so it works with or without a running server. [`TapdArgs`] are shared with `tao serve`.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+
+use super::output::{print_json, table};
+use crate::catalog::Catalog;
+use crate::config::{self, Secret};
+use crate::store::{self, Pool};
+use crate::workitems::sync;
+use crate::workitems::tapd::{self, Auth, RetryPolicy, TapdClient};
+
+/// `tao sync …`
+#[derive(Debug, Subcommand)]
+pub enum SyncCommand {
+    /// Fetch TAPD stories, bugs and iterations modified since the last sync, with their state history.
+    Tapd(TapdSyncArgs),
+}
+
+/// Where TAPD is and how to sign in (shared by `tao sync tapd` and `tao serve`).
+#[derive(Debug, Clone, Args)]
+pub struct TapdArgs {
+    /// TAPD open API base URL.
+    #[arg(long, env = "TAO_TAPD_URL", default_value = tapd::DEFAULT_URL)]
+    pub tapd_url: String,
+    /// TAPD API account (HTTP Basic, with TAO_TAPD_PASSWORD).
+    #[arg(long, env = "TAO_TAPD_USER")]
+    pub tapd_user: Option<String>,
+    /// Password of the TAPD API account.
+    #[arg(long, env = "TAO_TAPD_PASSWORD", hide_env_values = true)]
+    pub tapd_password: Option<Secret>,
+    /// TAPD personal access or app token (Bearer); used instead of the account when set.
+    #[arg(long, env = "TAO_TAPD_TOKEN", hide_env_values = true)]
+    pub tapd_token: Option<Secret>,
+}
+
+impl TapdArgs {
+    /// The credentials given, if any; a user without a password is an error.
+    pub fn auth(&self) -> anyhow::Result<Option<Auth>> {
+        let given = |s: &Option<Secret>| s.clone().filter(|s| !s.expose().is_empty());
+        Ok(match (given(&self.tapd_token), &self.tapd_user, given(&self.tapd_password)) {
+            (Some(token), _, _) => Some(Auth::Bearer(token)),
+            (None, Some(user), Some(password)) => Some(Auth::Basic { user: user.clone(), password }),
+            (None, Some(_), None) => anyhow::bail!("TAO_TAPD_USER is set but TAO_TAPD_PASSWORD is not"),
+            (None, None, _) => None,
+        })
+    }
+}
+
+/// Parses `TAO_TAPD_SYNC_INTERVAL`: `off` (or `0`, empty) never, else a duration like `15m`.
+pub fn parse_interval(s: &str) -> anyhow::Result<Option<std::time::Duration>> {
+    match s.trim() {
+        "off" | "0" | "" => Ok(None),
+        other => crate::catalog::parse_duration(other).map(Some).ok_or_else(|| {
+            anyhow::anyhow!(
+                "--tapd-sync-interval / TAO_TAPD_SYNC_INTERVAL: expected a duration like 15m or off, found {other:?}"
+            )
+        }),
+    }
+}
+
+/// `tao sync tapd` arguments.
+#[derive(Debug, Args)]
+pub struct TapdSyncArgs {
+    /// The catalog file: products with a `tapd:` mapping.
+    #[arg(short = 'f', long = "file", env = "TAO_CATALOG", default_value = "tao.yaml")]
+    pub file: PathBuf,
+    /// Database URL: sqlite://PATH or postgres://… [default: tao.db beside the catalog]
+    #[arg(long, env = "TAO_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Entities per page (TAPD allows at most 200).
+    #[arg(long, default_value_t = tapd::MAX_LIMIT, value_parser = clap::value_parser!(u32).range(1..=200))]
+    pub page_size: u32,
+    /// Ignore the stored cursors and fetch everything again (repairs items a run skipped).
+    #[arg(long)]
+    pub full: bool,
+    /// TAPD.
+    #[command(flatten)]
+    pub tapd: TapdArgs,
+}
+
+/// Runs `tao sync …`.
+pub async fn sync(cmd: SyncCommand, json: bool) -> anyhow::Result<ExitCode> {
+    let SyncCommand::Tapd(args) = cmd;
+    let yaml = std::fs::read_to_string(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
+    let catalog = Catalog::from_yaml(&yaml).map_err(|e| {
+        anyhow::anyhow!("{} is invalid ({} errors); run `tao catalog check`", args.file.display(), e.0.len())
+    })?;
+    anyhow::ensure!(
+        !sync::targets(&catalog).is_empty(),
+        "no product of {} has a tapd: mapping (tapd: {{ workspace_id: …, iteration_name: \"v{{version}}\" }})",
+        args.file.display()
+    );
+    let auth = args.tapd.auth()?.context("set TAO_TAPD_TOKEN, or TAO_TAPD_USER and TAO_TAPD_PASSWORD")?;
+    let client = TapdClient::new(&args.tapd.tapd_url, auth, RetryPolicy::default())?;
+    let url = config::resolve_database_url(args.database_url.as_deref(), Some(&args.file));
+    let pool = Pool::connect(&url).await?;
+    store::migrate::run(&pool).await?;
+    if args.full {
+        for t in sync::targets(&catalog) {
+            store::workitem::clear_cursors(&pool, crate::workitems::SOURCE_TAPD, &t.mapping.workspace_id).await?;
+        }
+    }
+    let reports = sync::sync_all(&pool, &client, &catalog, args.page_size).await?;
+    if json {
+        print_json(&serde_json::json!({ "synced": reports }));
+    } else {
+        let rows = reports
+            .iter()
+            .map(|r| {
+                vec![
+                    r.product.clone(),
+                    r.workspace.clone(),
+                    r.iterations.to_string(),
+                    r.items.len().to_string(),
+                    r.states_added.to_string(),
+                ]
+            })
+            .collect();
+        print!("{}", table(&["PRODUCT", "WORKSPACE", "ITERATIONS", "ITEMS", "NEW STATES"], rows));
+    }
+    pool.close().await;
+    Ok(ExitCode::SUCCESS)
+}
