@@ -135,6 +135,20 @@ pub struct Settings {
     pub gitlab_status_check_secret: Option<Secret>,
     /// How often open MRs without a final `tao/policy` status are re-checked; `None` never.
     pub policy_reconcile_interval: Option<Duration>,
+    /// The Discord application's public key (hex); the interactions endpoint refuses every call without.
+    pub discord_public_key: Option<String>,
+    /// The Discord bot token (`Authorization: Bot …`): channel messages and command registration.
+    pub discord_bot_token: Option<Secret>,
+    /// Discord's API base (tests point it at a double).
+    pub discord_api_url: String,
+    /// Discord users and roles mapped to Tao levels and named roles.
+    pub discord_roles: crate::chat::discord::RoleMap,
+    /// Discord application and guilds whose slash commands are registered at start (bot token needed).
+    pub discord_register: Option<(String, Vec<String>)>,
+    /// How long Discord's interaction tokens may be used (15 minutes; shorter in tests).
+    pub discord_token_lifetime: Duration,
+    /// How often a task started from Discord is polled for progress.
+    pub discord_poll: Duration,
 }
 
 /// Default interval of the policy reconcile.
@@ -171,6 +185,13 @@ impl Settings {
             event_workers: DEFAULT_EVENT_WORKERS,
             gitlab_status_check_secret: None,
             policy_reconcile_interval: None,
+            discord_public_key: None,
+            discord_bot_token: None,
+            discord_api_url: crate::chat::discord::DEFAULT_API_URL.to_string(),
+            discord_roles: crate::chat::discord::RoleMap::default(),
+            discord_register: None,
+            discord_token_lifetime: Duration::from_secs(15 * 60),
+            discord_poll: Duration::from_secs(1),
         }
     }
 }

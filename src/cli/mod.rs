@@ -8,6 +8,7 @@
 mod ci;
 mod client;
 mod deploy;
+mod discord;
 pub mod exec;
 mod gitlab;
 mod output;
@@ -92,6 +93,9 @@ pub enum Command {
     /// The shared CI standard: render, list and lint the CI templates (offline).
     #[command(subcommand)]
     Ci(ci::CiCommand),
+    /// Discord: register Tao's slash commands in a guild.
+    #[command(subcommand)]
+    Discord(discord::DiscordCommand),
 }
 
 /// Where the store is.
@@ -189,6 +193,9 @@ pub struct ServeArgs {
     /// How often to re-check open MRs without a final tao/policy status (e.g. 10m, 1h), or `off`.
     #[arg(long, env = "TAO_POLICY_RECONCILE_INTERVAL", default_value = "10m")]
     pub policy_reconcile_interval: String,
+    /// Discord.
+    #[command(flatten)]
+    pub discord: discord::DiscordServeArgs,
 }
 
 /// `tao token …`
@@ -404,11 +411,12 @@ async fn dispatch(cli: Cli) -> Outcome {
         Command::Gitlab(cmd) => gitlab::gitlab(cmd, json).await,
         Command::Policy(cmd) => policy::policy(cmd, json).await,
         Command::Ci(cmd) => ci::ci(cmd, json),
+        Command::Discord(cmd) => discord::discord(cmd, json).await,
     }
 }
 
 async fn serve(args: ServeArgs) -> Outcome {
-    let settings = Settings {
+    let mut settings = Settings {
         listen: args.listen,
         database_url: args.db.url(),
         catalog: args.db.catalog.clone(),
@@ -452,7 +460,16 @@ async fn serve(args: ServeArgs) -> Outcome {
                 )
             })?),
         },
+        // Filled from the Discord arguments below.
+        discord_public_key: None,
+        discord_bot_token: None,
+        discord_api_url: String::new(),
+        discord_roles: Default::default(),
+        discord_register: None,
+        discord_token_lifetime: std::time::Duration::from_secs(15 * 60),
+        discord_poll: std::time::Duration::from_secs(1),
     };
+    discord::apply(args.discord, &mut settings)?;
     let app = crate::app::App::build(settings).await?;
     app.run_until_stopped(crate::app::shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)

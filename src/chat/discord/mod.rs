@@ -1,0 +1,29 @@
+//! Discord: the adapter between Discord's interactions and the chat dispatcher (no business logic).
+//!
+//! Owns the signature check (`verify`), Discord users and roles → [`ChatUser`](crate::service::ChatUser)
+//! (`roles`), slash commands generated from the chat commands' specs and interactions read back through
+//! the chat grammar (`commands`), replies and progress as Discord messages within its limits (`render`),
+//! the one outbound REST client (`client`), and the flow of an interaction: immediate answer, dispatch in
+//! the background, edits while the task runs (`interaction`, `follow`). The HTTP endpoint is
+//! `crate::http::discord`; the gateway (a bot behind a firewall) is not implemented.
+
+mod client;
+mod commands;
+mod follow;
+mod interaction;
+mod render;
+mod roles;
+mod verify;
+
+pub use client::{DiscordClient, DiscordError, DEFAULT_API_URL};
+pub use commands::{definitions, discord_name, to_command, ConvertError};
+pub use interaction::{BadInteraction, Discord, DiscordConfig};
+pub use render::{fit, MAX_CONTENT};
+pub use roles::RoleMap;
+pub use verify::{Verifier, VerifyError, MAX_SKEW_SECS};
+
+/// Replaces guild `guild`'s slash commands with Tao's (bulk overwrite); returns how many Discord stored.
+pub async fn register(client: &DiscordClient, application: &str, guild: &str) -> Result<usize, DiscordError> {
+    let stored = client.overwrite_guild_commands(application, guild, &definitions()).await?;
+    Ok(stored.as_array().map_or(0, Vec::len))
+}
