@@ -8,6 +8,7 @@
 pub mod hosts;
 pub mod registry;
 
+pub mod discord;
 pub mod gitlab;
 
 use serde_json::Value;
