@@ -414,3 +414,35 @@ async fn tao_discord_register_replaces_the_guild_commands() {
         .unwrap();
     assert!(String::from_utf8_lossy(&out.stderr).contains("TAO_DISCORD_BOT_TOKEN"));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_public_key_every_interaction_is_refused() {
+    let app = crate::support::spawn_app(TestDb::sqlite()).await;
+    let res = app
+        .http
+        .post(format!("{}/api/v1/discord/interactions", app.base))
+        .header("X-Signature-Ed25519", "00".repeat(64))
+        .header("X-Signature-Timestamp", chrono::Utc::now().timestamp().to_string())
+        .body(PING)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status().as_u16(), 401);
+    assert!(res.text().await.unwrap().contains("TAO_DISCORD_PUBLIC_KEY"));
+    let _ = app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn configured_guilds_get_the_slash_commands_at_start() {
+    let guilds = vec!["1380488052169769110".to_string(), "1380488052169769111".to_string()];
+    let s = scene_with(TestDb::sqlite(), move |s| s.discord_register = Some((APPLICATION.into(), guilds))).await;
+    let puts: Vec<String> = s.double.requests().into_iter().filter(|r| r.method == "PUT").map(|r| r.path).collect();
+    assert_eq!(
+        puts,
+        [
+            format!("/api/v10/applications/{APPLICATION}/guilds/1380488052169769110/commands"),
+            format!("/api/v10/applications/{APPLICATION}/guilds/1380488052169769111/commands"),
+        ]
+    );
+    s.finish().await;
+}
