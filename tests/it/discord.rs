@@ -28,7 +28,8 @@ const ENVELOPE: &str = include_str!(
 const CLICK: &str = include_str!("../fixtures/discord/interaction_requests/message_component.button.derived.json");
 const PING: &str = include_str!("../fixtures/discord/interaction_requests/ping.real.json");
 
-/// Logs a line, waits for the gate to open, logs another and succeeds.
+/// Logs a line, waits for the gate to open, logs another and succeeds. A deploy of only `api` also logs
+/// five lines of 500 characters (more than a Discord message holds).
 struct Gated {
     pool: tao::store::Pool,
     gate: watch::Receiver<bool>,
@@ -43,6 +44,11 @@ impl Executor for Gated {
                 async move { tao::store::task::log(&pool, task.id, "info", None, None, &line).await.unwrap() }
             };
             log(format!("pulling images for {}", task.env)).await;
+            if task.components == "api" {
+                for i in 0..5 {
+                    log(format!("{i}{}", "x".repeat(499))).await;
+                }
+            }
             let _ = gate.wait_for(|open| *open).await;
             log("every component is healthy".into()).await;
             Outcome::Succeeded
@@ -444,5 +450,21 @@ async fn configured_guilds_get_the_slash_commands_at_start() {
             format!("/api/v10/applications/{APPLICATION}/guilds/1380488052169769111/commands"),
         ]
     );
+    s.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_progress_is_cut_with_a_link_to_the_task_page() {
+    let s = scene(TestDb::sqlite()).await;
+    let mut options = deploy("env-1");
+    options.as_array_mut().unwrap().push(json!({"name": "components", "type": 3, "value": "api"}));
+    let (cmd, token) = s.command(DEVELOPER, &[], "deploy", options);
+    s.post(&cmd).await;
+    s.content_contains(&token, "… (cut; all of it: https://tao.example/ui/tasks/").await;
+    let id = s.tasks().await[0].id;
+    assert!(s.double.last_content(&token).ends_with(&format!("/ui/tasks/{id})")));
+    s.gate.send(true).unwrap();
+    s.content_contains(&token, "**succeeded**").await;
+    // The double refuses (and records as unexpected) any content over 2000 characters.
     s.finish().await;
 }

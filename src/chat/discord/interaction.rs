@@ -21,6 +21,7 @@ use super::roles::RoleMap;
 use super::verify::Verifier;
 use crate::chat::dispatch::{dispatch, ChatRequest, Outcome, Reply};
 use crate::chat::parse_line;
+use crate::config::Secret;
 use crate::service::{level, ChatUser, Services};
 
 /// How long Tao remembers interaction ids it handled (longer than Discord's retries and the replay window).
@@ -69,7 +70,8 @@ pub struct BadInteraction(pub String);
 pub(super) struct Ctx {
     pub(super) id: String,
     pub(super) application: String,
-    pub(super) token: String,
+    /// The interaction token (a credential for 15 minutes: never printed).
+    pub(super) token: Secret,
     pub(super) channel: Option<String>,
     pub(super) user: ChatUser,
     pub(super) received: Instant,
@@ -156,7 +158,7 @@ impl Discord {
         Ok(Ctx {
             id: text(i, "id").ok_or_else(|| missing("id"))?,
             application: text(i, "application_id").ok_or_else(|| missing("application_id"))?,
-            token: text(i, "token").ok_or_else(|| missing("token"))?,
+            token: Secret::new(text(i, "token").ok_or_else(|| missing("token"))?),
             channel: text(i, "channel_id").or_else(|| text(&i["channel"], "id")),
             user: self.inner.config.roles.user(&user_id, &name, &roles),
             received: Instant::now(),
@@ -180,7 +182,7 @@ impl Discord {
     }
 
     pub(super) async fn edit(&self, ctx: &Ctx, body: &Value) {
-        if let Err(e) = self.client().edit_original(&ctx.application, &ctx.token, body).await {
+        if let Err(e) = self.client().edit_original(&ctx.application, ctx.token.expose(), body).await {
             tracing::warn!(interaction = %ctx.id, error = %e, "cannot edit the Discord response");
         }
     }
@@ -226,7 +228,7 @@ impl Discord {
     async fn ephemeral(&self, ctx: &Ctx, text: &str) {
         let mut body = text_body(text, None);
         body["flags"] = json!(EPHEMERAL);
-        if let Err(e) = self.client().followup(&ctx.application, &ctx.token, &body).await {
+        if let Err(e) = self.client().followup(&ctx.application, ctx.token.expose(), &body).await {
             tracing::warn!(interaction = %ctx.id, error = %e, "cannot send a Discord follow-up");
         }
     }
