@@ -1,137 +1,166 @@
-//! The one outbound Discord client: REST calls with the bot token (`Authorization: Bot …`) against a
-//! configurable API base (`TAO_DISCORD_API_URL`, default [`DEFAULT_API_URL`]), so tests point it at a
-//! double.
+//! The one outbound Discord client: serenity 0.12's `Http` with the bot token (`Authorization: Bot …`)
+//! against a configurable API base (`TAO_DISCORD_API_URL`, default [`DEFAULT_API_URL`]).
 //!
-//! Owns the request shapes (the same paths, headers and JSON bodies serenity 0.12 sends; see
-//! `tests/fixtures/discord/serenity_captured/`), retrying after Discord's 429 `retry_after`, and keeping
-//! the token out of every log line and error. Knows nothing of commands or tasks.
+//! Against Discord itself serenity's rate limiter is on; any other base (a proxy, the tests' double) is
+//! reached through serenity's `proxy`, which keeps the `/api/v10` prefix and only works with the rate
+//! limiter off (see `tests/fixtures/discord/SERENITY_REDIRECT.md`), so this client then retries a 429
+//! itself. Owns the routes Tao calls and keeping tokens out of every log line and error (serenity's
+//! error carries the URL, which holds the interaction token: it is dropped). Knows nothing of commands
+//! or tasks.
 
 use std::time::Duration;
 
 use serde_json::Value;
+use serenity::http::{Http, HttpBuilder, LightMethod, Request, Route};
+use serenity::model::id::{ApplicationId, ChannelId, GuildId, MessageId};
 
 use crate::config::Secret;
 
 /// Discord's API base.
 pub const DEFAULT_API_URL: &str = "https://discord.com/api/v10";
 
-/// Attempts per call when Discord answers 429.
+/// The path every Discord route has after the host (serenity's `api!` prefix).
+const API_PATH: &str = "/api/v10";
+
+/// Attempts per call when Discord answers 429 without serenity's rate limiter.
 const ATTEMPTS: u32 = 3;
 
-/// A failed Discord call (never contains the token).
+/// A failed Discord call (never contains a token).
 #[derive(Debug, thiserror::Error)]
 pub enum DiscordError {
-    /// Discord could not be reached.
-    #[error("cannot reach Discord at {path}: {message}")]
+    /// Discord could not be reached, or an id is not a Discord id.
+    #[error("cannot call Discord ({what}): {message}")]
     Transport {
-        /// The route, without the API base or any token.
-        path: String,
+        /// The call.
+        what: &'static str,
         /// What went wrong.
         message: String,
     },
     /// Discord refused the call.
-    #[error("Discord answered {status} to {method} {path}: {body}")]
+    #[error("Discord answered {status} to {what}: {message}")]
     Status {
-        /// The method.
-        method: String,
-        /// The route, interaction tokens elided.
-        path: String,
+        /// The call.
+        what: &'static str,
         /// HTTP status.
         status: u16,
-        /// Discord's error body (its code and message).
-        body: String,
+        /// Discord's error code and message.
+        message: String,
     },
 }
 
 /// Discord's REST API, as Tao's bot.
 #[derive(Clone)]
 pub struct DiscordClient {
-    http: reqwest::Client,
-    base: String,
-    token: Option<Secret>,
+    http: std::sync::Arc<Http>,
+    token: bool,
+    limited: bool,
 }
 
 impl std::fmt::Debug for DiscordClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("DiscordClient").field("base", &self.base).field("token", &self.token).finish()
+        f.debug_struct("DiscordClient").field("token", &self.token.then_some("***")).finish_non_exhaustive()
     }
 }
 
-/// A route for logs and errors: interaction tokens (long path segments) elided.
-fn shown(path: &str) -> String {
-    path.split('/').map(|s| if s.len() > 40 { "…" } else { s }).collect::<Vec<_>>().join("/")
+fn id<T: From<u64>>(what: &'static str, value: &str) -> Result<T, DiscordError> {
+    match value.parse::<u64>() {
+        Ok(n) if n > 0 => Ok(T::from(n)),
+        _ => Err(DiscordError::Transport { what, message: format!("{value:?} is not a Discord id") }),
+    }
 }
 
 impl DiscordClient {
-    /// A client for `base` (e.g. [`DEFAULT_API_URL`]) authenticating as the bot with `token`, if any
-    /// (interaction webhooks work without one; channel messages and command registration need it).
+    /// A client for `base` (e.g. [`DEFAULT_API_URL`]; another base must end in `/api/v10`)
+    /// authenticating as the bot with `token`, if any (interaction webhooks work without one; channel
+    /// messages and command registration need it).
     pub fn new(base: &str, token: Option<Secret>) -> anyhow::Result<DiscordClient> {
-        let http = reqwest::Client::builder()
-            .user_agent(concat!("DiscordBot (https://gitlab.com/tao/tao, ", env!("CARGO_PKG_VERSION"), ")"))
-            .timeout(Duration::from_secs(15))
-            .build()?;
-        Ok(DiscordClient { http, base: base.trim_end_matches('/').to_string(), token })
+        let base = base.trim_end_matches('/');
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(15)).build()?;
+        let mut builder = HttpBuilder::new(token.as_ref().map(Secret::expose).unwrap_or_default()).client(client);
+        let limited = base == DEFAULT_API_URL;
+        if !limited {
+            let Some(host) = base.strip_suffix(API_PATH) else {
+                anyhow::bail!(
+                    "TAO_DISCORD_API_URL: expected a base ending in {API_PATH} (as Discord's), found {base:?}"
+                );
+            };
+            builder = builder.proxy(host).ratelimiter_disabled(true);
+        }
+        Ok(DiscordClient { http: std::sync::Arc::new(builder.build()), token: token.is_some(), limited })
     }
 
     /// Whether a bot token is configured.
     pub fn has_token(&self) -> bool {
-        self.token.is_some()
+        self.token
     }
 
-    /// One call; retries after a 429 (waiting Discord's `retry_after`, at most 10 s).
-    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<&Value>) -> Result<Value, DiscordError> {
-        let url = format!("{}{path}", self.base);
+    /// One call; without serenity's rate limiter, retries a 429 after a second.
+    async fn send(
+        &self,
+        what: &'static str,
+        route: Route<'_>,
+        method: LightMethod,
+        body: &Value,
+    ) -> Result<Value, DiscordError> {
+        let bytes = serde_json::to_vec(body).map_err(|e| DiscordError::Transport { what, message: e.to_string() })?;
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let mut rb = self.http.request(method.clone(), &url);
-            if let Some(t) = &self.token {
-                rb = rb.header(reqwest::header::AUTHORIZATION, format!("Bot {}", t.expose()));
+            let request = Request::new(route, method).body(Some(bytes.clone()));
+            match self.http.request(request).await {
+                Ok(res) => {
+                    let text = res.text().await.unwrap_or_default();
+                    return Ok(serde_json::from_str(&text).unwrap_or(Value::Null));
+                }
+                Err(serenity::Error::Http(serenity::http::HttpError::UnsuccessfulRequest(e))) => {
+                    let status = e.status_code.as_u16();
+                    if status == 429 && !self.limited && attempt < ATTEMPTS {
+                        tokio::time::sleep(Duration::from_secs(1)).await;
+                        continue;
+                    }
+                    let message = format!("{} (code {})", e.error.message, e.error.code);
+                    return Err(DiscordError::Status { what, status, message });
+                }
+                Err(e) => {
+                    // Transport errors name the URL, which may hold an interaction token: keep the kind only.
+                    let message = match e {
+                        serenity::Error::Http(serenity::http::HttpError::Request(r)) => r.without_url().to_string(),
+                        other => format!("{:?}", std::mem::discriminant(&other)),
+                    };
+                    return Err(DiscordError::Transport { what, message });
+                }
             }
-            if let Some(b) = body {
-                rb = rb.json(b);
-            }
-            let res = rb
-                .send()
-                .await
-                .map_err(|e| DiscordError::Transport { path: shown(path), message: e.without_url().to_string() })?;
-            let status = res.status().as_u16();
-            let text = res.text().await.unwrap_or_default();
-            if status == 429 && attempt < ATTEMPTS {
-                let wait =
-                    serde_json::from_str::<Value>(&text).ok().and_then(|v| v["retry_after"].as_f64()).unwrap_or(1.0);
-                tokio::time::sleep(Duration::from_secs_f64(wait.clamp(0.0, 10.0))).await;
-                continue;
-            }
-            if !(200..300).contains(&status) {
-                let body: String = text.chars().take(300).collect();
-                return Err(DiscordError::Status { method: method.to_string(), path: shown(path), status, body });
-            }
-            return Ok(serde_json::from_str(&text).unwrap_or(Value::Null));
         }
     }
 
     /// `PATCH /webhooks/{application}/{token}/messages/@original`: edits an interaction's response.
     pub async fn edit_original(&self, application: &str, token: &str, body: &Value) -> Result<Value, DiscordError> {
-        let path = format!("/webhooks/{application}/{token}/messages/@original");
-        self.call(reqwest::Method::PATCH, &path, Some(body)).await
+        let what = "edit the interaction response";
+        let route = Route::WebhookOriginalInteractionResponse { application_id: id(what, application)?, token };
+        self.send(what, route, LightMethod::Patch, body).await
     }
 
     /// `POST /webhooks/{application}/{token}`: a follow-up message of an interaction.
     pub async fn followup(&self, application: &str, token: &str, body: &Value) -> Result<Value, DiscordError> {
-        self.call(reqwest::Method::POST, &format!("/webhooks/{application}/{token}"), Some(body)).await
+        let what = "send a follow-up message";
+        let route = Route::WebhookFollowupMessages { application_id: id(what, application)?, token };
+        self.send(what, route, LightMethod::Post, body).await
     }
 
     /// `POST /channels/{channel}/messages` (bot token): a new channel message; returns its id.
     pub async fn create_message(&self, channel: &str, body: &Value) -> Result<String, DiscordError> {
-        let v = self.call(reqwest::Method::POST, &format!("/channels/{channel}/messages"), Some(body)).await?;
+        let what = "post a channel message";
+        let route = Route::ChannelMessages { channel_id: id::<ChannelId>(what, channel)? };
+        let v = self.send(what, route, LightMethod::Post, body).await?;
         Ok(v["id"].as_str().unwrap_or_default().to_string())
     }
 
     /// `PATCH /channels/{channel}/messages/{message}` (bot token): edits Tao's own channel message.
     pub async fn edit_message(&self, channel: &str, message: &str, body: &Value) -> Result<Value, DiscordError> {
-        let path = format!("/channels/{channel}/messages/{message}");
-        self.call(reqwest::Method::PATCH, &path, Some(body)).await
+        let what = "edit a channel message";
+        let route =
+            Route::ChannelMessage { channel_id: id(what, channel)?, message_id: id::<MessageId>(what, message)? };
+        self.send(what, route, LightMethod::Patch, body).await
     }
 
     /// `PUT /applications/{application}/guilds/{guild}/commands` (bot token): replaces the guild's
@@ -142,18 +171,26 @@ impl DiscordClient {
         guild: &str,
         commands: &Value,
     ) -> Result<Value, DiscordError> {
-        let path = format!("/applications/{application}/guilds/{guild}/commands");
-        self.call(reqwest::Method::PUT, &path, Some(commands)).await
+        let what = "register slash commands";
+        let route = Route::GuildCommands {
+            application_id: id::<ApplicationId>(what, application)?,
+            guild_id: id::<GuildId>(what, guild)?,
+        };
+        self.send(what, route, LightMethod::Put, commands).await
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
     #[test]
-    fn tokens_never_show() {
-        let c = super::DiscordClient::new("http://x/api/v10/", Some(crate::config::Secret::new("bot-secret"))).unwrap();
+    fn tokens_never_show_and_bases_are_checked() {
+        let c = DiscordClient::new("http://127.0.0.1:9/api/v10/", Some(Secret::new("bot-secret"))).unwrap();
         assert!(!format!("{c:?}").contains("bot-secret"));
-        let long = "aW50ZXJhY3Rpb246MTM4MTE3NzEwNzU1NTY4MDMyNzo2ZlVlTkdIQVFIdkdhNUN2bXlYZ1RCRkZ5YkpuVm9WUG5Bbjl0";
-        assert_eq!(super::shown(&format!("/webhooks/1/{long}/messages/@original")), "/webhooks/1/…/messages/@original");
+        let e = DiscordClient::new("http://127.0.0.1:9/", None).unwrap_err().to_string();
+        assert!(e.contains("/api/v10"), "{e}");
+        let e = id::<ChannelId>("post a channel message", "general").unwrap_err().to_string();
+        assert!(e.contains("\"general\" is not a Discord id"), "{e}");
     }
 }

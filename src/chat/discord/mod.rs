@@ -7,13 +7,11 @@
 //! the background, edits while the task runs (`interaction`, `follow`). The HTTP endpoint is
 //! `crate::http::discord`; the gateway (a bot behind a firewall) is not implemented.
 //!
-//! Why not serenity (which the issue suggested): serenity 0.12 has no HTTP interactions server (the
-//! body is verified and read by hand either way), its models refuse interactions lacking fields such as
-//! `attachment_size_limit` or `member.flags`, its REST client only uses a redirected base with its rate
-//! limiter (and so its 429 handling) disabled, and it is some 60 000 lines and 33 dependencies to build
-//! on every CI run for the five REST calls Tao makes. Tao reads interactions tolerantly as
-//! `serde_json::Value` and sends the paths, headers and body shapes serenity 0.12.5 was recorded sending
-//! (`tests/fixtures/discord/serenity_captured/`).
+//! serenity (0.12, features `model`, `http`, `rustls_backend`) is used for what it does well here: its
+//! `Http` client makes the REST calls (routes, `Authorization: Bot …`, its rate limiter against Discord).
+//! Its models are not used to read interactions: serenity 0.12 has no HTTP interactions server, and its
+//! models refuse interactions lacking fields such as `attachment_size_limit` or `member.flags`
+//! (`tests/fixtures/discord/`), so interactions are read tolerantly as `serde_json::Value`.
 
 mod client;
 mod commands;

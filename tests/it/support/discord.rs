@@ -3,8 +3,8 @@
 //!
 //! The double serves `/api/v10` like Discord (and like serenity's proxy mode): edits of an interaction's
 //! original response, follow-ups, channel messages and their edits, and the bulk overwrite of a guild's
-//! commands. It checks `Authorization: Bot <BOT_TOKEN>`, JSON bodies and the 2000-character content
-//! limit, records every request, and records anything else as unexpected (tests assert there is none).
+//! commands. It checks `Authorization: Bot <BOT_TOKEN>`, the `User-Agent: DiscordBot (…)` Discord
+//! requires, JSON bodies and the 2000-character content limit, records every request, and records anything else as unexpected (tests assert there is none).
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -109,6 +109,10 @@ async fn serve(
     if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(&format!("Bot {BOT_TOKEN}")) {
         book.unexpected.push(format!("{what}: missing or wrong Authorization"));
         return (StatusCode::UNAUTHORIZED, Json(json!({"message": "401: Unauthorized", "code": 0}))).into_response();
+    }
+    let agent = headers.get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if !agent.starts_with("DiscordBot (") {
+        book.unexpected.push(format!("{what}: User-Agent {agent:?} is not DiscordBot (…)"));
     }
     let json_type = headers.get("content-type").and_then(|v| v.to_str().ok()) == Some("application/json");
     let Ok(value) =
