@@ -72,6 +72,10 @@ pub fn apply(args: DiscordServeArgs, settings: &mut Settings) -> anyhow::Result<
             RoleMap::load(&roles).map_err(|e| anyhow::anyhow!("--discord-roles / TAO_DISCORD_ROLES: {e}"))?;
     }
     settings.discord_bot_token = args.bot.discord_bot_token.filter(|t| !t.expose().is_empty());
+    if settings.discord_public_key.is_some() && settings.discord_bot_token.is_none() {
+        // serenity sends `Authorization: Bot <token>` on every call, the interaction webhooks included.
+        anyhow::bail!("TAO_DISCORD_PUBLIC_KEY is set but TAO_DISCORD_BOT_TOKEN is not (Tao's Discord calls need it)");
+    }
     settings.discord_api_url = args.bot.discord_api_url;
     let guilds = guilds(args.discord_guilds.as_deref());
     if !guilds.is_empty() {

@@ -468,3 +468,28 @@ async fn long_progress_is_cut_with_a_link_to_the_task_page() {
     // The double refuses (and records as unexpected) any content over 2000 characters.
     s.finish().await;
 }
+
+#[tokio::test]
+async fn tao_serve_refuses_bad_discord_settings_naming_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("tao.db").display());
+    let key = DiscordKey::generate().public_hex();
+    let cases: [(&[(&str, &str)], &str); 4] = [
+        (&[("TAO_DISCORD_PUBLIC_KEY", "abc")], "TAO_DISCORD_PUBLIC_KEY: expected 64 hex characters"),
+        (&[("TAO_DISCORD_PUBLIC_KEY", &key)], "TAO_DISCORD_BOT_TOKEN is not"),
+        (&[("TAO_DISCORD_ROLES", r#"{"users": {"12": "boss"}}"#)], "users.12.level: expected reporter"),
+        (&[("TAO_DISCORD_GUILDS", "1")], "TAO_DISCORD_APPLICATION_ID is not"),
+    ];
+    for (envs, expected) in cases {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_tao"));
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--database-url", &db]);
+        for var in ["TAO_DISCORD_PUBLIC_KEY", "TAO_DISCORD_BOT_TOKEN", "TAO_DISCORD_ROLES", "TAO_DISCORD_GUILDS"] {
+            cmd.env_remove(var);
+        }
+        cmd.envs(envs.iter().copied()).env_remove("TAO_CATALOG").env_remove("TAO_DATABASE_URL");
+        let out = tokio::time::timeout(Duration::from_secs(30), cmd.output()).await.expect("tao serve exits").unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{envs:?}: {stderr}");
+        assert!(stderr.contains(expected), "{envs:?}: {stderr}");
+    }
+}
