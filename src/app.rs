@@ -99,6 +99,24 @@ impl App {
         };
         services.set_gitlab(gitlab.clone());
         services.set_public_url(settings.public_url.clone());
+        if let Some(path) = &settings.notify_config {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading the notification rules {}", path.display()))?;
+            let config = crate::chat::notify::NotifyConfig::from_yaml(&text).map_err(|errors| {
+                anyhow::anyhow!("notification rules {} are invalid:\n  {}", path.display(), errors.join("\n  "))
+            })?;
+            let notifier = crate::chat::notify::Notifier::new(
+                services.pool().clone(),
+                crate::chat::notify::NotifierSettings {
+                    config,
+                    discord_api: settings.discord_api_url.clone(),
+                    bot_token: settings.discord_bot_token.clone(),
+                    public_url: settings.public_url.clone(),
+                    retry_base: settings.notify_retry_base,
+                },
+            );
+            services.set_notifier(Some(notifier));
+        }
         if let Some(path) = &settings.catalog {
             let yaml = std::fs::read_to_string(path).with_context(|| format!("reading catalog {}", path.display()))?;
             let actor = Actor::Local(format!("file:{}", path.display()));
@@ -167,6 +185,7 @@ impl App {
                     Arc::new(move || services.catalog_now())
                 },
                 public_url: settings.public_url.clone(),
+                services: Some(services.clone()),
             },
             handlers: Handlers::standard(),
         };
@@ -210,6 +229,10 @@ impl App {
         let workers = worker::start(&ev.config, ev.context, ev.handlers, ev.queue, stop_rx.clone()).await?;
         // Not spawned: if this future is dropped (an aborted test "crash"), the dispatcher and its
         // workers go with it, exactly like a killed process.
+        if let Some(notifier) = self.services.notifier().cloned() {
+            tokio::spawn(notifier.clone().run(stop_rx.clone()));
+            tokio::spawn(notifier.watch_tasks(self.services.queue().clone(), stop_rx.clone()));
+        }
         if let Some(every) = self.reconcile_every {
             tokio::spawn(reconcile_policy(self.services.clone(), every, stop_rx.clone()));
         }

@@ -135,12 +135,16 @@ pub struct Settings {
     pub gitlab_status_check_secret: Option<Secret>,
     /// How often open MRs without a final `tao/policy` status are re-checked; `None` never.
     pub policy_reconcile_interval: Option<Duration>,
+    /// The notification rules file (`chat::notify`); none = no notifications.
+    pub notify_config: Option<PathBuf>,
+    /// First retry delay of a failed notification (doubled per attempt).
+    pub notify_retry_base: Duration,
+    /// Discord's API base.
+    pub discord_api_url: String,
+    /// The Discord bot token.
+    pub discord_bot_token: Option<Secret>,
     /// The Discord application's public key (hex); the interactions endpoint refuses every call without.
     pub discord_public_key: Option<String>,
-    /// The Discord bot token (`Authorization: Bot …`): channel messages and command registration.
-    pub discord_bot_token: Option<Secret>,
-    /// Discord's API base (tests point it at a double).
-    pub discord_api_url: String,
     /// Discord users and roles mapped to Tao levels and named roles.
     pub discord_roles: crate::chat::discord::RoleMap,
     /// Discord application and guilds whose slash commands are registered at start (bot token needed).
@@ -150,6 +154,9 @@ pub struct Settings {
     /// How often a task started from Discord is polled for progress.
     pub discord_poll: Duration,
 }
+
+/// Discord's API base.
+pub const DEFAULT_DISCORD_API: &str = "https://discord.com/api/v10";
 
 /// Default interval of the policy reconcile.
 pub const DEFAULT_POLICY_RECONCILE: Duration = Duration::from_secs(600);
@@ -185,9 +192,11 @@ impl Settings {
             event_workers: DEFAULT_EVENT_WORKERS,
             gitlab_status_check_secret: None,
             policy_reconcile_interval: None,
-            discord_public_key: None,
+            notify_config: None,
+            notify_retry_base: Duration::from_secs(2),
+            discord_api_url: DEFAULT_DISCORD_API.to_string(),
             discord_bot_token: None,
-            discord_api_url: crate::chat::discord::DEFAULT_API_URL.to_string(),
+            discord_public_key: None,
             discord_roles: crate::chat::discord::RoleMap::default(),
             discord_register: None,
             discord_token_lifetime: Duration::from_secs(15 * 60),

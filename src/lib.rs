@@ -25,6 +25,7 @@
 //! gitlab/        GitLab client, webhook verification and envelope, typed event views, handlers, workers,
 //!                branch policy on GitLab (MR checks, push/tag guard, audit and apply)
 //! http/          router, one file per area, one auth extractor, one error mapping
+//! metrics/       Prometheus exposition, DORA from stored deploys, Grafana Infinity series
 //! policy/        domain: branch model and merge rules -> Verdict { violations } (pure, table-tested)
 //! store/         Pool (SQLite | PostgreSQL), migrations, one file per aggregate
 //! urlenc.rs      percent-encoding of URL segments (CLI and GitLab client)
@@ -45,6 +46,7 @@ pub mod config;
 pub mod deploy;
 pub mod gitlab;
 pub mod http;
+pub mod metrics;
 pub mod policy;
 pub mod service;
 pub mod store;

@@ -6,7 +6,8 @@
 //! catalog lookups). `dispatch` is impure: it authorizes a parsed command for a chat user,
 //! acts through the services, audits and replies; transports (MR comments in `gitlab::chat`, Discord in
 //! `discord`) only convert to and from it. `discord` is the Discord adapter (signature check, slash
-//! commands, its REST client, progress edits); it does I/O but decides nothing.
+//! commands, its REST client, progress edits); it does I/O but decides nothing. `notify` routes events to
+//! Discord channels and webhooks.
 
 mod command;
 mod comment;
@@ -14,6 +15,7 @@ pub mod discord;
 pub mod dispatch;
 mod error;
 mod help;
+pub mod notify;
 mod parse;
 
 #[cfg(test)]

@@ -7,10 +7,10 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use super::output::print_json;
-use crate::chat::discord::{self, DiscordClient, RoleMap, DEFAULT_API_URL};
-use crate::config::{Secret, Settings};
+use crate::chat::discord::{self, DiscordClient, RoleMap};
+use crate::config::{Secret, Settings, DEFAULT_DISCORD_API};
 
-/// Discord settings of `tao serve`.
+/// Discord settings of `tao serve` besides the API base and bot token (shared with notifications).
 #[derive(Debug, Clone, Args)]
 pub struct DiscordServeArgs {
     /// The Discord application's public key (64 hex characters); the interactions endpoint refuses every
@@ -23,12 +23,12 @@ pub struct DiscordServeArgs {
     /// Guild ids (comma-separated) whose slash commands are replaced with Tao's at start.
     #[arg(long, env = "TAO_DISCORD_GUILDS")]
     pub discord_guilds: Option<String>,
-    /// The bot's connection to Discord.
-    #[command(flatten)]
-    pub bot: BotArgs,
+    /// The Discord application id (for registering commands).
+    #[arg(long, env = "TAO_DISCORD_APPLICATION_ID")]
+    pub discord_application_id: Option<String>,
 }
 
-/// How Tao reaches Discord as its bot.
+/// How `tao discord register` reaches Discord as the bot.
 #[derive(Debug, Clone, Args)]
 pub struct BotArgs {
     /// The bot token (sent as `Authorization: Bot …`; never logged).
@@ -38,7 +38,7 @@ pub struct BotArgs {
     #[arg(long, env = "TAO_DISCORD_APPLICATION_ID")]
     pub discord_application_id: Option<String>,
     /// Discord's API base URL.
-    #[arg(long, env = "TAO_DISCORD_API_URL", default_value = DEFAULT_API_URL)]
+    #[arg(long, env = "TAO_DISCORD_API_URL", default_value = DEFAULT_DISCORD_API)]
     pub discord_api_url: String,
 }
 
@@ -60,7 +60,8 @@ fn guilds(list: Option<&str>) -> Vec<String> {
     list.unwrap_or_default().split(',').map(str::trim).filter(|g| !g.is_empty()).map(str::to_string).collect()
 }
 
-/// Puts the Discord settings into `settings`, with errors naming the setting.
+/// Puts the Discord settings into `settings` (whose API base and bot token are already set), with errors
+/// naming the setting.
 pub fn apply(args: DiscordServeArgs, settings: &mut Settings) -> anyhow::Result<()> {
     settings.discord_public_key = args.discord_public_key.filter(|k| !k.trim().is_empty());
     if let Some(key) = &settings.discord_public_key {
@@ -71,15 +72,13 @@ pub fn apply(args: DiscordServeArgs, settings: &mut Settings) -> anyhow::Result<
         settings.discord_roles =
             RoleMap::load(&roles).map_err(|e| anyhow::anyhow!("--discord-roles / TAO_DISCORD_ROLES: {e}"))?;
     }
-    settings.discord_bot_token = args.bot.discord_bot_token.filter(|t| !t.expose().is_empty());
     if settings.discord_public_key.is_some() && settings.discord_bot_token.is_none() {
         // serenity sends `Authorization: Bot <token>` on every call, the interaction webhooks included.
         anyhow::bail!("TAO_DISCORD_PUBLIC_KEY is set but TAO_DISCORD_BOT_TOKEN is not (Tao's Discord calls need it)");
     }
-    settings.discord_api_url = args.bot.discord_api_url;
     let guilds = guilds(args.discord_guilds.as_deref());
     if !guilds.is_empty() {
-        let Some(app) = args.bot.discord_application_id.filter(|a| !a.is_empty()) else {
+        let Some(app) = args.discord_application_id.filter(|a| !a.is_empty()) else {
             anyhow::bail!(
                 "TAO_DISCORD_GUILDS is set but TAO_DISCORD_APPLICATION_ID is not (needed to register commands)"
             );

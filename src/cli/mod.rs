@@ -14,6 +14,7 @@ mod gitlab;
 mod output;
 mod policy;
 mod release;
+mod report;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -87,6 +88,9 @@ pub enum Command {
     /// GitLab integration: webhooks on the catalog's projects.
     #[command(subcommand)]
     Gitlab(gitlab::GitlabCommand),
+    /// Pictures: the DORA chart of a product as a PNG (talks to the server).
+    #[command(subcommand)]
+    Report(report::ReportCommand),
     /// Branch and merge policy: audit and apply GitLab settings, reconcile MR checks.
     #[command(subcommand)]
     Policy(policy::PolicyCommand),
@@ -193,6 +197,15 @@ pub struct ServeArgs {
     /// How often to re-check open MRs without a final tao/policy status (e.g. 10m, 1h), or `off`.
     #[arg(long, env = "TAO_POLICY_RECONCILE_INTERVAL", default_value = "10m")]
     pub policy_reconcile_interval: String,
+    /// Notification rules file (events → Discord channels, Discord webhooks, JSON webhooks).
+    #[arg(long, env = "TAO_NOTIFY_CONFIG")]
+    pub notify_config: Option<PathBuf>,
+    /// Discord API base URL.
+    #[arg(long, env = "TAO_DISCORD_API_URL", default_value = config::DEFAULT_DISCORD_API)]
+    pub discord_api_url: String,
+    /// Discord bot token (for channel notifications and interaction follow-ups).
+    #[arg(long, env = "TAO_DISCORD_BOT_TOKEN", hide_env_values = true)]
+    pub discord_bot_token: Option<config::Secret>,
     /// Discord.
     #[command(flatten)]
     pub discord: discord::DiscordServeArgs,
@@ -410,6 +423,7 @@ async fn dispatch(cli: Cli) -> Outcome {
         Command::Events(cmd) => gitlab::events(cmd).await,
         Command::Gitlab(cmd) => gitlab::gitlab(cmd, json).await,
         Command::Policy(cmd) => policy::policy(cmd, json).await,
+        Command::Report(cmd) => report::report(cmd).await,
         Command::Ci(cmd) => ci::ci(cmd, json),
         Command::Discord(cmd) => discord::discord(cmd, json).await,
     }
@@ -451,6 +465,10 @@ async fn serve(args: ServeArgs) -> Outcome {
             .map_err(|e| anyhow::anyhow!("--event-retention / TAO_EVENT_RETENTION: {e}"))?,
         event_workers: args.event_workers,
         gitlab_status_check_secret: args.gitlab_status_check_secret.filter(|s| !s.expose().is_empty()),
+        notify_config: args.notify_config,
+        notify_retry_base: std::time::Duration::from_secs(2),
+        discord_api_url: args.discord_api_url,
+        discord_bot_token: args.discord_bot_token.filter(|s| !s.expose().is_empty()),
         policy_reconcile_interval: match args.policy_reconcile_interval.trim() {
             "off" | "0" => None,
             other => Some(crate::catalog::parse_duration(other).ok_or_else(|| {
@@ -462,8 +480,6 @@ async fn serve(args: ServeArgs) -> Outcome {
         },
         // Filled from the Discord arguments below.
         discord_public_key: None,
-        discord_bot_token: None,
-        discord_api_url: String::new(),
         discord_roles: Default::default(),
         discord_register: None,
         discord_token_lifetime: std::time::Duration::from_secs(15 * 60),

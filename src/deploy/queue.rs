@@ -296,6 +296,7 @@ impl Dispatcher {
                 })
             };
             let heartbeat = AbortOnDrop(heartbeat);
+            let task_started = std::time::Instant::now();
             let outcome = executor.execute(claimed, TaskControl { stop: rx, _keep: None }).await;
             drop(heartbeat);
             let (final_status, error) = match &outcome {
@@ -304,6 +305,7 @@ impl Dispatcher {
                 Outcome::Cancelled(e) => (status::CANCELLED, Some(e.as_str())),
                 Outcome::Interrupted(e) => (status::INTERRUPTED, Some(e.as_str())),
             };
+            crate::metrics::task_finished(final_status, task_started.elapsed());
             if let Err(e) = task::finish(&pool, id, final_status, error).await {
                 tracing::error!(task = id, error = %e, "recording the end of a task failed");
             }

@@ -168,6 +168,12 @@ pub struct NoteAttributes {
     pub commit_id: Option<String>,
     /// Set on notes GitLab itself writes.
     pub system: Option<bool>,
+    /// Author's id.
+    pub author_id: Option<i64>,
+    /// `create` or `update` (absent in older GitLab versions).
+    pub action: Option<String>,
+    /// The thread it belongs to (absent in older GitLab versions).
+    pub discussion_id: Option<String>,
     /// Web URL.
     pub url: Option<String>,
 }

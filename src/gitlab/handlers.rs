@@ -3,7 +3,7 @@
 //! A handler gets the stored row and its typed view and must be idempotent: it may run again for the
 //! same event (retries, redeliveries, a crash between handling and marking), so it re-reads current
 //! state from GitLab instead of trusting an old payload, and looks for what it already did before doing
-//! it again. Later issues (policy, chat, notifications) add their handler in [`Handlers::standard`].
+//! it again. Every handler is added in [`Handlers::standard`]: index, policy, chat (MR comments).
 //! Handlers must not mark events themselves: the worker does, from their result.
 
 use std::future::Future;
@@ -26,6 +26,8 @@ pub struct HandlerContext {
     pub catalog: super::policy::CatalogSource,
     /// Tao's external URL (`TAO_PUBLIC_URL`), for links Tao posts.
     pub public_url: Option<String>,
+    /// The services (chat commands in MR notes act through them); `None` for handlers that only read.
+    pub services: Option<crate::service::Services>,
 }
 
 impl std::fmt::Debug for HandlerContext {
@@ -82,7 +84,10 @@ impl std::fmt::Debug for Handlers {
 impl Handlers {
     /// The handlers Tao runs: the registration point.
     pub fn standard() -> Handlers {
-        Handlers::default().register(IndexHandler).register(super::policy::PolicyHandler)
+        Handlers::default()
+            .register(IndexHandler)
+            .register(super::policy::PolicyHandler)
+            .register(super::chat::ChatNoteHandler)
     }
 
     /// Adds a handler after the registered ones.

@@ -14,6 +14,7 @@ pub mod discord;
 pub mod error;
 pub mod events;
 pub mod health;
+pub mod metrics;
 pub mod policy;
 pub mod webhook;
 
@@ -39,7 +40,15 @@ pub struct HttpState {
 pub fn router(state: HttpState, max_body: usize) -> Router {
     Router::new()
         .route("/healthz", get(health::healthz))
-        .nest("/api/v1", api::routes().merge(deploy::routes()).merge(events::routes()).merge(policy::routes()))
+        .nest(
+            "/api/v1",
+            api::routes()
+                .merge(deploy::routes())
+                .merge(events::routes())
+                .merge(policy::routes())
+                .merge(metrics::routes()),
+        )
+        .merge(metrics::root_routes())
         .nest("/ui", deploy::ui_routes().merge(policy::ui_routes()))
         .nest("/ci/v1", ci::routes())
         .fallback(|| async { error::ApiError::not_found("no such endpoint") })

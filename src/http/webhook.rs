@@ -46,6 +46,7 @@ fn header(headers: &HeaderMap, name: &str) -> Option<String> {
 }
 
 fn reject(status: StatusCode, code: &'static str, reason: &RejectReason) -> ApiError {
+    crate::metrics::webhook_delivery("rejected");
     tracing::warn!(reason = %reason, "webhook delivery rejected");
     ApiError::new(status, code, reason.to_string())
 }
@@ -80,11 +81,13 @@ async fn receive(State(intake): State<Intake>, headers: HeaderMap, body: Body) -
     };
     match event::insert(&intake.pool, &new).await {
         Ok(Inserted::Stored(id)) => {
+            crate::metrics::webhook_delivery("stored");
             intake.queue.wake();
             tracing::info!(delivery = new.delivery_id.as_str(), event = id.0, kind = %new.kind, "webhook stored");
             (StatusCode::OK, Json(json!({ "status": "stored", "id": id.0 }))).into_response()
         }
         Ok(Inserted::Duplicate) => {
+            crate::metrics::webhook_delivery("duplicate");
             tracing::info!(delivery = new.delivery_id.as_str(), "webhook redelivery acknowledged, already stored");
             (StatusCode::OK, Json(json!({ "status": "duplicate" }))).into_response()
         }

@@ -108,3 +108,37 @@ impl ChatUser {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalog::Catalog;
+
+    fn user(level: u32, roles: &[&str]) -> ChatUser {
+        let roles = roles.iter().map(|r| r.to_string()).collect();
+        ChatUser { transport: "discord", id: "1".into(), name: "ann".into(), level, roles }
+    }
+
+    #[test]
+    fn environments_need_the_role_their_tier_or_protection_names() {
+        let yaml = "products: {}\ncomponents: {}\nenvironments:\n  t: { tier: test, hosts: [{ name: h, address: 10.0.0.1, user: d }] }\n  p: { tier: prod, hosts: [{ name: h, address: 10.0.0.2, user: d }] }\n  r:\n    tier: prod\n    hosts: [{ name: h, address: 10.0.0.3, user: d }]\n    protection: { roles: [release-manager] }\n  a:\n    tier: staging\n    hosts: [{ name: h, address: 10.0.0.4, user: d }]\n    protection: { deploy: admin }\n";
+        let c = Catalog::from_yaml(yaml).unwrap();
+        let env = |n: &str| c.environments.iter().find(|(k, _)| k.as_str() == n).unwrap().1;
+        let (dev, maint, rm) = (user(30, &[]), user(40, &[]), user(30, &["release-manager"]));
+        assert!(dev.may_change("t", env("t")).is_ok());
+        assert_eq!(
+            dev.may_change("p", env("p")).unwrap_err(),
+            "changing p (tier prod) needs the maintainer role; discord:ann is developer"
+        );
+        assert!(maint.may_change("p", env("p")).is_ok());
+        assert!(dev.may_change("a", env("a")).is_err() && maint.may_change("a", env("a")).is_ok());
+        assert!(rm.may_change("r", env("r")).is_ok());
+        assert_eq!(
+            maint.may_change("r", env("r")).unwrap_err(),
+            "changing r needs one of the roles release-manager; discord:ann is maintainer"
+        );
+        assert!(user(20, &[]).may_change("t", env("t")).is_err());
+        assert_eq!(rm.describe_roles(), "developer + release-manager");
+        assert!(maint.has_role("developer") && !dev.has_role("maintainer"));
+    }
+}

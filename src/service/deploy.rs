@@ -354,6 +354,7 @@ impl Services {
             store::audit::record(self.pool(), &actor.to_string(), "deploy.request", &audit_target, "ok", &detail)
                 .await?;
             self.queue().wake();
+            self.queue().changed(row.id);
             crate::deploy::queue::notify_replicas(self.pool()).await;
             if let Actor::CiJob(job) = actor {
                 self.track_in_gitlab(job, &req.env, row.id);
@@ -403,7 +404,16 @@ impl Services {
         }
         deployed::freeze(self.pool(), env, reason, &actor.to_string()).await?;
         store::audit::record(self.pool(), &actor.to_string(), "env.freeze", env, "ok", reason).await?;
-        deployed::frozen(self.pool(), env).await?.ok_or_else(|| ServiceError::NotFound(env.to_string()))
+        let row = deployed::frozen(self.pool(), env).await?.ok_or_else(|| ServiceError::NotFound(env.to_string()))?;
+        if let Some(n) = self.notifier() {
+            let f = crate::chat::notify::fields([
+                ("env", env.into()),
+                ("reason", row.reason.clone().into()),
+                ("actor", row.frozen_by.clone().into()),
+            ]);
+            n.emit_quietly("env.frozen", &format!("freeze-{env}-{}", row.frozen_at), f).await;
+        }
+        Ok(row)
     }
 
     /// Lifts a freeze; false when the environment was not frozen.
@@ -412,6 +422,10 @@ impl Services {
         let lifted = deployed::unfreeze(self.pool(), env).await?;
         let word = if lifted { "ok" } else { "unchanged" };
         store::audit::record(self.pool(), &actor.to_string(), "env.unfreeze", env, word, "").await?;
+        if let (true, Some(n)) = (lifted, self.notifier()) {
+            let f = crate::chat::notify::fields([("env", env.into()), ("actor", actor.to_string().into())]);
+            n.emit_quietly("env.unfrozen", &format!("unfreeze-{env}-{}", store::now_ms()), f).await;
+        }
         Ok(lifted)
     }
 

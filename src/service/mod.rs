@@ -116,6 +116,7 @@ pub struct Services {
     templates_dir: Option<Arc<std::path::PathBuf>>,
     gitlab: Option<GitLabClient>,
     public_url: Option<Arc<String>>,
+    notifier: Option<crate::chat::notify::Notifier>,
 }
 
 impl Services {
@@ -130,6 +131,7 @@ impl Services {
             templates_dir: None,
             gitlab: None,
             public_url: None,
+            notifier: None,
         };
         if let Some(rev) = store::catalog::latest(&services.pool).await? {
             // A stored revision was valid when applied; if this build rejects it, say so loudly but serve on.
@@ -165,6 +167,21 @@ impl Services {
     /// the components' git tags.
     pub fn set_gitlab(&mut self, gitlab: Option<GitLabClient>) {
         self.gitlab = gitlab;
+    }
+
+    /// Sets the notifier (the app, when notification rules are configured).
+    pub fn set_notifier(&mut self, notifier: Option<crate::chat::notify::Notifier>) {
+        self.notifier = notifier;
+    }
+
+    /// The notifier, when notifications are configured.
+    pub fn notifier(&self) -> Option<&crate::chat::notify::Notifier> {
+        self.notifier.as_ref()
+    }
+
+    /// The GitLab client, when GitLab is configured.
+    pub fn gitlab(&self) -> Option<&GitLabClient> {
+        self.gitlab.as_ref()
     }
 
     /// Sets Tao's external URL (`TAO_PUBLIC_URL`), for links Tao posts to GitLab.
@@ -265,7 +282,17 @@ impl Services {
         let target = format!("{product} {version}");
         let outcome = store::release::create(&self.pool, &new).await?;
         let (word, result) = match outcome {
-            CreateOutcome::Created(pv) => ("ok", Ok(CreateReleaseOutcome::Created(pv))),
+            CreateOutcome::Created(pv) => {
+                if let Some(n) = &self.notifier {
+                    let f = crate::chat::notify::fields([
+                        ("product", pv.product.clone().into()),
+                        ("version", pv.version.clone().into()),
+                        ("actor", pv.created_by.clone().into()),
+                    ]);
+                    n.emit_quietly("release.created", &format!("release-{}-{}", pv.product, pv.version), f).await;
+                }
+                ("ok", Ok(CreateReleaseOutcome::Created(pv)))
+            }
             CreateOutcome::Unchanged(pv) => ("unchanged", Ok(CreateReleaseOutcome::Unchanged(pv))),
             CreateOutcome::Conflict(existing) => {
                 let diff = describe_difference(&existing, &new);

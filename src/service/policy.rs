@@ -18,6 +18,7 @@ impl Services {
             pool: self.pool.clone(),
             catalog: self.catalog(),
             public_url: self.public_url.as_deref().cloned(),
+            notifier: self.notifier.clone(),
         })
     }
 

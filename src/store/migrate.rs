@@ -38,6 +38,8 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(4, "0004_event_heads.sql"),
     migration!(5, "0005_task_gitlab_deployment.sql"),
     migration!(6, "0006_policy.sql"),
+    migration!(7, "0007_notification.sql"),
+    migration!(8, "0008_grafana_views.sql"),
 ];
 
 const BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS schema_migration (

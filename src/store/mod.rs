@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod deployed;
 pub mod event;
 pub mod migrate;
+pub mod notify;
 pub mod policy;
 pub mod release;
 pub mod task;

@@ -58,7 +58,16 @@ async fn notes_are_created_edited_and_listed_across_pages() {
         let mut w = double.world();
         for i in 0..130 {
             let id = w.next_id();
-            let note = Note { id, mr_iid: iid, body: format!("comment {i}"), author_id: dev, system: false, edits: 0 };
+            let discussion_id = format!("{id:040x}");
+            let note = Note {
+                id,
+                mr_iid: iid,
+                body: format!("comment {i}"),
+                author_id: dev,
+                system: false,
+                edits: 0,
+                discussion_id,
+            };
             w.projects[0].notes.push(note);
         }
     }

@@ -4,6 +4,7 @@
 //! area through Tao's real surfaces (HTTP on port 0, the built `tao` binary, the store).
 
 mod api;
+mod chat_mr;
 mod ci;
 mod ci_deploy;
 mod ci_e2e;
@@ -17,7 +18,9 @@ mod exec;
 mod gitlab;
 mod gitlab_mr;
 mod gitlab_repo;
+mod metrics;
 mod migration;
+mod notify;
 mod policy;
 mod policy_audit;
 mod queue;

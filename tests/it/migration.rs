@@ -26,7 +26,7 @@ async fn describe(pool: &Pool) -> BTreeSet<String> {
     match pool {
         Pool::Sqlite(p) => {
             let tables: Vec<String> = sqlx::query_scalar(
-                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
+                "SELECT name FROM sqlite_master WHERE type IN ('table', 'view') AND name NOT LIKE 'sqlite_%' ORDER BY name",
             )
             .fetch_all(p)
             .await

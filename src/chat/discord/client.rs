@@ -17,7 +17,7 @@ use serenity::model::id::{ApplicationId, ChannelId, GuildId, MessageId};
 use crate::config::Secret;
 
 /// Discord's API base.
-pub const DEFAULT_API_URL: &str = "https://discord.com/api/v10";
+pub const DEFAULT_API_URL: &str = crate::config::DEFAULT_DISCORD_API;
 
 /// The path every Discord route has after the host (serenity's `api!` prefix).
 const API_PATH: &str = "/api/v10";

@@ -6,8 +6,8 @@ use reqwest::Method;
 use serde_json::json;
 
 use super::{
-    encode, CommitState, CommitStatus, CommitStatusEntry, GitLabClient, GitLabError, Idempotent, MergeRequest,
-    MergeRequestState, Note, ProjectId, StatusCheckResponse, StatusCheckStatus,
+    encode, CommitState, CommitStatus, CommitStatusEntry, Discussion, GitLabClient, GitLabError, Idempotent,
+    MergeRequest, MergeRequestState, Note, ProjectId, StatusCheckResponse, StatusCheckStatus,
 };
 
 impl GitLabClient {
@@ -105,6 +105,30 @@ impl GitLabClient {
     ) -> Result<Vec<MergeRequest>, GitLabError> {
         let path = format!("/projects/{}/repository/commits/{}/merge_requests", project.segment(), encode(sha));
         self.get_all("list merge requests of a commit", &path).await
+    }
+
+    /// The MR's discussions (threads), oldest first, each with its notes (all pages).
+    pub async fn mr_discussions(&self, project: &ProjectId, iid: i64) -> Result<Vec<Discussion>, GitLabError> {
+        let path = format!("/projects/{}/merge_requests/{iid}/discussions", project.segment());
+        self.get_all("list merge request discussions", &path).await
+    }
+
+    /// Replies in a discussion. Not retried on 5xx (it may exist): callers look for their reply first.
+    pub async fn reply_to_discussion(
+        &self,
+        project: &ProjectId,
+        iid: i64,
+        discussion_id: &str,
+        body: &str,
+    ) -> Result<Note, GitLabError> {
+        let path =
+            format!("/projects/{}/merge_requests/{iid}/discussions/{}/notes", project.segment(), encode(discussion_id));
+        self.json("reply to discussion", Method::POST, &path, Some(&json!({ "body": body })), Idempotent::No).await
+    }
+
+    /// The id of the user the client's token belongs to (looked up once), to recognise Tao's own notes.
+    pub async fn own_user_id(&self) -> Result<i64, GitLabError> {
+        self.my_user_id().await
     }
 
     async fn marked_note(

@@ -311,7 +311,13 @@ impl GitLabClient {
             attempt += 1;
             let last = attempt >= self.retry.max_attempts;
             let backoff = self.retry.base_delay.saturating_mul(1 << (attempt - 1).min(16)).min(self.retry.max_delay);
-            let wait = match build().send().await {
+            let result = build().send().await;
+            match &result {
+                Ok(r) if r.status().is_success() => {}
+                Ok(r) => crate::metrics::gitlab_api_error(call, Some(r.status().as_u16())),
+                Err(_) => crate::metrics::gitlab_api_error(call, None),
+            }
+            let wait = match result {
                 Ok(r) if r.status().is_success() => return Ok(r),
                 Ok(r) if r.status() == StatusCode::TOO_MANY_REQUESTS && !last => {
                     retry_after(&r).map(|d| d.min(self.retry.max_delay)).unwrap_or(backoff)

@@ -371,6 +371,16 @@ pub struct Note {
     pub updated_at: Option<String>,
 }
 
+/// A thread of notes on a merge request.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct Discussion {
+    /// Id (40 hex characters).
+    pub id: String,
+    /// Its notes, oldest first.
+    #[serde(default)]
+    pub notes: Vec<Note>,
+}
+
 /// The state of a commit status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "snake_case")]

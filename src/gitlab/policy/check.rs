@@ -36,6 +36,8 @@ pub struct PolicyContext {
     pub catalog: Arc<Catalog>,
     /// Tao's external URL, for links to the explanation page.
     pub public_url: Option<String>,
+    /// Where violations and failed pipelines are announced, when notifications are configured.
+    pub notifier: Option<crate::chat::notify::Notifier>,
 }
 
 impl std::fmt::Debug for PolicyContext {

@@ -116,6 +116,18 @@ async fn record(
         if record_violation(&ctx.pool, &new).await? {
             tracing::warn!(project = path, git_ref, rule = %v.rule, actor, message = %v.message, "policy violation");
         }
+        if let Some(n) = &ctx.notifier {
+            let f = crate::chat::notify::fields([
+                ("project", path.into()),
+                ("kind", kind.into()),
+                ("ref", git_ref.into()),
+                ("rule", v.rule.clone().into()),
+                ("message", v.message.clone().into()),
+                ("fix", v.fix.clone().into()),
+                ("actor", actor.into()),
+            ]);
+            n.emit("policy.violation", &format!("violation-{delivery_id}-{}", v.rule), f).await?;
+        }
     }
     Ok(())
 }

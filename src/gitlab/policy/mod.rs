@@ -45,6 +45,7 @@ impl EventHandler for PolicyHandler {
                 pool: ctx.pool.clone(),
                 catalog: (ctx.catalog)(),
                 public_url: ctx.public_url.clone(),
+                notifier: ctx.services.as_ref().and_then(|s| s.notifier().cloned()),
             };
             handle(&policy, event).await.map_err(|e| e.to_string())
         })
@@ -74,6 +75,7 @@ async fn handle(ctx: &PolicyContext, event: &StoredEvent) -> Result<(), PolicyEr
                 return Ok(());
             }
             let Some((id, path)) = project_of(e.project.as_ref(), None) else { return Ok(()) };
+            announce_failed_pipeline(ctx, e, &path).await?;
             match &e.merge_request {
                 Some(mr) => {
                     check_mr(ctx, id, &path, mr.iid, Mode::Ensure).await?;
@@ -108,6 +110,30 @@ async fn handle(ctx: &PolicyContext, event: &StoredEvent) -> Result<(), PolicyEr
         _ => {}
     }
     Ok(())
+}
+
+/// A failed pipeline on a protected branch (main, release lines) is announced.
+async fn announce_failed_pipeline(
+    ctx: &PolicyContext,
+    e: &super::events::PipelineEvent,
+    path: &str,
+) -> Result<(), StoreError> {
+    let (Some(n), Some(branch)) = (&ctx.notifier, e.object_attributes.git_ref.as_deref()) else { return Ok(()) };
+    if e.object_attributes.status.as_deref() != Some("failed")
+        || rules_for(&ctx.catalog, path).protection_of(branch).is_none()
+    {
+        return Ok(());
+    }
+    let id = e.object_attributes.id;
+    let link = e.project.as_ref().and_then(|p| p.web_url.as_deref()).map(|u| format!("{u}/-/pipelines/{id}"));
+    let f = crate::chat::notify::fields([
+        ("project", path.into()),
+        ("ref", branch.into()),
+        ("pipeline_id", id.into()),
+        ("sha", e.object_attributes.sha.clone().unwrap_or_default().into()),
+        ("link", link.unwrap_or_default().into()),
+    ]);
+    n.emit("pipeline.failed", &format!("pipeline-{id}-failed"), f).await
 }
 
 async fn open_mrs(

@@ -166,7 +166,73 @@ pub(super) async fn create_note(
     let Some(mr) = p.merge_requests.iter().find(|m| m.iid == iid).cloned() else {
         return mr_not_found();
     };
-    let note = Note { id, mr_iid: iid, body: text.into(), author_id: user.id, system: false, edits: 0 };
+    let discussion_id = super::world::discussion_id(id);
+    let note = Note { id, mr_iid: iid, body: text.into(), author_id: user.id, system: false, edits: 0, discussion_id };
+    p.notes.push(note.clone());
+    let p = &w.projects[at];
+    (StatusCode::CREATED, Json(note_json(&w, p, &mr, &note))).into_response()
+}
+
+/// `GET /discussions`: the MR's threads, oldest first, each with its notes (gitlab docs' discussion shape).
+pub(super) async fn list_discussions(
+    State(world): State<Shared>,
+    headers: HeaderMap,
+    Path((project, iid)): Path<(String, i64)>,
+    Query(q): Q,
+) -> Response {
+    let w = world.lock().unwrap();
+    let (_, at) = guarded!(w, headers, project, REPORTER);
+    let p = &w.projects[at];
+    let Some(mr) = p.merge_requests.iter().find(|m| m.iid == iid) else {
+        return mr_not_found();
+    };
+    let mut order: Vec<&str> = Vec::new();
+    for n in p.notes.iter().filter(|n| n.mr_iid == iid) {
+        if !order.contains(&n.discussion_id.as_str()) {
+            order.push(&n.discussion_id);
+        }
+    }
+    let all = order
+        .iter()
+        .map(|d| {
+            let notes: Vec<Value> =
+                p.notes.iter().filter(|n| n.discussion_id == *d).map(|n| note_json(&w, p, mr, n)).collect();
+            json!({ "id": d, "individual_note": notes.len() == 1, "notes": notes })
+        })
+        .collect();
+    paginated(&format!("/api/v4/projects/{project}/merge_requests/{iid}/discussions"), all, &q)
+}
+
+/// `POST /discussions/:id/notes`: a reply in an existing thread.
+pub(super) async fn reply_to_discussion(
+    State(world): State<Shared>,
+    headers: HeaderMap,
+    Path((project, iid, discussion)): Path<(String, i64, String)>,
+    body: Bytes,
+) -> Response {
+    let mut w = world.lock().unwrap();
+    let (user, at) = guarded!(w, headers, project, REPORTER);
+    let body = body!(body);
+    let Some(text) = body["body"].as_str().filter(|b| !b.trim().is_empty()) else {
+        return message(StatusCode::BAD_REQUEST, "400 Bad request - body is missing");
+    };
+    let id = w.next_id();
+    let p = &mut w.projects[at];
+    let Some(mr) = p.merge_requests.iter().find(|m| m.iid == iid).cloned() else {
+        return mr_not_found();
+    };
+    if !p.notes.iter().any(|n| n.mr_iid == iid && n.discussion_id == discussion) {
+        return message(StatusCode::NOT_FOUND, "404 Discussion Not Found");
+    }
+    let note = Note {
+        id,
+        mr_iid: iid,
+        body: text.into(),
+        author_id: user.id,
+        system: false,
+        edits: 0,
+        discussion_id: discussion,
+    };
     p.notes.push(note.clone());
     let p = &w.projects[at];
     (StatusCode::CREATED, Json(note_json(&w, p, &mr, &note))).into_response()

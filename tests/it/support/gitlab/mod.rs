@@ -52,6 +52,7 @@ use axum::routing::{get, post, put};
 use axum::Router;
 use serde_json::{json, Value};
 
+pub use merge_request::note_hook;
 use world::{message, Job, User};
 pub use world::{Commit, Fault, Hook, MergeRequest, Note, Project, Recorded, World};
 
@@ -108,6 +109,8 @@ fn router(world: Shared) -> Router {
         .route("/projects/{project}/merge_requests/{iid}", get(m::show_mr))
         .route("/projects/{project}/merge_requests/{iid}/notes", get(m::list_notes).post(m::create_note))
         .route("/projects/{project}/merge_requests/{iid}/notes/{note}", put(m::update_note))
+        .route("/projects/{project}/merge_requests/{iid}/discussions", get(m::list_discussions))
+        .route("/projects/{project}/merge_requests/{iid}/discussions/{discussion}/notes", post(m::reply_to_discussion))
         .route("/projects/{project}/merge_requests/{iid}/status_check_responses", post(m::answer_status_check))
         .route("/projects/{project}/deployments", post(m::create_deployment))
         .route("/projects/{project}/deployments/{id}", put(m::update_deployment))
@@ -369,7 +372,8 @@ impl GitLabDouble {
             let mut w = self.world();
             let id = w.next_id();
             let at = w.project_index(project).expect("project");
-            let note = Note { id, mr_iid: iid, body: body.into(), author_id, system: false, edits: 0 };
+            let discussion_id = world::discussion_id(id);
+            let note = Note { id, mr_iid: iid, body: body.into(), author_id, system: false, edits: 0, discussion_id };
             w.projects[at].notes.push(note.clone());
             let p = &w.projects[at];
             let mr = p.merge_requests.iter().find(|m| m.iid == iid).expect("merge request");

@@ -116,6 +116,13 @@ pub struct Note {
     pub system: bool,
     /// Edits so far.
     pub edits: u32,
+    /// The discussion (thread) it belongs to; a new note starts its own.
+    pub discussion_id: String,
+}
+
+/// A fresh discussion id (40 hex characters, as GitLab's).
+pub fn discussion_id(note_id: i64) -> String {
+    format!("{:040x}", (note_id as u128).wrapping_mul(0x9e37_79b9_7f4a_7c15_f39c_c060_5ced_c835))
 }
 
 /// A commit status.

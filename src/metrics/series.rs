@@ -1,0 +1,142 @@
+//! The series behind `GET /api/v1/metrics/{name}` (Grafana's Infinity data source, pandas): rows of
+//! flat fields, rendered as a JSON array, CSV or JSON lines.
+//!
+//! Series: `dora` (one row per product and tier: `crate::metrics::dora`), `deployments` (finished deploy
+//! tasks per day, product, environment and status) from stored deploy tasks; `mr_cycle_time` (each merged
+//! MR: opened, merged, hours between) and `pipelines` (finished pipelines per day and project, with the
+//! success rate) from stored GitLab events (events whose payload was pruned by retention are skipped).
+//! With `product=`, event series keep the projects of that product's components.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Map, Value};
+
+use super::dora::{self, DeployFact};
+use super::events;
+use crate::catalog::Catalog;
+use crate::store::{Pool, StoreError};
+
+/// The series Tao serves.
+pub const NAMES: &[&str] = &["dora", "deployments", "mr_cycle_time", "pipelines"];
+
+/// Filters of a series request (times in epoch ms; `to` exclusive).
+#[derive(Debug, Clone, Default)]
+pub struct Query {
+    /// Only this product.
+    pub product: Option<String>,
+    /// Only this environment.
+    pub env: Option<String>,
+    /// Window start.
+    pub from: i64,
+    /// Window end.
+    pub to: i64,
+}
+
+type Row = (i64, String, String, Option<String>, Option<String>, String, i64);
+
+/// Finished deploy tasks from `from` on (later ones too: a failed change is judged by what followed).
+async fn facts(pool: &Pool, catalog: &Catalog, q: &Query) -> Result<Vec<DeployFact>, StoreError> {
+    let sql = "SELECT id, kind, env, product, version, status, finished_at FROM deploy_task \
+               WHERE finished_at IS NOT NULL AND finished_at >= $1 ORDER BY finished_at, id";
+    let rows: Vec<Row> = crate::with_pool!(pool, p => sqlx::query_as(sql).bind(q.from).fetch_all(p).await)?;
+    Ok(rows
+        .into_iter()
+        .filter(|r| q.env.as_deref().is_none_or(|e| e == r.2))
+        .filter(|r| q.product.as_deref().is_none_or(|p| r.3.as_deref() == Some(p)))
+        .map(|(id, kind, env, product, version, status, finished_at)| {
+            let tier = catalog.environments.iter().find(|(n, _)| n.as_str() == env).map(|(_, e)| e.tier.as_str());
+            DeployFact {
+                id,
+                kind,
+                tier: tier.unwrap_or("unknown").to_string(),
+                env,
+                product,
+                version,
+                status,
+                finished_at,
+            }
+        })
+        .collect())
+}
+
+/// The rows of series `name`; `None` for an unknown name.
+pub async fn rows(
+    pool: &Pool,
+    catalog: &Catalog,
+    name: &str,
+    q: &Query,
+) -> Result<Option<Vec<Map<String, Value>>>, StoreError> {
+    let facts = match name {
+        "dora" | "deployments" => facts(pool, catalog, q).await?,
+        "mr_cycle_time" | "pipelines" => return events::rows(pool, catalog, name, q).await.map(Some),
+        _ => return Ok(None),
+    };
+    let out = match name {
+        "dora" => dora::compute(&facts, q.from, q.to)
+            .into_iter()
+            .map(|d| match serde_json::to_value(d) {
+                Ok(Value::Object(m)) => m,
+                _ => Map::new(),
+            })
+            .collect(),
+        _ => {
+            let mut counts: BTreeMap<(String, String, String, String, String), i64> = BTreeMap::new();
+            for f in facts.iter().filter(|f| f.finished_at < q.to) {
+                let day = crate::store::rfc3339(f.finished_at)[..10].to_string();
+                let product = f.product.clone().unwrap_or_default();
+                *counts.entry((day, product, f.env.clone(), f.tier.clone(), f.status.clone())).or_default() += 1;
+            }
+            counts
+                .into_iter()
+                .map(|((day, product, env, tier, status), n)| {
+                    let v = json!({ "time": format!("{day}T00:00:00Z"), "product": product, "env": env, "tier": tier,
+                                    "status": status, "deployments": n });
+                    v.as_object().cloned().unwrap_or_default()
+                })
+                .collect()
+        }
+    };
+    Ok(Some(out))
+}
+
+fn csv_field(v: &Value) -> String {
+    let s = match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    if s.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", s.replace('"', "\"\""))
+    } else {
+        s
+    }
+}
+
+/// Rows as CSV (header from the first row's keys, in order).
+pub fn to_csv(rows: &[Map<String, Value>]) -> String {
+    let Some(first) = rows.first() else { return String::new() };
+    let keys: Vec<&String> = first.keys().collect();
+    let mut out = keys.iter().map(|k| csv_field(&Value::String((*k).clone()))).collect::<Vec<_>>().join(",");
+    out.push('\n');
+    for r in rows {
+        let line: Vec<String> = keys.iter().map(|k| csv_field(r.get(*k).unwrap_or(&Value::Null))).collect();
+        out.push_str(&line.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn csv_quotes_what_needs_quoting() {
+        let rows: Vec<Map<String, Value>> = vec![
+            json!({"a": "x,y", "b": 1.5, "c": null}).as_object().unwrap().clone(),
+            json!({"a": "say \"hi\"", "b": 2, "c": true}).as_object().unwrap().clone(),
+        ];
+        assert_eq!(to_csv(&rows), "a,b,c\n\"x,y\",1.5,\n\"say \"\"hi\"\"\",2,true\n");
+        assert_eq!(to_csv(&[]), "");
+    }
+}
