@@ -3,7 +3,8 @@
 //! [`App::build`] connects and migrates the store, applies the catalog file when it differs from the live
 //! revision, and binds the listener (so tests can bind port 0 and read [`App::port`] before serving);
 //! [`App::run_until_stopped`] serves until the shutdown future resolves, then drains in-flight requests.
-//! It also runs the GitLab event workers (started with the server, stopped by the same shutdown).
+//! It also runs the GitLab event workers (started with the server, stopped by the same shutdown) and
+//! builds the Discord adapter when `TAO_DISCORD_PUBLIC_KEY` is set.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -15,6 +16,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
+use crate::chat::discord::{Discord, DiscordClient, DiscordConfig, Verifier};
 use crate::config::Settings;
 use crate::deploy::queue::{Dispatcher, Executor, QueueConfig};
 use crate::deploy::registry::RegistryClient;
@@ -166,9 +168,11 @@ impl App {
             secret: settings.gitlab_status_check_secret.clone(),
             queue: queue.clone(),
         };
+        let discord = discord_adapter(&services, &settings).await?;
         let router = http::router(state, settings.max_body)
             .merge(http::webhook::routes(intake))
-            .merge(http::policy::status_check_routes(status_checks, settings.webhook_max_body));
+            .merge(http::policy::status_check_routes(status_checks, settings.webhook_max_body))
+            .merge(http::discord::routes(discord));
         let events = EventWiring {
             queue,
             config: WorkerConfig {
@@ -266,6 +270,36 @@ impl App {
         tracing::info!("Tao stopped");
         Ok(())
     }
+}
+
+/// The Discord adapter when a public key is configured (else the endpoint refuses every call); registers
+/// the slash commands of the configured guilds first (a failure is logged, not fatal).
+async fn discord_adapter(services: &Services, settings: &Settings) -> anyhow::Result<Option<Discord>> {
+    let Some(key) = &settings.discord_public_key else {
+        return Ok(None);
+    };
+    let verifier = Verifier::from_hex(key).map_err(|e| anyhow::anyhow!("TAO_DISCORD_PUBLIC_KEY: {e}"))?;
+    let client = DiscordClient::new(&settings.discord_api_url, settings.discord_bot_token.clone())?;
+    if settings.discord_roles.is_empty() {
+        tracing::warn!("TAO_DISCORD_ROLES maps nobody: every Discord command will be denied");
+    }
+    if let Some((application, guilds)) = &settings.discord_register {
+        for guild in guilds {
+            match crate::chat::discord::register(&client, application, guild).await {
+                Ok(n) => tracing::info!(guild = %guild, commands = n, "registered Discord slash commands"),
+                Err(e) => tracing::warn!(guild = %guild, error = %e, "cannot register Discord slash commands"),
+            }
+        }
+    }
+    let config = DiscordConfig {
+        verifier,
+        roles: settings.discord_roles.clone(),
+        client,
+        public_url: settings.public_url.clone(),
+        token_lifetime: settings.discord_token_lifetime,
+        poll: settings.discord_poll,
+    };
+    Ok(Some(Discord::new(services.clone(), config)))
 }
 
 /// Re-checks open MRs that missed their `tao/policy` verdict (GitLab does not redeliver failed hooks by

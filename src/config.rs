@@ -149,6 +149,16 @@ pub struct Settings {
     pub tapd_auth: Option<crate::workitems::tapd::Auth>,
     /// How often the server syncs work items from TAPD; `None` never (the default).
     pub tapd_sync_interval: Option<Duration>,
+    /// The Discord application's public key (hex); the interactions endpoint refuses every call without.
+    pub discord_public_key: Option<String>,
+    /// Discord users and roles mapped to Tao levels and named roles.
+    pub discord_roles: crate::chat::discord::RoleMap,
+    /// Discord application and guilds whose slash commands are registered at start (bot token needed).
+    pub discord_register: Option<(String, Vec<String>)>,
+    /// How long Discord's interaction tokens may be used (15 minutes; shorter in tests).
+    pub discord_token_lifetime: Duration,
+    /// How often a task started from Discord is polled for progress.
+    pub discord_poll: Duration,
 }
 
 /// Discord's API base.
@@ -195,6 +205,11 @@ impl Settings {
             tapd_url: crate::workitems::tapd::DEFAULT_URL.to_string(),
             tapd_auth: None,
             tapd_sync_interval: None,
+            discord_public_key: None,
+            discord_roles: crate::chat::discord::RoleMap::default(),
+            discord_register: None,
+            discord_token_lifetime: Duration::from_secs(15 * 60),
+            discord_poll: Duration::from_secs(1),
         }
     }
 }

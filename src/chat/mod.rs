@@ -3,12 +3,15 @@
 //! Owns the [`Command`] enum and its names and specs (`command`), reading commands from a line, from
 //! separate words or from a whole MR comment (`parse`, `comment`), the wording of rejections with
 //! did-you-mean hints (`error`) and the help generated from the specs (`help`): all pure (no I/O, no
-//! catalog lookups). `dispatch` is the one impure part: it authorizes a parsed command for a chat user,
-//! acts through the services, audits and replies; transports (MR comments in `gitlab::chat`, Discord)
-//! only convert to and from it.
+//! catalog lookups). `dispatch` is impure: it authorizes a parsed command for a chat user,
+//! acts through the services, audits and replies; transports (MR comments in `gitlab::chat`, Discord in
+//! `discord`) only convert to and from it. `discord` is the Discord adapter (signature check, slash
+//! commands, its REST client, progress edits); it does I/O but decides nothing. `notify` routes events to
+//! Discord channels and webhooks.
 
 mod command;
 mod comment;
+pub mod discord;
 pub mod dispatch;
 mod error;
 mod help;

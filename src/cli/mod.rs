@@ -8,6 +8,7 @@
 mod ci;
 mod client;
 mod deploy;
+mod discord;
 pub mod exec;
 mod gitlab;
 mod output;
@@ -100,6 +101,9 @@ pub enum Command {
     /// Sync work items from TAPD into the store (offline: talks to TAPD and the store directly).
     #[command(subcommand)]
     Sync(sync::SyncCommand),
+    /// Discord: register Tao's slash commands in a guild.
+    #[command(subcommand)]
+    Discord(discord::DiscordCommand),
 }
 
 /// Where the store is.
@@ -212,6 +216,9 @@ pub struct ServeArgs {
     /// How often to sync work items from TAPD (e.g. 15m, 1h), or `off`; needs TAPD credentials.
     #[arg(long, env = "TAO_TAPD_SYNC_INTERVAL", default_value = "off")]
     pub tapd_sync_interval: String,
+    /// Discord.
+    #[command(flatten)]
+    pub discord: discord::DiscordServeArgs,
 }
 
 /// `tao token …`
@@ -429,11 +436,12 @@ async fn dispatch(cli: Cli) -> Outcome {
         Command::Report(cmd) => report::report(cmd).await,
         Command::Ci(cmd) => ci::ci(cmd, json),
         Command::Sync(cmd) => sync::sync(cmd, json).await,
+        Command::Discord(cmd) => discord::discord(cmd, json).await,
     }
 }
 
 async fn serve(args: ServeArgs) -> Outcome {
-    let settings = Settings {
+    let mut settings = Settings {
         listen: args.listen,
         database_url: args.db.url(),
         catalog: args.db.catalog.clone(),
@@ -484,7 +492,14 @@ async fn serve(args: ServeArgs) -> Outcome {
                 )
             })?),
         },
+        // Filled from the Discord arguments below.
+        discord_public_key: None,
+        discord_roles: Default::default(),
+        discord_register: None,
+        discord_token_lifetime: std::time::Duration::from_secs(15 * 60),
+        discord_poll: std::time::Duration::from_secs(1),
     };
+    discord::apply(args.discord, &mut settings)?;
     let app = crate::app::App::build(settings).await?;
     app.run_until_stopped(crate::app::shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)

@@ -2,13 +2,15 @@
 //!
 //! Handlers parse and answer; what they do is in `crate::service`. Every `/api/v1` route declares the
 //! scope it needs through its [`auth::Authorized`] argument; `/healthz` and `/ci/v1` (the CI templates
-//! GitLab fetches anonymously) are open.
+//! GitLab fetches anonymously) are open; the GitLab webhook, status checks and Discord's interactions
+//! carry their own state and signature checks and are merged in `app.rs`.
 
 pub mod api;
 pub mod auth;
 pub mod body;
 pub mod ci;
 pub mod deploy;
+pub mod discord;
 pub mod error;
 pub mod events;
 pub mod health;

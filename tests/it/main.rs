@@ -11,6 +11,7 @@ mod ci_e2e;
 mod ci_rules;
 mod cli;
 mod deploy;
+mod discord;
 mod event_store;
 mod events;
 mod exec;

@@ -8,6 +8,7 @@
 pub mod hosts;
 pub mod registry;
 
+pub mod discord;
 pub mod gitlab;
 pub mod tapd;
 

@@ -1,0 +1,184 @@
+//! The Discord double: Discord's REST API as Tao uses it, behind a real HTTP server on 127.0.0.1:0, and
+//! a signer that sends interactions to Tao the way Discord does (Ed25519 over timestamp + raw body).
+//!
+//! The double serves `/api/v10` like Discord (and like serenity's proxy mode): edits of an interaction's
+//! original response, follow-ups, channel messages and their edits, and the bulk overwrite of a guild's
+//! commands. It checks `Authorization: Bot <BOT_TOKEN>`, the `User-Agent: DiscordBot (…)` Discord
+//! requires, JSON bodies and the 2000-character content limit, records every request, and records anything else as unexpected (tests assert there is none).
+
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
+use axum::response::{IntoResponse, Response};
+use axum::{Json, Router};
+use ed25519_dalek::{Signer, SigningKey};
+use serde_json::{json, Value};
+
+/// The bot token Tao is configured with.
+pub const BOT_TOKEN: &str = "discord-bot-token-for-tests";
+/// The application id of test interactions (the real envelope's).
+pub const APPLICATION: &str = "1380486651436073092";
+
+/// One request the double received.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// `PATCH`, `POST`, `PUT`.
+    pub method: String,
+    /// The path, `/api/v10/…`.
+    pub path: String,
+    /// The JSON body.
+    pub body: Value,
+}
+
+#[derive(Default)]
+struct Book {
+    requests: Vec<Recorded>,
+    unexpected: Vec<String>,
+    next_id: u64,
+}
+
+/// A running Discord double.
+pub struct DiscordDouble {
+    /// The API base to configure Tao with (`http://127.0.0.1:PORT/api/v10`).
+    pub url: String,
+    book: Arc<Mutex<Book>>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for DiscordDouble {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
+
+impl DiscordDouble {
+    /// Starts the double.
+    pub async fn start() -> DiscordDouble {
+        let book: Arc<Mutex<Book>> = Arc::default();
+        let app = Router::new().fallback(serve).with_state(book.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind the Discord double");
+        let url = format!("http://{}/api/v10", listener.local_addr().unwrap());
+        let server = tokio::spawn(async move { axum::serve(listener, app).await.expect("Discord double") });
+        DiscordDouble { url, book, server }
+    }
+
+    fn book(&self) -> MutexGuard<'_, Book> {
+        self.book.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every request so far.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.book().requests.clone()
+    }
+
+    /// Requests the double does not serve or refused (wrong auth, bad body, too long).
+    pub fn unexpected(&self) -> Vec<String> {
+        self.book().unexpected.clone()
+    }
+
+    /// The bodies of the edits of interaction `token`'s original response, in order.
+    pub fn edits(&self, token: &str) -> Vec<Value> {
+        let path = format!("/api/v10/webhooks/{APPLICATION}/{token}/messages/@original");
+        self.requests().into_iter().filter(|r| r.method == "PATCH" && r.path == path).map(|r| r.body).collect()
+    }
+
+    /// The bodies of follow-up messages of interaction `token`.
+    pub fn followups(&self, token: &str) -> Vec<Value> {
+        let path = format!("/api/v10/webhooks/{APPLICATION}/{token}");
+        self.requests().into_iter().filter(|r| r.method == "POST" && r.path == path).map(|r| r.body).collect()
+    }
+
+    /// The content of the last edit of `token`'s response ("" before any).
+    pub fn last_content(&self, token: &str) -> String {
+        self.edits(token).last().and_then(|b| b["content"].as_str().map(str::to_string)).unwrap_or_default()
+    }
+}
+
+async fn serve(
+    State(book): State<Arc<Mutex<Book>>>,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = uri.path().to_string();
+    let mut book = book.lock().unwrap_or_else(|e| e.into_inner());
+    let what = format!("{method} {path}");
+    if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(&format!("Bot {BOT_TOKEN}")) {
+        book.unexpected.push(format!("{what}: missing or wrong Authorization"));
+        return (StatusCode::UNAUTHORIZED, Json(json!({"message": "401: Unauthorized", "code": 0}))).into_response();
+    }
+    let agent = headers.get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if !agent.starts_with("DiscordBot (") {
+        book.unexpected.push(format!("{what}: User-Agent {agent:?} is not DiscordBot (…)"));
+    }
+    let json_type = headers.get("content-type").and_then(|v| v.to_str().ok()) == Some("application/json");
+    let Ok(value) =
+        serde_json::from_slice::<Value>(&body).map_err(|_| ()).and_then(|v| json_type.then_some(v).ok_or(()))
+    else {
+        book.unexpected.push(format!("{what}: body is not application/json"));
+        return (StatusCode::BAD_REQUEST, Json(json!({"message": "Cannot send an empty message", "code": 50006})))
+            .into_response();
+    };
+    if value["content"].as_str().is_some_and(|c| c.chars().count() > 2000) {
+        book.unexpected.push(format!("{what}: content longer than 2000 characters"));
+        return (StatusCode::BAD_REQUEST, Json(json!({"message": "Invalid Form Body", "code": 50035}))).into_response();
+    }
+    let segments: Vec<&str> = path.trim_start_matches("/api/v10/").split('/').collect();
+    book.next_id += 1;
+    let id = format!("{}", 1_400_000_000_000_000_000u64 + book.next_id);
+    let answer = match (method.as_str(), segments.as_slice()) {
+        ("PATCH", ["webhooks", _, _, "messages", "@original"]) | ("POST", ["webhooks", _, _]) => {
+            json!({ "id": id, "content": value["content"], "components": value["components"] })
+        }
+        ("POST", ["channels", channel, "messages"]) | ("PATCH", ["channels", channel, "messages", _]) => {
+            json!({ "id": segments.get(3).map_or(id.clone(), |m| m.to_string()), "channel_id": channel, "content": value["content"] })
+        }
+        ("PUT", ["applications", app, "guilds", guild, "commands"]) => {
+            let stored: Vec<Value> = value
+                .as_array()
+                .into_iter()
+                .flatten()
+                .enumerate()
+                .map(|(i, c)| {
+                    let mut c = c.clone();
+                    c["id"] = json!(format!("{id}{i}"));
+                    c["application_id"] = json!(app);
+                    c["guild_id"] = json!(guild);
+                    c
+                })
+                .collect();
+            Value::Array(stored)
+        }
+        _ => {
+            book.unexpected.push(format!("{what}: not served by the double"));
+            return (StatusCode::NOT_FOUND, Json(json!({"message": "404: Not Found", "code": 0}))).into_response();
+        }
+    };
+    book.requests.push(Recorded { method: method.to_string(), path, body: value });
+    Json(answer).into_response()
+}
+
+/// Discord's side of the signature: a key pair Tao trusts the public half of.
+pub struct DiscordKey {
+    key: SigningKey,
+}
+
+impl DiscordKey {
+    /// A fresh random key.
+    pub fn generate() -> DiscordKey {
+        DiscordKey { key: SigningKey::from_bytes(&rand::random::<[u8; 32]>()) }
+    }
+
+    /// The public key as Tao's `TAO_DISCORD_PUBLIC_KEY` (hex).
+    pub fn public_hex(&self) -> String {
+        hex::encode(self.key.verifying_key().as_bytes())
+    }
+
+    /// The `X-Signature-Ed25519` of `body` sent at `timestamp`.
+    pub fn sign(&self, timestamp: &str, body: &[u8]) -> String {
+        hex::encode(self.key.sign(&[timestamp.as_bytes(), body].concat()).to_bytes())
+    }
+}
