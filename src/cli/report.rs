@@ -1,5 +1,6 @@
-//! `tao report dora PRODUCT`: the DORA picture (deployments per day and status, with the DORA numbers)
-//! as a PNG, from the server's metrics endpoints — the same picture chat posts.
+//! `tao report dora PRODUCT` and `tao report cfd PRODUCT`: the DORA picture (deployments per day and
+//! status, with the DORA numbers) and the cumulative flow of work items (per state and day) as PNGs, from
+//! the server's metrics endpoints.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -34,6 +35,26 @@ pub enum ReportCommand {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// Work items per state and day (cumulative flow) of a product, or of one version's iteration.
+    Cfd {
+        /// Product.
+        product: String,
+        /// Only the work items of this product version (its iteration).
+        #[arg(long)]
+        version: Option<String>,
+        /// Days back from today.
+        #[arg(long, default_value_t = 30)]
+        days: usize,
+        /// Where to write the PNG.
+        #[arg(short, long, default_value = "cfd.png")]
+        output: PathBuf,
+        /// Size, WIDTHxHEIGHT.
+        #[arg(long, default_value = "1000x600")]
+        size: String,
+        /// The server.
+        #[command(flatten)]
+        server: ServerArgs,
+    },
 }
 
 fn size(s: &str) -> anyhow::Result<(u32, u32)> {
@@ -45,7 +66,12 @@ fn size(s: &str) -> anyhow::Result<(u32, u32)> {
 
 /// Runs `tao report …`.
 pub async fn report(cmd: ReportCommand) -> anyhow::Result<ExitCode> {
-    let ReportCommand::Dora { product, env, days, output, size: dims, server } = cmd;
+    let (product, env, days, output, dims, server) = match cmd {
+        ReportCommand::Dora { product, env, days, output, size, server } => (product, env, days, output, size, server),
+        ReportCommand::Cfd { product, version, days, output, size, server } => {
+            return cfd(product, version, days, output, size, server).await;
+        }
+    };
     let (width, height) = size(&dims)?;
     anyhow::ensure!((1..=366).contains(&days), "--days: expected 1 to 366");
     let to = crate::store::now_ms();
@@ -64,6 +90,35 @@ pub async fn report(cmd: ReportCommand) -> anyhow::Result<ExitCode> {
         dora.as_array().map(Vec::as_slice).unwrap_or_default(),
         &day_list,
     );
+    let png = chart::stacked_png(&picture, width, height).map_err(|e| anyhow::anyhow!("rendering: {e}"))?;
+    std::fs::write(&output, &png).with_context(|| format!("writing {}", output.display()))?;
+    println!("wrote {} ({} bytes)", output.display(), png.len());
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn cfd(
+    product: String,
+    version: Option<String>,
+    days: usize,
+    output: PathBuf,
+    dims: String,
+    server: ServerArgs,
+) -> anyhow::Result<ExitCode> {
+    let (width, height) = size(&dims)?;
+    anyhow::ensure!((1..=366).contains(&days), "--days: expected 1 to 366");
+    let to = crate::store::now_ms();
+    let day_list = chart::days_until(to, days);
+    let from = to - (days as i64 - 1) * 86_400_000;
+    let mut query = format!("product={}&from={from}&to={to}", client::segment(&product));
+    if let Some(v) = &version {
+        query.push_str(&format!("&version={}", client::segment(v)));
+    }
+    let rows = Client::new(&server)?.get(&format!("/api/v1/metrics/cfd?{query}")).await?;
+    let title = match &version {
+        Some(v) => format!("{product} {v}: work items per state"),
+        None => format!("{product}: work items per state"),
+    };
+    let picture = chart::cfd_chart(&title, rows.as_array().map(Vec::as_slice).unwrap_or_default(), &day_list);
     let png = chart::stacked_png(&picture, width, height).map_err(|e| anyhow::anyhow!("rendering: {e}"))?;
     std::fs::write(&output, &png).with_context(|| format!("writing {}", output.display()))?;
     println!("wrote {} ({} bytes)", output.display(), png.len());

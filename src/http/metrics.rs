@@ -35,6 +35,7 @@ async fn prometheus(State(s): State<HttpState>, _: Authorized<NeedRead>) -> Resu
 struct SeriesQuery {
     product: Option<String>,
     env: Option<String>,
+    version: Option<String>,
     from: Option<String>,
     to: Option<String>,
     format: Option<String>,
@@ -75,8 +76,13 @@ async fn series_of(
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
     }
-    let query =
-        series::Query { product: q.product.filter(|p| !p.is_empty()), env: q.env.filter(|e| !e.is_empty()), from, to };
+    let query = series::Query {
+        product: q.product.filter(|p| !p.is_empty()),
+        env: q.env.filter(|e| !e.is_empty()),
+        version: q.version.filter(|v| !v.is_empty()),
+        from,
+        to,
+    };
     let catalog = s.services.catalog_now();
     let rows = series::rows(s.services.pool(), &catalog, &name, &query)
         .await

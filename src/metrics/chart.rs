@@ -185,6 +185,31 @@ pub fn dora_chart(
     Stacked { title: format!("{product}: deployments per day{span}"), days: days.to_vec(), series, notes }
 }
 
+/// The cumulative flow picture: work items per state and day, from rows of the `cfd` series.
+pub fn cfd_chart(title: &str, rows: &[serde_json::Value], days: &[String]) -> Stacked {
+    let mut states: Vec<String> = rows.iter().filter_map(|r| r["state"].as_str().map(str::to_string)).collect();
+    states.sort();
+    states.dedup();
+    let series = states
+        .iter()
+        .map(|state| Series {
+            name: state.clone(),
+            counts: days
+                .iter()
+                .map(|day| {
+                    rows.iter()
+                        .filter(|r| {
+                            r["state"] == state.as_str() && r["time"].as_str().is_some_and(|t| t.starts_with(day))
+                        })
+                        .filter_map(|r| r["items"].as_f64())
+                        .sum()
+                })
+                .collect(),
+        })
+        .collect();
+    Stacked { title: title.to_string(), days: days.to_vec(), series, notes: Vec::new() }
+}
+
 /// The `n` days (`YYYY-MM-DD`, UTC) ending with the day of `to_ms`.
 pub fn days_until(to_ms: i64, n: usize) -> Vec<String> {
     (0..n as i64).rev().map(|back| crate::store::rfc3339(to_ms - back * 86_400_000)[..10].to_string()).collect()

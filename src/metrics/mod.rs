@@ -7,6 +7,7 @@
 //! (queue depth, task counts by status, event backlog and lag, notification backlog, violations), so
 //! every replica reports the same store-wide numbers.
 
+pub mod cfd;
 pub mod chart;
 pub mod dora;
 pub mod events;

@@ -17,7 +17,7 @@ use crate::catalog::Catalog;
 use crate::store::{Pool, StoreError};
 
 /// The series Tao serves.
-pub const NAMES: &[&str] = &["dora", "deployments", "mr_cycle_time", "pipelines"];
+pub const NAMES: &[&str] = &["dora", "deployments", "mr_cycle_time", "pipelines", "cfd"];
 
 /// Filters of a series request (times in epoch ms; `to` exclusive).
 #[derive(Debug, Clone, Default)]
@@ -26,6 +26,8 @@ pub struct Query {
     pub product: Option<String>,
     /// Only this environment.
     pub env: Option<String>,
+    /// Only this product version (work-item series: the iteration it maps to).
+    pub version: Option<String>,
     /// Window start.
     pub from: i64,
     /// Window end.
@@ -69,6 +71,7 @@ pub async fn rows(
     let facts = match name {
         "dora" | "deployments" => facts(pool, catalog, q).await?,
         "mr_cycle_time" | "pipelines" => return events::rows(pool, catalog, name, q).await.map(Some),
+        "cfd" => return cfd_rows(pool, q).await.map(Some),
         _ => return Ok(None),
     };
     let out = match name {
@@ -97,6 +100,34 @@ pub async fn rows(
         }
     };
     Ok(Some(out))
+}
+
+/// The cumulative flow of the product's work items (of one version when given), one row per day and state.
+async fn cfd_rows(pool: &Pool, q: &Query) -> Result<Vec<Map<String, Value>>, StoreError> {
+    let filter = crate::store::workitem::ItemFilter {
+        product: q.product.clone(),
+        version: q.version.clone(),
+        ..Default::default()
+    };
+    let mut items = Vec::new();
+    for w in crate::store::workitem::list(pool, &filter).await? {
+        let history = crate::store::workitem::history(pool, &w.source, &w.id).await?;
+        let initial = history.first().map(|c| c.state.clone()).unwrap_or_else(|| w.state.clone());
+        items.push(super::cfd::FlowItem { created_at: w.created_at, initial_state: initial, history });
+    }
+    const DAY: i64 = 86_400_000;
+    let first_end = q.from - q.from.rem_euclid(DAY) + DAY;
+    let ends: Vec<i64> = (0..).map(|k| first_end + k * DAY).take_while(|e| *e <= q.to + DAY - 1).take(3660).collect();
+    let flow = super::cfd::compute(&items, &ends);
+    let mut out = Vec::new();
+    for (i, end) in ends.iter().enumerate() {
+        let day = &crate::store::rfc3339(end - DAY)[..10];
+        for (state, counts) in &flow {
+            let v = json!({ "time": format!("{day}T00:00:00Z"), "state": state, "items": counts[i] });
+            out.push(v.as_object().cloned().unwrap_or_default());
+        }
+    }
+    Ok(out)
 }
 
 fn csv_field(v: &Value) -> String {

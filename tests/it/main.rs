@@ -4,6 +4,7 @@
 //! area through Tao's real surfaces (HTTP on port 0, the built `tao` binary, the store).
 
 mod api;
+mod cfd;
 mod chat_mr;
 mod ci;
 mod ci_deploy;
