@@ -48,7 +48,8 @@ mod tests {
     /// Three items over four days (ends at day 1, 2, 3, 4), checked by hand:
     /// - A: created day 0, planning → developing (day 1.5) → resolved (day 2.5);
     /// - B: created day 0.5, planning → developing (day 3.2);
-    /// - C: created day 2.1 in planning, no changes recorded;
+    /// - C: created day 2.1 in planning, no changes recorded.
+    ///
     /// day 1: A planning, B planning → planning 2;
     /// day 2: A developing, B planning → planning 1, developing 1;
     /// day 3: A resolved, B planning, C planning → planning 2, resolved 1;

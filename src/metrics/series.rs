@@ -117,7 +117,7 @@ async fn cfd_rows(pool: &Pool, q: &Query) -> Result<Vec<Map<String, Value>>, Sto
     }
     const DAY: i64 = 86_400_000;
     let first_end = q.from - q.from.rem_euclid(DAY) + DAY;
-    let ends: Vec<i64> = (0..).map(|k| first_end + k * DAY).take_while(|e| *e <= q.to + DAY - 1).take(3660).collect();
+    let ends: Vec<i64> = (0..).map(|k| first_end + k * DAY).take_while(|e| *e < q.to + DAY).take(3660).collect();
     let flow = super::cfd::compute(&items, &ends);
     let mut out = Vec::new();
     for (i, end) in ends.iter().enumerate() {
