@@ -77,6 +77,7 @@ async fn retention(db: TestDb) {
     event::insert_many(&pool, &events).await.unwrap();
     // Event 1 (oldest) processed, event 2 not: only processed payloads may go.
     let first = event::claim(&pool, 10_000, 60_000).await.unwrap().unwrap();
+    assert_eq!(first.payload.as_deref(), Some(r#"{"n":0}"#), "a claimed event comes with its payload");
     event::mark_processed(&pool, EventId(first.id), 10_000).await.unwrap();
     assert_eq!(event::prune_payloads(&pool, 2_500).await.unwrap(), 1);
     let rows = event::page(&pool, &Default::default(), 0, 10).await.unwrap();
