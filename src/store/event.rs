@@ -11,6 +11,8 @@
 
 use std::fmt;
 
+use sqlx::{FromRow, Row};
+
 use super::{is_unique_violation, Pool, StoreError};
 
 /// Sequence number of a stored event; also its arrival order.
@@ -185,6 +187,18 @@ const INSERT: &str =
 
 const INSERT_PAYLOAD: &str = "INSERT INTO gitlab_event_payload (event_id, payload) VALUES ($1, $2)";
 
+/// SQLite: both rows in one script (see `super::script`); binds `$10` the payload. The payload row is
+/// written only when the event row was inserted now: `changes()` is the row count of the event insert
+/// (0 for a redelivery) and `last_insert_rowid()` its id.
+fn insert_both_sqlite() -> String {
+    format!(
+        "BEGIN IMMEDIATE; {INSERT}; \
+         INSERT INTO gitlab_event_payload (event_id, payload) SELECT id, $10 FROM gitlab_event \
+         WHERE id = last_insert_rowid() AND delivery_id = $1 AND changes() = 1; \
+         COMMIT"
+    )
+}
+
 /// PostgreSQL: both rows in one statement (one round trip, atomic without a transaction); binds `$10`
 /// the payload. The payload row exists only when the event row was inserted now.
 fn insert_both_pg() -> String {
@@ -221,13 +235,9 @@ async fn insert_in(tx: &mut sqlx::SqliteConnection, event: &NewEvent) -> Result<
 pub async fn insert(pool: &Pool, event: &NewEvent) -> Result<Inserted, StoreError> {
     let id: Result<Option<i64>, sqlx::Error> = match pool {
         Pool::Sqlite(p) => {
-            async {
-                let mut tx = p.begin().await?;
-                let id = insert_in(&mut tx, event).await?;
-                tx.commit().await?;
-                Ok(id)
-            }
-            .await
+            let sql = insert_both_sqlite();
+            let script = bind_new!(sqlx::query(&sql), event).bind(&event.payload);
+            super::script::fetch_all(p, script).await.and_then(|rows| rows.first().map(|r| r.try_get(0)).transpose())
         }
         Pool::Postgres(p) => {
             bind_new!(sqlx::query_scalar(&insert_both_pg()), event).bind(&event.payload).fetch_optional(p).await
@@ -388,6 +398,9 @@ async fn record_then_claim(
     );
     let claim_sql = claim.map(|_| claim_sql(pool));
     let (lease_ms, limit) = claim.unwrap_or_default();
+    if let (Pool::Sqlite(p), false) = (pool, outcomes.is_empty()) {
+        return record_then_claim_sqlite(p, outcomes, now, claim_sql.as_deref(), lease_ms, limit).await;
+    }
     let mut rows: Vec<EventRow> = crate::with_pool!(pool, p => {
         if outcomes.is_empty() {
             // A claim alone is one statement: no transaction round trips.
@@ -422,6 +435,66 @@ async fn record_then_claim(
             rows
         }
     });
+    rows.sort_by_key(|r| r.id);
+    Ok(rows)
+}
+
+/// [`record_then_claim`] on SQLite as one script (see `super::script`): the write lock is held only while
+/// SQLite runs the statements. Binds `$1` now, `$2` the new lease end, `$3` the limit, `$4` the recorded
+/// claim's lease end, then the ids (and errors and retry times) of the outcomes.
+async fn record_then_claim_sqlite(
+    pool: &sqlx::SqlitePool,
+    outcomes: &Outcomes,
+    now: i64,
+    claim_sql: Option<&str>,
+    lease_ms: i64,
+    limit: i64,
+) -> Result<Vec<EventRow>, StoreError> {
+    let mut sql = String::from("BEGIN IMMEDIATE; ");
+    let mut bound = 4;
+    let mut next = |n: usize| {
+        let list = placeholders(bound + 1, n);
+        bound += n;
+        list
+    };
+    if !outcomes.processed.is_empty() {
+        sql += &format!(
+            "UPDATE gitlab_event SET state = 'processed', processed_at = $1, last_error = NULL, next_attempt_at = 0 \
+             WHERE id IN ({}); ",
+            next(outcomes.processed.len())
+        );
+    }
+    for _ in &outcomes.failed {
+        let [error, retry_at, id] = [next(1), next(1), next(1)];
+        sql += &format!(
+            "UPDATE gitlab_event SET state = 'failed', last_error = {error}, next_attempt_at = {retry_at} \
+             WHERE id = {id}; "
+        );
+    }
+    if !outcomes.release.is_empty() {
+        sql += &format!(
+            "UPDATE gitlab_event SET state = 'pending', attempts = attempts - 1, next_attempt_at = 0 \
+             WHERE state = 'running' AND next_attempt_at = $4 AND id IN ({}); ",
+            next(outcomes.release.len())
+        );
+    }
+    if let Some(claim) = claim_sql {
+        sql += claim;
+        sql += "; ";
+    }
+    sql += "COMMIT";
+    let mut q = sqlx::query(&sql).bind(now).bind(now + lease_ms).bind(limit).bind(outcomes.lease_end);
+    for id in &outcomes.processed {
+        q = q.bind(id.0);
+    }
+    for (id, error, retry_at) in &outcomes.failed {
+        q = q.bind(error).bind(retry_at).bind(id.0);
+    }
+    for id in &outcomes.release {
+        q = q.bind(id.0);
+    }
+    let rows = super::script::fetch_all(pool, q).await?;
+    let mut rows = rows.iter().map(EventRow::from_row).collect::<Result<Vec<_>, _>>()?;
     rows.sort_by_key(|r| r.id);
     Ok(rows)
 }

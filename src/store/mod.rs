@@ -14,6 +14,7 @@ pub mod migrate;
 pub mod notify;
 pub mod policy;
 pub mod release;
+mod script;
 pub mod task;
 pub mod token;
 pub mod workitem;
