@@ -112,9 +112,7 @@ pub async fn render(pool: &Pool) -> Result<String, StoreError> {
     let oldest = optional(pool, "SELECT MIN(received_at) FROM gitlab_event WHERE state <> 'processed'").await?;
     let lag = oldest.map(|t| ((now_ms() - t) / 1000).max(0)).unwrap_or(0);
     registry.register("gitlab_event_lag_seconds", "Age of the oldest unhandled GitLab event", gauge(lag));
-    // `state <> 'processed'` lets the count read the partial index of unprocessed events.
-    let failed = "SELECT COUNT(*) FROM gitlab_event WHERE state <> 'processed' AND state = 'failed'";
-    let failed = scalar(pool, failed).await?;
+    let failed = scalar(pool, "SELECT COUNT(*) FROM gitlab_event WHERE state = 'failed'").await?;
     registry.register("gitlab_events_failed", "GitLab events whose handling failed (retried)", gauge(failed));
     let pending = scalar(pool, "SELECT COUNT(*) FROM notification WHERE state = 'pending'").await?;
     registry.register("notifications_pending", "Notifications waiting for delivery", gauge(pending));
