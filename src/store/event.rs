@@ -319,20 +319,18 @@ pub async fn record_and_claim(
     record_then_claim(pool, outcomes, now, Some((lease_ms, limit))).await
 }
 
-/// `WITH` clause naming `head(id)`: the oldest unprocessed event of each object with unprocessed events,
-/// the only events that may be claimed (and so the only ones with a retry or lease end to wait for). One
-/// index seek per such object: a loose scan of the partial index `gitlab_event_head`.
-const HEADS: &str = "WITH RECURSIVE k(key) AS ( \
-         SELECT MIN(object_key) FROM gitlab_event WHERE state <> 'processed' \
-         UNION ALL \
-         SELECT (SELECT MIN(g.object_key) FROM gitlab_event g WHERE g.state <> 'processed' AND g.object_key > k.key) \
-         FROM k WHERE k.key IS NOT NULL), \
-     head(id) AS ( \
-         SELECT (SELECT MIN(h.id) FROM gitlab_event h WHERE h.state <> 'processed' AND h.object_key = k.key) \
-         FROM k WHERE k.key IS NOT NULL)";
-
 /// The claim statement of the pool's dialect: binds `$1` now, `$2` lease end, `$3` limit.
 fn claim_sql(pool: &Pool) -> String {
+    // The objects with unprocessed events, one index seek each (a loose scan of gitlab_event_head), then
+    // the oldest unprocessed event of each: the only candidates.
+    let heads = "WITH RECURSIVE k(key) AS ( \
+             SELECT MIN(object_key) FROM gitlab_event WHERE state <> 'processed' \
+             UNION ALL \
+             SELECT (SELECT MIN(g.object_key) FROM gitlab_event g WHERE g.state <> 'processed' AND g.object_key > k.key) \
+             FROM k WHERE k.key IS NOT NULL), \
+         head(id) AS ( \
+             SELECT (SELECT MIN(h.id) FROM gitlab_event h WHERE h.state <> 'processed' AND h.object_key = k.key) \
+             FROM k WHERE k.key IS NOT NULL)";
     // The state test on `e` is repeated so that PostgreSQL's re-check of a row another claimer changed
     // meanwhile (processed, failed, claimed) rejects it.
     let pick = "SELECT e.id FROM head JOIN gitlab_event e ON e.id = head.id \
@@ -342,7 +340,7 @@ fn claim_sql(pool: &Pool) -> String {
         Pool::Postgres(_) => format!("id = ANY(ARRAY({pick} FOR UPDATE OF e SKIP LOCKED))"),
     };
     format!(
-        "{HEADS} UPDATE gitlab_event SET state = 'running', attempts = attempts + 1, next_attempt_at = $2 \
+        "{heads} UPDATE gitlab_event SET state = 'running', attempts = attempts + 1, next_attempt_at = $2 \
          WHERE {target} RETURNING {COLUMNS}, {RETURNING_PAYLOAD}"
     )
 }
@@ -517,22 +515,15 @@ pub async fn mark_failed(pool: &Pool, id: EventId, error: &str, retry_at: i64) -
 /// With several replicas on PostgreSQL this may hand another replica's running event to a second
 /// worker; handlers are idempotent, so that costs a repeated call, never a wrong result.
 pub async fn release_orphans(pool: &Pool) -> Result<u64, StoreError> {
-    // `state <> 'processed'` lets both databases read the partial index of unprocessed events.
-    let sql = "UPDATE gitlab_event SET state = 'pending', next_attempt_at = 0 \
-               WHERE state <> 'processed' AND state = 'running'";
+    let sql = "UPDATE gitlab_event SET state = 'pending', next_attempt_at = 0 WHERE state = 'running'";
     Ok(crate::with_pool!(pool, p => sqlx::query(sql).execute(p).await.map(|r| r.rows_affected()))?)
 }
 
 /// The earliest future time an unprocessed event becomes due (a retry or a lease end), if any.
-///
-/// Only the oldest unprocessed event of an object can be waiting for a time (the others have never been
-/// attempted, or were released claimable at once), so this looks at those heads alone.
 pub async fn next_due(pool: &Pool, now: i64) -> Result<Option<i64>, StoreError> {
-    let sql = format!(
-        "{HEADS} SELECT MIN(e.next_attempt_at) FROM head JOIN gitlab_event e ON e.id = head.id \
-         WHERE e.next_attempt_at > $1"
-    );
-    Ok(crate::with_pool!(pool, p => sqlx::query_scalar(&sql).bind(now).fetch_one(p).await)?)
+    let sql = "SELECT MIN(next_attempt_at) FROM gitlab_event \
+               WHERE state IN ('pending', 'failed', 'running') AND next_attempt_at > $1";
+    Ok(crate::with_pool!(pool, p => sqlx::query_scalar(sql).bind(now).fetch_one(p).await)?)
 }
 
 /// Up to `limit` events matching `filter` with id greater than `after`, oldest first (keyset paging).

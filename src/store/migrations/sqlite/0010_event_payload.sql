@@ -11,7 +11,3 @@ CREATE TABLE gitlab_event_payload (
 );
 INSERT INTO gitlab_event_payload (event_id, payload) SELECT id, payload FROM gitlab_event WHERE payload IS NOT NULL;
 ALTER TABLE gitlab_event DROP COLUMN payload;
--- The claim and the workers' wait for the next retry or lease end read only the oldest unprocessed event of
--- each object (gitlab_event_head); this index of every event by state and due time is not needed by any
--- query any more, and it changed with every insert and state change.
-DROP INDEX gitlab_event_due;
