@@ -5,7 +5,9 @@
 //! `INSERT … ON CONFLICT DO NOTHING`) that bounds what Tao's intake can reach; `load --url URL --db URL
 //! --table T --concurrency N --events E` replays the GitLab webhook fixtures (every 10th delivery is a
 //! redelivery of an earlier one), prints one result line (events/s, p50/p99 ack latency) and checks the
-//! store holds every distinct delivery exactly once. `createdb`/`dropdb ADMIN_URL NAME` manage PostgreSQL databases.
+//! store holds every distinct delivery exactly once; against Tao (`--table gitlab_event`) it then waits for
+//! the event workers to handle what was acked and prints that backlog and how long it took, so work put
+//! off past the measurement shows (and does not run during the next one). `createdb`/`dropdb ADMIN_URL NAME` manage PostgreSQL databases.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -173,12 +175,36 @@ async fn load(args: &[String]) -> anyhow::Result<()> {
     } else {
         format!("MISMATCH: stored {stored}, expected {distinct}")
     };
+    let backlog = if table == "gitlab_event" { drain(&db).await? } else { String::new() };
     println!(
-        "{label:<18} c={concurrency:<3} acked={:<6} failed={failures:<4} {:>8.0} ev/s  p50 {:>6.2} ms  p99 {:>7.2} ms  store: {check}",
+        "{label:<18} c={concurrency:<3} acked={:<6} failed={failures:<4} {:>8.0} ev/s  p50 {:>6.2} ms  p99 {:>7.2} ms  store: {check}{backlog}",
         all.len(),
         all.len() as f64 / elapsed.as_secs_f64(),
         ms(pct(0.50)),
         ms(pct(0.99)),
     );
     Ok(())
+}
+
+/// Waits (at most 120 s) until Tao's store holds no unhandled event; says how many there were and how long
+/// the workers took.
+async fn drain(db: &str) -> anyhow::Result<String> {
+    let pool = Pool::connect(db).await?;
+    let sql = "SELECT COUNT(*) FROM gitlab_event WHERE state <> 'processed'";
+    let started = Instant::now();
+    let mut first = None;
+    let left = loop {
+        let n: i64 = tao::with_pool!(&pool, p => sqlx::query_scalar(sql).fetch_one(p).await)?;
+        first.get_or_insert(n);
+        if n == 0 || started.elapsed() > Duration::from_secs(120) {
+            break n;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    pool.close().await;
+    let (first, secs) = (first.unwrap_or(0), started.elapsed().as_secs_f64());
+    Ok(match left {
+        0 => format!("  backlog {first} handled in {secs:.1} s"),
+        n => format!("  backlog {first}, {n} still unhandled after {secs:.0} s"),
+    })
 }

@@ -43,6 +43,9 @@ pub struct WorkerConfig {
     pub retry_base: Duration,
     /// Raw payloads of processed events older than this are pruned; `None` keeps everything.
     pub retention: Option<Duration>,
+    /// How long an idle worker, woken by a new event, waits before claiming, so that the events arriving
+    /// meanwhile go into the same batch (one write transaction) instead of one claim each.
+    pub batch_linger: Duration,
 }
 
 impl Default for WorkerConfig {
@@ -52,6 +55,7 @@ impl Default for WorkerConfig {
             lease: Duration::from_secs(300),
             retry_base: Duration::from_secs(5),
             retention: None,
+            batch_linger: Duration::from_millis(5),
         }
     }
 }
@@ -114,7 +118,12 @@ impl Worker {
             };
             let sleep = tokio::time::sleep(wait.unwrap_or(Duration::from_secs(24 * 3600)));
             tokio::select! {
-                _ = self.queue.notify.notified() => {}
+                _ = self.queue.notify.notified() => {
+                    tokio::select! {
+                        _ = tokio::time::sleep(self.config.batch_linger) => {}
+                        changed = shutdown.changed() => if changed.is_err() { break },
+                    }
+                }
                 _ = sleep => {}
                 changed = shutdown.changed() => if changed.is_err() { break },
             }

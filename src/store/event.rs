@@ -1,13 +1,17 @@
 //! Stored GitLab webhook deliveries: the durable queue between the webhook intake and the handlers, and
 //! the index behind `GET /api/v1/events`.
 //!
-//! Owns the `gitlab_event` table: insert with deduplication by delivery id, claiming batches in arrival
-//! order per object (an event is claimable only when no earlier unprocessed event of the same object key
-//! exists), recording a batch's outcomes (processed, or failed with a retry time) in one transaction,
-//! keyset pages for streaming, and payload pruning. It knows nothing of HTTP or of what the payloads mean:
-//! the caller extracts kind, project, ref and object key (see `crate::gitlab::webhook`).
+//! Owns the `gitlab_event` table and its `gitlab_event_payload` side table (the raw JSON, written once
+//! with the event row and kept apart so that state changes rewrite only the small row): insert with
+//! deduplication by delivery id, claiming batches in arrival order per object (an event is claimable only
+//! when no earlier unprocessed event of the same object key exists), recording a batch's outcomes
+//! (processed, or failed with a retry time) in one transaction, keyset pages for streaming, and payload
+//! pruning. It knows nothing of HTTP or of what the payloads mean: the caller extracts kind, project, ref
+//! and object key (see `crate::gitlab::webhook`).
 
 use std::fmt;
+
+use sqlx::{FromRow, Row};
 
 use super::{is_unique_violation, Pool, StoreError};
 
@@ -163,13 +167,46 @@ pub struct EventFilter {
     pub state: Option<EventState>,
 }
 
+/// The columns of `gitlab_event` as an [`EventRow`] wants them, without the payload (see [`select`]).
 const COLUMNS: &str = "id, delivery_id, webhook_id, event_header, kind, project_id, project_path, ref AS git_ref, \
-     object_key, received_at, payload, state, attempts, next_attempt_at, last_error, processed_at";
+     object_key, received_at, state, attempts, next_attempt_at, last_error, processed_at";
+
+/// `SELECT` of whole [`EventRow`]s: the event columns and the payload, if not pruned (add `WHERE …`).
+fn select() -> String {
+    format!("SELECT {COLUMNS}, p.payload FROM gitlab_event LEFT JOIN gitlab_event_payload p ON p.event_id = id")
+}
+
+/// The payload column of an `UPDATE gitlab_event … RETURNING` (which cannot join).
+const RETURNING_PAYLOAD: &str =
+    "(SELECT p.payload FROM gitlab_event_payload p WHERE p.event_id = gitlab_event.id) AS payload";
 
 const INSERT: &str =
     "INSERT INTO gitlab_event (delivery_id, webhook_id, event_header, kind, project_id, project_path, \
-     ref, object_key, received_at, payload) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
+     ref, object_key, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
      ON CONFLICT (delivery_id) DO NOTHING RETURNING id";
+
+const INSERT_PAYLOAD: &str = "INSERT INTO gitlab_event_payload (event_id, payload) VALUES ($1, $2)";
+
+/// SQLite: both rows in one script (see `super::script`); binds `$10` the payload. The payload row is
+/// written only when the event row was inserted now: `changes()` is the row count of the event insert
+/// (0 for a redelivery) and `last_insert_rowid()` its id.
+fn insert_both_sqlite() -> String {
+    format!(
+        "BEGIN IMMEDIATE; {INSERT}; \
+         INSERT INTO gitlab_event_payload (event_id, payload) SELECT id, $10 FROM gitlab_event \
+         WHERE id = last_insert_rowid() AND delivery_id = $1 AND changes() = 1; \
+         COMMIT"
+    )
+}
+
+/// PostgreSQL: both rows in one statement (one round trip, atomic without a transaction); binds `$10`
+/// the payload. The payload row exists only when the event row was inserted now.
+fn insert_both_pg() -> String {
+    format!(
+        "WITH e AS ({INSERT}), p AS (INSERT INTO gitlab_event_payload (event_id, payload) SELECT id, $10 FROM e) \
+             SELECT id FROM e"
+    )
+}
 
 macro_rules! bind_new {
     ($q:expr, $e:expr) => {
@@ -182,15 +219,30 @@ macro_rules! bind_new {
             .bind($e.git_ref.as_deref())
             .bind(&$e.object_key)
             .bind($e.received_at)
-            .bind(&$e.payload)
     };
+}
+
+/// Inserts the event row and, when it is new, its payload row, on an open transaction (SQLite).
+async fn insert_in(tx: &mut sqlx::SqliteConnection, event: &NewEvent) -> Result<Option<i64>, sqlx::Error> {
+    let id: Option<i64> = bind_new!(sqlx::query_scalar(INSERT), event).fetch_optional(&mut *tx).await?;
+    if let Some(id) = id {
+        sqlx::query(INSERT_PAYLOAD).bind(id).bind(&event.payload).execute(&mut *tx).await?;
+    }
+    Ok(id)
 }
 
 /// Stores a delivery unless its delivery id is already stored. Durable when it returns.
 pub async fn insert(pool: &Pool, event: &NewEvent) -> Result<Inserted, StoreError> {
-    let id: Result<Option<i64>, sqlx::Error> = crate::with_pool!(pool, p => {
-        bind_new!(sqlx::query_scalar(INSERT), event).fetch_optional(p).await
-    });
+    let id: Result<Option<i64>, sqlx::Error> = match pool {
+        Pool::Sqlite(p) => {
+            let sql = insert_both_sqlite();
+            let script = bind_new!(sqlx::query(&sql), event).bind(&event.payload);
+            super::script::fetch_all(p, script).await.and_then(|rows| rows.first().map(|r| r.try_get(0)).transpose())
+        }
+        Pool::Postgres(p) => {
+            bind_new!(sqlx::query_scalar(&insert_both_pg()), event).bind(&event.payload).fetch_optional(p).await
+        }
+    };
     match id {
         Ok(Some(id)) => Ok(Inserted::Stored(EventId(id))),
         Ok(None) => Ok(Inserted::Duplicate),
@@ -203,20 +255,31 @@ pub async fn insert(pool: &Pool, event: &NewEvent) -> Result<Inserted, StoreErro
 /// Stores many deliveries in one transaction (imports, tests, benchmarks). Returns how many were new.
 pub async fn insert_many(pool: &Pool, events: &[NewEvent]) -> Result<u64, StoreError> {
     let mut stored = 0;
-    crate::with_pool!(pool, p => {
-        let mut tx = p.begin().await?;
-        for e in events {
-            let id: Option<i64> = bind_new!(sqlx::query_scalar(INSERT), e).fetch_optional(&mut *tx).await?;
-            stored += u64::from(id.is_some());
+    match pool {
+        Pool::Sqlite(p) => {
+            let mut tx = p.begin().await?;
+            for e in events {
+                stored += u64::from(insert_in(&mut tx, e).await?.is_some());
+            }
+            tx.commit().await?;
         }
-        tx.commit().await?;
-    });
+        Pool::Postgres(p) => {
+            let sql = insert_both_pg();
+            let mut tx = p.begin().await?;
+            for e in events {
+                let q = bind_new!(sqlx::query_scalar(&sql), e).bind(&e.payload);
+                let id: Option<i64> = q.fetch_optional(&mut *tx).await?;
+                stored += u64::from(id.is_some());
+            }
+            tx.commit().await?;
+        }
+    }
     Ok(stored)
 }
 
 /// One event by id.
 pub async fn get(pool: &Pool, id: EventId) -> Result<Option<EventRow>, StoreError> {
-    let sql = format!("SELECT {COLUMNS} FROM gitlab_event WHERE id = $1");
+    let sql = format!("{} WHERE id = $1", select());
     Ok(crate::with_pool!(pool, p => sqlx::query_as(&sql).bind(id.0).fetch_optional(p).await)?)
 }
 
@@ -278,7 +341,7 @@ fn claim_sql(pool: &Pool) -> String {
     };
     format!(
         "{heads} UPDATE gitlab_event SET state = 'running', attempts = attempts + 1, next_attempt_at = $2 \
-         WHERE {target} RETURNING {COLUMNS}"
+         WHERE {target} RETURNING {COLUMNS}, {RETURNING_PAYLOAD}"
     )
 }
 
@@ -335,6 +398,9 @@ async fn record_then_claim(
     );
     let claim_sql = claim.map(|_| claim_sql(pool));
     let (lease_ms, limit) = claim.unwrap_or_default();
+    if let (Pool::Sqlite(p), false) = (pool, outcomes.is_empty()) {
+        return record_then_claim_sqlite(p, outcomes, now, claim_sql.as_deref(), lease_ms, limit).await;
+    }
     let mut rows: Vec<EventRow> = crate::with_pool!(pool, p => {
         if outcomes.is_empty() {
             // A claim alone is one statement: no transaction round trips.
@@ -373,6 +439,66 @@ async fn record_then_claim(
     Ok(rows)
 }
 
+/// [`record_then_claim`] on SQLite as one script (see `super::script`): the write lock is held only while
+/// SQLite runs the statements. Binds `$1` now, `$2` the new lease end, `$3` the limit, `$4` the recorded
+/// claim's lease end, then the ids (and errors and retry times) of the outcomes.
+async fn record_then_claim_sqlite(
+    pool: &sqlx::SqlitePool,
+    outcomes: &Outcomes,
+    now: i64,
+    claim_sql: Option<&str>,
+    lease_ms: i64,
+    limit: i64,
+) -> Result<Vec<EventRow>, StoreError> {
+    let mut sql = String::from("BEGIN IMMEDIATE; ");
+    let mut bound = 4;
+    let mut next = |n: usize| {
+        let list = placeholders(bound + 1, n);
+        bound += n;
+        list
+    };
+    if !outcomes.processed.is_empty() {
+        sql += &format!(
+            "UPDATE gitlab_event SET state = 'processed', processed_at = $1, last_error = NULL, next_attempt_at = 0 \
+             WHERE id IN ({}); ",
+            next(outcomes.processed.len())
+        );
+    }
+    for _ in &outcomes.failed {
+        let [error, retry_at, id] = [next(1), next(1), next(1)];
+        sql += &format!(
+            "UPDATE gitlab_event SET state = 'failed', last_error = {error}, next_attempt_at = {retry_at} \
+             WHERE id = {id}; "
+        );
+    }
+    if !outcomes.release.is_empty() {
+        sql += &format!(
+            "UPDATE gitlab_event SET state = 'pending', attempts = attempts - 1, next_attempt_at = 0 \
+             WHERE state = 'running' AND next_attempt_at = $4 AND id IN ({}); ",
+            next(outcomes.release.len())
+        );
+    }
+    if let Some(claim) = claim_sql {
+        sql += claim;
+        sql += "; ";
+    }
+    sql += "COMMIT";
+    let mut q = sqlx::query(&sql).bind(now).bind(now + lease_ms).bind(limit).bind(outcomes.lease_end);
+    for id in &outcomes.processed {
+        q = q.bind(id.0);
+    }
+    for (id, error, retry_at) in &outcomes.failed {
+        q = q.bind(error).bind(retry_at).bind(id.0);
+    }
+    for id in &outcomes.release {
+        q = q.bind(id.0);
+    }
+    let rows = super::script::fetch_all(pool, q).await?;
+    let mut rows = rows.iter().map(EventRow::from_row).collect::<Result<Vec<_>, _>>()?;
+    rows.sort_by_key(|r| r.id);
+    Ok(rows)
+}
+
 /// Marks a claimed event handled.
 pub async fn mark_processed(pool: &Pool, id: EventId, now: i64) -> Result<(), StoreError> {
     record(pool, &Outcomes { processed: vec![id], ..Outcomes::default() }, now).await
@@ -403,10 +529,11 @@ pub async fn next_due(pool: &Pool, now: i64) -> Result<Option<i64>, StoreError> 
 /// Up to `limit` events matching `filter` with id greater than `after`, oldest first (keyset paging).
 pub async fn page(pool: &Pool, filter: &EventFilter, after: i64, limit: i64) -> Result<Vec<EventRow>, StoreError> {
     let sql = format!(
-        "SELECT {COLUMNS} FROM gitlab_event WHERE id > $1 \
+        "{} WHERE id > $1 \
          AND ($2 IS NULL OR kind = $2) AND ($3 IS NULL OR project_id = $3) AND ($4 IS NULL OR project_path = $4) \
          AND ($5 IS NULL OR received_at >= $5) AND ($6 IS NULL OR received_at < $6) AND ($7 IS NULL OR state = $7) \
-         ORDER BY id LIMIT $8"
+         ORDER BY id LIMIT $8",
+        select()
     );
     Ok(crate::with_pool!(pool, p => {
         sqlx::query_as(&sql)
@@ -425,8 +552,8 @@ pub async fn page(pool: &Pool, filter: &EventFilter, after: i64, limit: i64) -> 
 
 /// Drops the raw payload of processed events received before `before` (their index rows stay).
 pub async fn prune_payloads(pool: &Pool, before: i64) -> Result<u64, StoreError> {
-    let sql = "UPDATE gitlab_event SET payload = NULL \
-               WHERE received_at < $1 AND state = 'processed' AND payload IS NOT NULL";
+    let sql = "DELETE FROM gitlab_event_payload WHERE event_id IN \
+               (SELECT id FROM gitlab_event WHERE received_at < $1 AND state = 'processed')";
     Ok(crate::with_pool!(pool, p => sqlx::query(sql).bind(before).execute(p).await.map(|r| r.rows_affected()))?)
 }
 

@@ -41,6 +41,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(7, "0007_notification.sql"),
     migration!(8, "0008_grafana_views.sql"),
     migration!(9, "0009_work_items.sql"),
+    migration!(10, "0010_event_payload.sql"),
 ];
 
 const BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS schema_migration (

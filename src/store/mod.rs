@@ -14,6 +14,7 @@ pub mod migrate;
 pub mod notify;
 pub mod policy;
 pub mod release;
+mod script;
 pub mod task;
 pub mod token;
 pub mod workitem;
@@ -117,7 +118,10 @@ impl Pool {
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
                 .busy_timeout(Duration::from_secs(10));
-            let pool = SqlitePoolOptions::new().max_connections(4).connect_with(opts).await?;
+            // No liveness ping on every acquire (sqlx's default): a connection to a local file does not go
+            // stale, and the ping is a round trip to the connection's thread before every query.
+            let pool =
+                SqlitePoolOptions::new().max_connections(4).test_before_acquire(false).connect_with(opts).await?;
             Ok(Pool::Sqlite(pool))
         } else {
             Err(StoreError::BadUrl(url.to_string()))

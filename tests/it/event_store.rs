@@ -1,10 +1,12 @@
 //! The event queue in the store, on SQLite and PostgreSQL: concurrent claimers never take one event twice
 //! (one at a time or in batches of at most one event per object) and keep arrival order per object; batch
-//! outcomes are recorded together; retention prunes only processed payloads.
+//! outcomes are recorded together; retention prunes only processed payloads; redeliveries and abandoned
+//! inserts leave one event row with its payload or nothing.
 
 use std::collections::{BTreeMap, HashSet};
+use std::time::Duration;
 
-use tao::store::event::{self, DeliveryId, EventId, NewEvent, Outcomes};
+use tao::store::event::{self, DeliveryId, EventId, Inserted, NewEvent, Outcomes};
 
 use crate::both_backends;
 use crate::support::TestDb;
@@ -77,6 +79,7 @@ async fn retention(db: TestDb) {
     event::insert_many(&pool, &events).await.unwrap();
     // Event 1 (oldest) processed, event 2 not: only processed payloads may go.
     let first = event::claim(&pool, 10_000, 60_000).await.unwrap().unwrap();
+    assert_eq!(first.payload.as_deref(), Some(r#"{"n":0}"#), "a claimed event comes with its payload");
     event::mark_processed(&pool, EventId(first.id), 10_000).await.unwrap();
     assert_eq!(event::prune_payloads(&pool, 2_500).await.unwrap(), 1);
     let rows = event::page(&pool, &Default::default(), 0, 10).await.unwrap();
@@ -203,3 +206,35 @@ async fn record_then_claim(db: TestDb) {
     assert!(event::record_and_claim(&pool, &Outcomes::default(), 12_000, 60_000, 10).await.unwrap().is_empty());
 }
 both_backends!(recording_outcomes_with_the_next_claim_frees_the_object_at_once, record_then_claim);
+
+async fn redeliveries_and_abandoned_inserts(db: TestDb) {
+    let pool = db.pool().await;
+    let first = new_event(0, 0, 1_000);
+    assert!(matches!(event::insert(&pool, &first).await.unwrap(), Inserted::Stored(_)));
+    // Redeliveries, over every pooled connection (one of them inserted the first delivery).
+    for _ in 0..8 {
+        assert_eq!(event::insert(&pool, &first).await.unwrap(), Inserted::Duplicate);
+    }
+    // Inserts abandoned at any point (the sender hung up and the request was dropped) leave no transaction
+    // open: later inserts neither wait for a lock nor vanish into an uncommitted transaction.
+    for n in 1..40 {
+        let e = new_event(n, n % 3, 1_000);
+        let _ = tokio::time::timeout(Duration::from_micros(n as u64 * 25), event::insert(&pool, &e)).await;
+    }
+    let later: Vec<NewEvent> = (100..108).map(|n| new_event(n, 0, 2_000)).collect();
+    for e in &later {
+        let stored = tokio::time::timeout(Duration::from_secs(5), event::insert(&pool, e)).await;
+        assert!(matches!(stored.expect("the store is not left locked").unwrap(), Inserted::Stored(_)));
+    }
+    // Committed (a fresh connection sees them), and no event row went in without its payload.
+    let fresh = db.connect().await;
+    let rows = event::page(&fresh, &Default::default(), 0, 100).await.unwrap();
+    for e in &later {
+        let row = rows.iter().find(|r| r.delivery_id == e.delivery_id.as_str()).expect("committed");
+        assert_eq!(row.payload.as_deref(), Some(e.payload.as_str()));
+    }
+    assert!(rows.iter().all(|r| r.payload.is_some()), "an event stored without its payload");
+    fresh.close().await;
+    pool.close().await;
+}
+both_backends!(redeliveries_and_abandoned_inserts_keep_the_store_consistent, redeliveries_and_abandoned_inserts);

@@ -138,6 +138,9 @@ async fn upgrades_over_sample_data(db: TestDb) {
     let item = store::workitem::item(&pool, "tapd", "1151234567001000101").await.unwrap().expect("sample work item");
     assert_eq!(item.version.as_deref(), Some("1.1.0"));
     assert_eq!(store::workitem::history(&pool, "tapd", &item.id).await.unwrap().len(), 2);
+    // Migration 0010 moved the payloads to their own table.
+    let payloads: Vec<_> = events.iter().map(|e| e.payload.as_deref()).collect();
+    assert_eq!(payloads, [Some(r#"{"object_kind":"push"}"#), Some(r#"{"object_kind":"merge_request"}"#)]);
     // Sequences continue after explicit ids (PostgreSQL identity columns do not advance on explicit ids).
     if let Pool::Postgres(p) = &pool {
         for t in [
