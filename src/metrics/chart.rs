@@ -140,28 +140,7 @@ pub fn dora_chart(
     dora: &[serde_json::Value],
     days: &[String],
 ) -> Stacked {
-    let mut statuses: Vec<String> =
-        deployments.iter().filter_map(|r| r["status"].as_str().map(str::to_string)).collect();
-    statuses.sort();
-    statuses.dedup();
-    let series = statuses
-        .iter()
-        .map(|status| Series {
-            name: status.clone(),
-            counts: days
-                .iter()
-                .map(|day| {
-                    deployments
-                        .iter()
-                        .filter(|r| {
-                            r["status"] == status.as_str() && r["time"].as_str().is_some_and(|t| t.starts_with(day))
-                        })
-                        .filter_map(|r| r["deployments"].as_f64())
-                        .sum()
-                })
-                .collect(),
-        })
-        .collect();
+    let series = series_from_rows(deployments, "status", "deployments", days);
     let notes = dora
         .iter()
         .map(|d| {
@@ -187,27 +166,33 @@ pub fn dora_chart(
 
 /// The cumulative flow picture: work items per state and day, from rows of the `cfd` series.
 pub fn cfd_chart(title: &str, rows: &[serde_json::Value], days: &[String]) -> Stacked {
-    let mut states: Vec<String> = rows.iter().filter_map(|r| r["state"].as_str().map(str::to_string)).collect();
-    states.sort();
-    states.dedup();
-    let series = states
-        .iter()
-        .map(|state| Series {
-            name: state.clone(),
-            counts: days
+    let series = series_from_rows(rows, "state", "items", days);
+    Stacked { title: title.to_string(), days: days.to_vec(), series, notes: Vec::new() }
+}
+
+/// One series per distinct `category` of `rows` (sorted), each summing `value` of the rows whose `time`
+/// starts with each day.
+fn series_from_rows(rows: &[serde_json::Value], category: &str, value: &str, days: &[String]) -> Vec<Series> {
+    let mut names: Vec<String> = rows.iter().filter_map(|r| r[category].as_str().map(str::to_string)).collect();
+    names.sort();
+    names.dedup();
+    names
+        .into_iter()
+        .map(|name| {
+            let counts = days
                 .iter()
                 .map(|day| {
                     rows.iter()
                         .filter(|r| {
-                            r["state"] == state.as_str() && r["time"].as_str().is_some_and(|t| t.starts_with(day))
+                            r[category] == name.as_str() && r["time"].as_str().is_some_and(|t| t.starts_with(day))
                         })
-                        .filter_map(|r| r["items"].as_f64())
+                        .filter_map(|r| r[value].as_f64())
                         .sum()
                 })
-                .collect(),
+                .collect();
+            Series { name, counts }
         })
-        .collect();
-    Stacked { title: title.to_string(), days: days.to_vec(), series, notes: Vec::new() }
+        .collect()
 }
 
 /// The `n` days (`YYYY-MM-DD`, UTC) ending with the day of `to_ms`.

@@ -76,18 +76,6 @@ async fn the_cfd_report_is_a_png() {
     let now = tao::store::now_ms();
     item(&app, "9", "1.1.0", now - T0 - 3 * DAY, &[("planning", now - T0 - 3 * DAY), ("resolved", now - T0 - DAY)])
         .await;
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("cfd.png");
-    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tao"))
-        .args(["report", "cfd", "monitor", "--version", "1.1.0", "--days", "7", "--size", "640x400", "-o"])
-        .arg(&file)
-        .args(["--server", &app.base])
-        .env("TAO_TOKEN", &app.reader)
-        .output()
-        .await
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let bytes = std::fs::read(&file).unwrap();
-    let reader = png::Decoder::new(std::io::Cursor::new(&bytes)).read_info().unwrap();
-    assert_eq!((reader.info().width, reader.info().height), (640, 400));
+    let args = ["cfd", "monitor", "--version", "1.1.0", "--days", "7", "--size", "640x400"];
+    assert_eq!(crate::metrics::report_png(&app, &args).await, (640, 400));
 }

@@ -168,15 +168,14 @@ async fn the_grafana_dashboard_queries_what_tao_serves() {
     assert_eq!((urls, sqls, exprs), (2, 2, 4));
 }
 
-/// `tao report dora` (the built binary) writes a valid PNG of the asked size from the server's series.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_dora_report_is_a_png_of_the_asked_size() {
-    let app = spawn_app(TestDb::sqlite()).await;
-    history(&app).await;
+/// Runs `tao report ARGS -o FILE` (the built binary) against `app` and returns the PNG's size.
+pub async fn report_png(app: &TestApp, args: &[&str]) -> (u32, u32) {
     let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("dora.png");
+    let file = dir.path().join("report.png");
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tao"))
-        .args(["report", "dora", "monitor", "--days", "366", "--size", "900x500", "-o"])
+        .arg("report")
+        .args(args)
+        .arg("-o")
         .arg(&file)
         .args(["--server", &app.base])
         .env("TAO_TOKEN", &app.reader)
@@ -186,7 +185,15 @@ async fn the_dora_report_is_a_png_of_the_asked_size() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let bytes = std::fs::read(&file).unwrap();
     let reader = png::Decoder::new(std::io::Cursor::new(&bytes)).read_info().unwrap();
-    assert_eq!((reader.info().width, reader.info().height), (900, 500));
+    (reader.info().width, reader.info().height)
+}
+
+/// `tao report dora` (the built binary) writes a valid PNG of the asked size from the server's series.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dora_report_is_a_png_of_the_asked_size() {
+    let app = spawn_app(TestDb::sqlite()).await;
+    history(&app).await;
+    assert_eq!(report_png(&app, &["dora", "monitor", "--days", "366", "--size", "900x500"]).await, (900, 500));
     let bad = tokio::process::Command::new(env!("CARGO_BIN_EXE_tao"))
         .args(["report", "dora", "monitor", "--size", "9x9", "--server", &app.base])
         .env("TAO_TOKEN", &app.reader)

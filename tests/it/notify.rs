@@ -73,6 +73,13 @@ impl Receiver {
     }
 }
 
+/// Creates `monitor 1.0.0` and asks for its deploy to `env-1`.
+async fn release_and_deploy(app: &TestApp) -> crate::support::Reply {
+    assert_eq!(app.create_release(&app.deployer, monitor_release("1.0.0", &[])).await.status, 201);
+    let body = json!({ "product": "monitor", "version": "1.0.0", "env": "env-1" });
+    app.send(reqwest::Method::POST, "/api/v1/deploys", Some(&app.deployer), Some(body)).await
+}
+
 async fn app_with_rules(rules: &str, discord_api: &str) -> (TestApp, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("notify.yaml");
@@ -100,15 +107,7 @@ async fn deploys_releases_and_freezes_reach_their_receivers() {
         "rules:\n  - events: [\"deploy.*\"]\n    envs: [env-1]\n    webhook: {url}/hooks/tao\n  - events: [release.created]\n    discord_webhook: {url}/api/webhooks/1/abc\n  - events: [env.frozen]\n    discord_channel: \"4242\"\n  - events: [\"deploy.*\"]\n    envs: [prod]\n    webhook: {url}/hooks/prod-only\ntemplates:\n  release.created: \"new version {{{{product}}}} {{{{version}}}}\"\n"
     );
     let (app, _dir) = app_with_rules(&rules, &url).await;
-    assert_eq!(app.create_release(&app.deployer, monitor_release("1.0.0", &[])).await.status, 201);
-    let r1 = app
-        .send(
-            reqwest::Method::POST,
-            "/api/v1/deploys",
-            Some(&app.deployer),
-            Some(json!({ "product": "monitor", "version": "1.0.0", "env": "env-1" })),
-        )
-        .await;
+    let r1 = release_and_deploy(&app).await;
     assert_eq!(r1.status, 202, "{:?}", r1.body);
     let task = r1.body["task_id"].as_i64().unwrap();
     let frozen = app
@@ -152,15 +151,7 @@ async fn a_failing_receiver_is_retried_and_never_slows_a_deploy() {
     let (url, r) = receiver(3).await;
     let rules = format!("rules:\n  - events: [deploy.succeeded]\n    webhook: {url}/flaky\n");
     let (app, _dir) = app_with_rules(&rules, &url).await;
-    assert_eq!(app.create_release(&app.deployer, monitor_release("1.0.0", &[])).await.status, 201);
-    let r1 = app
-        .send(
-            reqwest::Method::POST,
-            "/api/v1/deploys",
-            Some(&app.deployer),
-            Some(json!({ "product": "monitor", "version": "1.0.0", "env": "env-1" })),
-        )
-        .await;
+    let r1 = release_and_deploy(&app).await;
     let task = r1.body["task_id"].as_i64().unwrap();
     wait_for("the task ends", || async {
         app.get(&format!("/api/v1/tasks/{task}"), &app.reader).await.body["status"] == "succeeded"

@@ -157,7 +157,11 @@ pub(super) async fn create_note(
 ) -> Response {
     let mut w = world.lock().unwrap();
     let (user, at) = guarded!(w, headers, project, REPORTER);
-    let body = body!(body);
+    add_note(&mut w, at, iid, user.id, &body!(body), None)
+}
+
+/// Adds a note from a request body: in thread `discussion` (which must exist), or starting its own.
+fn add_note(w: &mut World, at: usize, iid: i64, author_id: i64, body: &Value, discussion: Option<String>) -> Response {
     let Some(text) = body["body"].as_str().filter(|b| !b.trim().is_empty()) else {
         return message(StatusCode::BAD_REQUEST, "400 Bad request - body is missing");
     };
@@ -166,11 +170,14 @@ pub(super) async fn create_note(
     let Some(mr) = p.merge_requests.iter().find(|m| m.iid == iid).cloned() else {
         return mr_not_found();
     };
-    let discussion_id = super::world::discussion_id(id);
-    let note = Note { id, mr_iid: iid, body: text.into(), author_id: user.id, system: false, edits: 0, discussion_id };
+    if discussion.as_ref().is_some_and(|d| !p.notes.iter().any(|n| n.mr_iid == iid && n.discussion_id == *d)) {
+        return message(StatusCode::NOT_FOUND, "404 Discussion Not Found");
+    }
+    let discussion_id = discussion.unwrap_or_else(|| super::world::discussion_id(id));
+    let note = Note { id, mr_iid: iid, body: text.into(), author_id, system: false, edits: 0, discussion_id };
     p.notes.push(note.clone());
     let p = &w.projects[at];
-    (StatusCode::CREATED, Json(note_json(&w, p, &mr, &note))).into_response()
+    (StatusCode::CREATED, Json(note_json(w, p, &mr, &note))).into_response()
 }
 
 /// `GET /discussions`: the MR's threads, oldest first, each with its notes (gitlab docs' discussion shape).
@@ -212,30 +219,7 @@ pub(super) async fn reply_to_discussion(
 ) -> Response {
     let mut w = world.lock().unwrap();
     let (user, at) = guarded!(w, headers, project, REPORTER);
-    let body = body!(body);
-    let Some(text) = body["body"].as_str().filter(|b| !b.trim().is_empty()) else {
-        return message(StatusCode::BAD_REQUEST, "400 Bad request - body is missing");
-    };
-    let id = w.next_id();
-    let p = &mut w.projects[at];
-    let Some(mr) = p.merge_requests.iter().find(|m| m.iid == iid).cloned() else {
-        return mr_not_found();
-    };
-    if !p.notes.iter().any(|n| n.mr_iid == iid && n.discussion_id == discussion) {
-        return message(StatusCode::NOT_FOUND, "404 Discussion Not Found");
-    }
-    let note = Note {
-        id,
-        mr_iid: iid,
-        body: text.into(),
-        author_id: user.id,
-        system: false,
-        edits: 0,
-        discussion_id: discussion,
-    };
-    p.notes.push(note.clone());
-    let p = &w.projects[at];
-    (StatusCode::CREATED, Json(note_json(&w, p, &mr, &note))).into_response()
+    add_note(&mut w, at, iid, user.id, &body!(body), Some(discussion))
 }
 
 /// `PUT /notes/:id`: only the author (or an admin) may edit a note.
