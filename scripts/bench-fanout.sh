@@ -105,7 +105,7 @@ printf 'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox","--install"
 docker build -q -t tao-bench/busybox:1 "$WORK/img" >/dev/null
 
 export TAO WORK PORT K NS DOCKER_NS KEX REPEAT
-"$VENV/bin/python" - <<'PY'
+"$VENV/bin/python" - <<'PYTHON'
 import os, subprocess, sys, threading, time
 
 TAO, WORK, PORT, K = os.environ["TAO"], os.environ["WORK"], int(os.environ["PORT"]), int(os.environ["K"])
@@ -297,4 +297,4 @@ def run_suite(label, ns, cmds):
 run_suite("ssh commands", NS, SSH_CMDS)
 if DOCKER_NS:
     run_suite("real docker (rm, run, inspect, exec, rm)", DOCKER_NS, DOCKER_CMDS)
-PY
+PYTHON
