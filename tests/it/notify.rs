@@ -36,6 +36,8 @@ struct Receiver {
     got: Got,
     /// Requests to answer 500 before accepting.
     fail_first: Arc<Mutex<usize>>,
+    /// Requests wait until this is true (a receiver that hangs).
+    gate: tokio::sync::watch::Receiver<bool>,
 }
 
 async fn receive(
@@ -45,6 +47,7 @@ async fn receive(
     Json(body): Json<Value>,
 ) -> StatusCode {
     let auth = headers.get("authorization").and_then(|v| v.to_str().ok()).map(str::to_string);
+    let _ = r.gate.clone().wait_for(|open| *open).await;
     let mut fail = r.fail_first.lock().unwrap();
     if path.starts_with("channels/") && auth.as_deref() != Some(&format!("Bot {BOT_TOKEN}")) {
         return StatusCode::UNAUTHORIZED;
@@ -59,12 +62,21 @@ async fn receive(
 
 /// A receiver on port 0 (plays the JSON webhook target, the Discord webhook and Discord's REST API).
 async fn receiver(fail_first: usize) -> (String, Receiver) {
-    let r = Receiver { got: Arc::default(), fail_first: Arc::new(Mutex::new(fail_first)) };
+    let (url, r, gate) = gated_receiver(fail_first).await;
+    // Open for good: a closed channel still reports its last value, so waiters pass at once.
+    let _ = gate.send(true);
+    (url, r)
+}
+
+/// A receiver whose requests hang until the returned gate is set to true.
+async fn gated_receiver(fail_first: usize) -> (String, Receiver, tokio::sync::watch::Sender<bool>) {
+    let (gate, rx) = tokio::sync::watch::channel(false);
+    let r = Receiver { got: Arc::default(), fail_first: Arc::new(Mutex::new(fail_first)), gate: rx };
     let app = Router::new().route("/{*path}", post(receive)).with_state(r.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-    (url, r)
+    (url, r, gate)
 }
 
 impl Receiver {
@@ -148,24 +160,29 @@ async fn deploys_releases_and_freezes_reach_their_receivers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_receiver_is_retried_and_never_slows_a_deploy() {
-    let (url, r) = receiver(3).await;
-    let rules = format!("rules:\n  - events: [deploy.succeeded]\n    webhook: {url}/flaky\n");
+    // The receiver hangs until the gate opens, then fails three times before accepting.
+    let (url, r, gate) = gated_receiver(3).await;
+    let rules = format!("rules:\n  - events: [deploy.succeeded, deploy.queued]\n    webhook: {url}/flaky\n");
     let (app, _dir) = app_with_rules(&rules, &url).await;
     let r1 = release_and_deploy(&app).await;
     let task = r1.body["task_id"].as_i64().unwrap();
-    wait_for("the task ends", || async {
+    wait_for("the task ends while the receiver hangs", || async {
         app.get(&format!("/api/v1/tasks/{task}"), &app.reader).await.body["status"] == "succeeded"
     })
     .await;
-    wait_for("delivered after retries", || async {
-        tao::store::notify::list(&app.pool, 10).await.unwrap().first().is_some_and(|n| n.state == "sent")
+    let pending = tao::store::notify::list(&app.pool, 10).await.unwrap();
+    assert!(pending.iter().all(|n| n.state == "pending"), "nothing delivered yet: {pending:?}");
+    gate.send(true).unwrap();
+    wait_for("both delivered after retries", || async {
+        let rows = tao::store::notify::list(&app.pool, 10).await.unwrap();
+        rows.len() == 2 && rows.iter().all(|n| n.state == "sent")
     })
     .await;
     let rows = tao::store::notify::list(&app.pool, 10).await.unwrap();
-    assert_eq!(rows.len(), 1, "one notification, however many attempts");
-    assert_eq!(rows[0].attempts, 3, "{rows:?}");
-    assert_eq!(r.bodies("flaky").len(), 4, "three failures, then the delivery");
-    assert!(r.bodies("flaky").iter().all(|b| b["event"] == "deploy.succeeded"));
+    assert_eq!(rows.iter().map(|n| n.attempts).sum::<i64>(), 3, "three failed attempts in all: {rows:?}");
+    assert_eq!(r.bodies("flaky").len(), 5, "three failures, then the two deliveries");
+    let delivered: Vec<&str> = rows.iter().map(|n| n.event.as_str()).collect();
+    assert_eq!(delivered, ["deploy.queued", "deploy.succeeded"]);
 }
 
 #[test]
