@@ -3,7 +3,8 @@
 //! A handler gets the stored row and its typed view and must be idempotent: it may run again for the
 //! same event (retries, redeliveries, a crash between handling and marking), so it re-reads current
 //! state from GitLab instead of trusting an old payload, and looks for what it already did before doing
-//! it again. Every handler is added in [`Handlers::standard`]: index, policy, chat (MR comments), work item links.
+//! it again. Every handler is added in [`Handlers::standard`]: index, policy, chat (MR comments), work item links,
+//! changes of component versions (lead time).
 //! Handlers must not mark events themselves: the worker does, from their result.
 
 use std::future::Future;
@@ -89,6 +90,7 @@ impl Handlers {
             .register(super::policy::PolicyHandler)
             .register(super::chat::ChatNoteHandler)
             .register(super::workitem_links::WorkItemLinkHandler)
+            .register(super::changes::ChangeHandler)
     }
 
     /// Adds a handler after the registered ones.

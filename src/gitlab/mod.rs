@@ -7,6 +7,7 @@
 //! and rings the [`worker::EventQueue`]; a worker claims events in order per object, parses the typed
 //! view (`events`) and runs the registered [`handlers`]. Nothing in here knows about axum.
 
+pub mod changes;
 pub mod chat;
 pub mod client;
 pub mod events;

@@ -8,12 +8,24 @@
 //!   it, or when the next deployment of its environment is a hotfix of it (same product, same
 //!   `MAJOR.MINOR`, higher patch); **change failure rate** = failed changes / deployments;
 //! - **time to restore**: from a failed deployment's end to the end of the next successful deployment of
-//!   the same environment (the median and the mean are reported).
-//!
-//! Lead time for changes needs commit times of the changes in each version; Tao does not record those
-//! yet, so it is not computed (rather than guessed).
+//!   the same environment (the median and the mean are reported);
+//! - **lead time for changes**: for every commit a component version brought (recorded from GitLab when
+//!   its tag was pushed, `gitlab::changes`), from its commit time to the end of the first successful
+//!   deploy to the tier of a product version holding that component version (median and mean). A
+//!   component's first version brings no commits (nothing to measure from); rollbacks bring none.
+
+use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
+
+/// What product versions brought: their component versions and the commit times of each.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// `(product, version)` → its component versions `(component, version)`.
+    pub versions: HashMap<(String, String), Vec<(String, String)>>,
+    /// `(component, version)` → commit times (epoch ms) of the commits that version brought.
+    pub commits: HashMap<(String, String), Vec<i64>>,
+}
 
 /// One finished deploy task, as the metrics see it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,6 +71,44 @@ pub struct Dora {
     pub time_to_restore_median_s: Option<f64>,
     /// Mean time to restore, seconds.
     pub time_to_restore_mean_s: Option<f64>,
+    /// Commits whose lead time was measured (first deployed to the tier in the window).
+    pub changes: usize,
+    /// Median lead time for changes, seconds.
+    pub lead_time_median_s: Option<f64>,
+    /// Mean lead time for changes, seconds.
+    pub lead_time_mean_s: Option<f64>,
+}
+
+fn median(sorted: &[f64]) -> Option<f64> {
+    let n = sorted.len();
+    (n > 0).then(|| if n % 2 == 1 { sorted[n / 2] } else { (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0 })
+}
+
+fn mean(values: &[f64]) -> Option<f64> {
+    (!values.is_empty()).then(|| values.iter().sum::<f64>() / values.len() as f64)
+}
+
+/// Lead times (seconds, sorted) of the commits first deployed to `tier` by `product` deploys in the window.
+fn lead_times(facts: &[&DeployFact], changes: &Changes, product: &str, tier: &str, from: i64, to: i64) -> Vec<f64> {
+    let mut seen: HashSet<&(String, String)> = HashSet::new();
+    let mut out = Vec::new();
+    let arrivals = facts.iter().filter(|d| {
+        d.kind == "release" && d.status == "succeeded" && d.tier == tier && d.product.as_deref() == Some(product)
+    });
+    for d in arrivals {
+        let Some(version) = &d.version else { continue };
+        let Some(parts) = changes.versions.get(&(product.to_string(), version.clone())) else { continue };
+        for part in parts {
+            if !seen.insert(part) || d.finished_at < from || d.finished_at >= to {
+                continue;
+            }
+            for at in changes.commits.get(part).into_iter().flatten() {
+                out.push((d.finished_at - at).max(0) as f64 / 1000.0);
+            }
+        }
+    }
+    out.sort_by(f64::total_cmp);
+    out
 }
 
 fn patch_of(v: &str) -> Option<(u64, u64, u64)> {
@@ -70,8 +120,9 @@ fn is_deployment(d: &DeployFact) -> bool {
     matches!(d.kind.as_str(), "release" | "rollback") && matches!(d.status.as_str(), "succeeded" | "failed")
 }
 
-/// Computes the numbers for every (product, tier) with deployments in `[from, to)` (epoch ms).
-pub fn compute(facts: &[DeployFact], from: i64, to: i64) -> Vec<Dora> {
+/// Computes the numbers for every (product, tier) with deployments in `[from, to)` (epoch ms). `facts`
+/// should reach back before `from`: a deploy before the window decides which changes arrived earlier.
+pub fn compute(facts: &[DeployFact], changes: &Changes, from: i64, to: i64) -> Vec<Dora> {
     let mut facts: Vec<&DeployFact> = facts.iter().filter(|d| is_deployment(d)).collect();
     facts.sort_by_key(|d| (d.finished_at, d.id));
     let days = ((to - from) as f64 / 86_400_000.0).max(1e-9);
@@ -102,15 +153,7 @@ pub fn compute(facts: &[DeployFact], from: i64, to: i64) -> Vec<Dora> {
                 })
                 .collect();
             restores.sort_by(f64::total_cmp);
-            let median = (!restores.is_empty()).then(|| {
-                let n = restores.len();
-                if n % 2 == 1 {
-                    restores[n / 2]
-                } else {
-                    (restores[n / 2 - 1] + restores[n / 2]) / 2.0
-                }
-            });
-            let mean = (!restores.is_empty()).then(|| restores.iter().sum::<f64>() / restores.len() as f64);
+            let leads = lead_times(&facts, changes, &product, &tier, from, to);
             let deployments = mine.len();
             Dora {
                 product,
@@ -121,8 +164,11 @@ pub fn compute(facts: &[DeployFact], from: i64, to: i64) -> Vec<Dora> {
                 failed_changes,
                 change_failure_rate: if deployments == 0 { 0.0 } else { failed_changes as f64 / deployments as f64 },
                 restores: restores.len(),
-                time_to_restore_median_s: median,
-                time_to_restore_mean_s: mean,
+                time_to_restore_median_s: median(&restores),
+                time_to_restore_mean_s: mean(&restores),
+                changes: leads.len(),
+                lead_time_median_s: median(&leads),
+                lead_time_mean_s: mean(&leads),
             }
         })
         .collect()
@@ -193,7 +239,7 @@ mod tests {
             fact(12, "release", "env-1", "test", "1.0.0", "succeeded", DAY),
             fact(13, "release", "prod", "prod", "0.9.0", "succeeded", -DAY),
         ];
-        let out = compute(&facts, 0, 10 * DAY);
+        let out = compute(&facts, &Changes::default(), 0, 10 * DAY);
         assert_eq!(out.len(), 2);
         let prod = out.iter().find(|d| d.tier == "prod").unwrap();
         assert_eq!((prod.deployments, prod.successful, prod.failed_changes), (9, 7, 4));
@@ -205,6 +251,46 @@ mod tests {
         let test = out.iter().find(|d| d.tier == "test").unwrap();
         assert_eq!((test.deployments, test.failed_changes, test.time_to_restore_median_s), (1, 0, None));
         assert!((test.deployment_frequency - 0.1).abs() < 1e-9);
-        assert!(compute(&facts, 20 * DAY, 30 * DAY).is_empty());
+        assert!(compute(&facts, &Changes::default(), 20 * DAY, 30 * DAY).is_empty());
+    }
+
+    /// Lead time, checked by hand (hours from 0):
+    /// - monitor 1.0.0 = api 1.0.0 + web 1.0.0 (first versions: no commits), 1.1.0 = api 1.1.0 + web 1.0.0,
+    ///   1.2.0 = api 1.1.0 + web 1.1.0; api 1.1.0 brought commits at 0 h and 6 h, web 1.1.0 one at 30 h.
+    /// - test: 1.1.0 ok at 10 h → api's commits wait 10 h and 4 h → median = mean = 7 h.
+    /// - prod: 1.1.0 failed at 34 h (no arrival), ok at 36 h → 36 h, 30 h; 1.2.0 ok at 48 h → web's commit
+    ///   18 h (api 1.1.0 was there already); a rollback and a redeploy bring nothing new.
+    ///   → 18, 30, 36 h: median 30 h, mean 28 h.
+    /// - a window from 40 h on prod counts only web's commit (api 1.1.0 arrived before the window).
+    #[test]
+    fn lead_time_counts_each_commit_at_its_first_arrival_on_the_tier() {
+        let key = |a: &str, b: &str| (a.to_string(), b.to_string());
+        let mut changes = Changes::default();
+        changes.versions.insert(key("monitor", "1.0.0"), vec![key("api", "1.0.0"), key("web", "1.0.0")]);
+        changes.versions.insert(key("monitor", "1.1.0"), vec![key("api", "1.1.0"), key("web", "1.0.0")]);
+        changes.versions.insert(key("monitor", "1.2.0"), vec![key("api", "1.1.0"), key("web", "1.1.0")]);
+        changes.commits.insert(key("api", "1.1.0"), vec![0, 6 * H]);
+        changes.commits.insert(key("web", "1.1.0"), vec![30 * H]);
+        let facts = vec![
+            fact(1, "release", "prod", "prod", "1.0.0", "succeeded", -DAY),
+            fact(2, "release", "env-1", "test", "1.1.0", "succeeded", 10 * H),
+            fact(3, "release", "prod", "prod", "1.1.0", "failed", 34 * H),
+            fact(4, "release", "prod", "prod", "1.1.0", "succeeded", 36 * H),
+            fact(5, "release", "prod", "prod", "1.2.0", "succeeded", 48 * H),
+            fact(6, "rollback", "prod", "prod", "1.1.0", "succeeded", 49 * H),
+            fact(7, "release", "prod", "prod", "1.2.0", "succeeded", 50 * H),
+        ];
+        let out = compute(&facts, &changes, 0, 3 * DAY);
+        let prod = out.iter().find(|d| d.tier == "prod").unwrap();
+        assert_eq!(prod.changes, 3);
+        assert_eq!(prod.lead_time_median_s, Some(30.0 * 3600.0));
+        assert_eq!(prod.lead_time_mean_s, Some(28.0 * 3600.0));
+        let test = out.iter().find(|d| d.tier == "test").unwrap();
+        assert_eq!((test.changes, test.lead_time_median_s, test.lead_time_mean_s), (2, Some(25_200.0), Some(25_200.0)));
+        let late = compute(&facts, &changes, 40 * H, 3 * DAY);
+        let prod = late.iter().find(|d| d.tier == "prod").unwrap();
+        assert_eq!((prod.changes, prod.lead_time_median_s), (1, Some(18.0 * 3600.0)));
+        let none = compute(&facts, &Changes::default(), 0, 3 * DAY);
+        assert!(none.iter().all(|d| d.changes == 0 && d.lead_time_median_s.is_none()));
     }
 }

@@ -1,7 +1,7 @@
 //! The series behind `GET /api/v1/metrics/{name}` (Grafana's Infinity data source, pandas): rows of
 //! flat fields, rendered as a JSON array, CSV or JSON lines.
 //!
-//! Series: `dora` (one row per product and tier: `crate::metrics::dora`), `deployments` (finished deploy
+//! Series: `dora` (one row per product and tier: `crate::metrics::dora`; lead time from `store::change`), `deployments` (finished deploy
 //! tasks per day, product, environment and status) from stored deploy tasks; `mr_cycle_time` (each merged
 //! MR: opened, merged, hours between) and `pipelines` (finished pipelines per day and project, with the
 //! success rate) from stored GitLab events (events whose payload was pruned by retention are skipped).
@@ -36,11 +36,12 @@ pub struct Query {
 
 type Row = (i64, String, String, Option<String>, Option<String>, String, i64);
 
-/// Finished deploy tasks from `from` on (later ones too: a failed change is judged by what followed).
-async fn facts(pool: &Pool, catalog: &Catalog, q: &Query) -> Result<Vec<DeployFact>, StoreError> {
+/// Finished deploy tasks from `since` on (later than the window too: a failed change is judged by what
+/// followed; earlier too for DORA: which changes arrived before the window).
+async fn facts(pool: &Pool, catalog: &Catalog, q: &Query, since: i64) -> Result<Vec<DeployFact>, StoreError> {
     let sql = "SELECT id, kind, env, product, version, status, finished_at FROM deploy_task \
                WHERE finished_at IS NOT NULL AND finished_at >= $1 ORDER BY finished_at, id";
-    let rows: Vec<Row> = crate::with_pool!(pool, p => sqlx::query_as(sql).bind(q.from).fetch_all(p).await)?;
+    let rows: Vec<Row> = crate::with_pool!(pool, p => sqlx::query_as(sql).bind(since).fetch_all(p).await)?;
     Ok(rows
         .into_iter()
         .filter(|r| q.env.as_deref().is_none_or(|e| e == r.2))
@@ -61,6 +62,18 @@ async fn facts(pool: &Pool, catalog: &Catalog, q: &Query) -> Result<Vec<DeployFa
         .collect())
 }
 
+/// What the stored product versions brought (`store::change`), for lead time.
+pub async fn changes(pool: &Pool) -> Result<dora::Changes, StoreError> {
+    let mut out = dora::Changes::default();
+    for (product, version, component, component_version) in crate::store::change::release_components(pool).await? {
+        out.versions.entry((product, version)).or_default().push((component, component_version));
+    }
+    for c in crate::store::change::commits(pool).await? {
+        out.commits.entry((c.component, c.version)).or_default().push(c.committed_at);
+    }
+    Ok(out)
+}
+
 /// The rows of series `name`; `None` for an unknown name.
 pub async fn rows(
     pool: &Pool,
@@ -69,13 +82,14 @@ pub async fn rows(
     q: &Query,
 ) -> Result<Option<Vec<Map<String, Value>>>, StoreError> {
     let facts = match name {
-        "dora" | "deployments" => facts(pool, catalog, q).await?,
+        "dora" => facts(pool, catalog, q, i64::MIN).await?,
+        "deployments" => facts(pool, catalog, q, q.from).await?,
         "mr_cycle_time" | "pipelines" => return events::rows(pool, catalog, name, q).await.map(Some),
         "cfd" => return cfd_rows(pool, q).await.map(Some),
         _ => return Ok(None),
     };
     let out = match name {
-        "dora" => dora::compute(&facts, q.from, q.to)
+        "dora" => dora::compute(&facts, &changes(pool).await?, q.from, q.to)
             .into_iter()
             .map(|d| match serde_json::to_value(d) {
                 Ok(Value::Object(m)) => m,

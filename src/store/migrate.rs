@@ -42,6 +42,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(8, "0008_grafana_views.sql"),
     migration!(9, "0009_work_items.sql"),
     migration!(10, "0010_event_payload.sql"),
+    migration!(11, "0011_changes.sql"),
 ];
 
 const BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS schema_migration (

@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod catalog;
+pub mod change;
 pub mod deployed;
 pub mod event;
 pub mod migrate;

@@ -19,6 +19,7 @@ mod exec;
 mod gitlab;
 mod gitlab_mr;
 mod gitlab_repo;
+mod lead_time;
 mod metrics;
 mod migration;
 mod notify;

@@ -138,6 +138,8 @@ async fn upgrades_over_sample_data(db: TestDb) {
     let item = store::workitem::item(&pool, "tapd", "1151234567001000101").await.unwrap().expect("sample work item");
     assert_eq!(item.version.as_deref(), Some("1.1.0"));
     assert_eq!(store::workitem::history(&pool, "tapd", &item.id).await.unwrap().len(), 2);
+    assert_eq!(store::change::commits_of(&pool, "api", "1.1.0").await.unwrap().len(), 2);
+    assert!(store::change::recorded(&pool, "api", "1.0.0").await.unwrap());
     // Migration 0010 moved the payloads to their own table.
     let payloads: Vec<_> = events.iter().map(|e| e.payload.as_deref()).collect();
     assert_eq!(payloads, [Some(r#"{"object_kind":"push"}"#), Some(r#"{"object_kind":"merge_request"}"#)]);

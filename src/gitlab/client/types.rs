@@ -157,6 +157,9 @@ pub struct Commit {
     /// Parents (absent in some answers).
     #[serde(default)]
     pub parent_ids: Vec<String>,
+    /// When it was committed (ISO 8601), where GitLab says.
+    #[serde(default)]
+    pub committed_date: Option<String>,
 }
 
 /// A branch.

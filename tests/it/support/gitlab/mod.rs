@@ -53,7 +53,7 @@ use axum::Router;
 use serde_json::{json, Value};
 
 pub use merge_request::note_hook;
-use world::{message, Job, User};
+use world::{message, now, Job, User};
 pub use world::{Commit, Fault, Hook, MergeRequest, Note, Project, Recorded, World};
 
 type Shared = Arc<Mutex<World>>;
@@ -172,7 +172,7 @@ impl GitLabDouble {
         let project = Project {
             id,
             path: path.into(),
-            commits: vec![Commit { id: sha.clone(), parent: None, title: "Initial commit".into() }],
+            commits: vec![Commit { id: sha.clone(), parent: None, title: "Initial commit".into(), at: now() }],
             branches: vec![("main".into(), sha)],
             ..Project::default()
         };
@@ -197,10 +197,15 @@ impl GitLabDouble {
 
     /// Pushes a new commit to `branch` (created from `main` if missing); returns its SHA.
     pub fn push(&self, project: &str, branch: &str, title: &str) -> String {
+        self.push_at(project, branch, title, &now())
+    }
+
+    /// Pushes a new commit committed at `at` (ISO 8601) to `branch`; returns its SHA.
+    pub fn push_at(&self, project: &str, branch: &str, title: &str, at: &str) -> String {
         self.with_project(project, |p, next| {
             let parent = p.branch_head(branch).or_else(|| p.branch_head("main")).map(str::to_string);
             let sha = sha_of(*next, title);
-            p.commits.push(Commit { id: sha.clone(), parent, title: title.into() });
+            p.commits.push(Commit { id: sha.clone(), parent, title: title.into(), at: at.into() });
             p.branches.retain(|(b, _)| b != branch);
             p.branches.push((branch.into(), sha.clone()));
             sha

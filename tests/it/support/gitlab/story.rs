@@ -7,7 +7,7 @@
 use serde_json::{json, Value};
 
 use super::merge_request::mr_hook;
-use super::world::{self, user_by_id, Commit, Project, Tag, World};
+use super::world::{self, now, user_by_id, Commit, Project, Tag, World};
 use super::{sha_of, webhook_fixture, GitLabDouble};
 
 const ZERO: &str = "0000000000000000000000000000000000000000";
@@ -84,7 +84,7 @@ impl GitLabDouble {
         let p = &mut w.projects[at];
         let parent = p.branch_head(onto).expect("onto").to_string();
         let sha = sha_of(id, title);
-        p.commits.push(Commit { id: sha.clone(), parent: Some(parent), title: title.into() });
+        p.commits.push(Commit { id: sha.clone(), parent: Some(parent), title: title.into(), at: now() });
         p.branches.retain(|(b, _)| b != branch);
         p.branches.push((branch.into(), sha.clone()));
         sha
@@ -177,6 +177,15 @@ impl GitLabDouble {
         self.notify(project, "tag_push_events", "Tag Push Hook", &body).await
     }
 
+    /// The `Tag Push Hook` body of existing tag `name` (to deliver it again, as a resend or a test hook).
+    pub fn tag_payload(&self, project: &str, name: &str, user_id: i64) -> Value {
+        let at = self.at(project);
+        let w = self.world();
+        let p = &w.projects[at];
+        let sha = p.tags.iter().find(|t| t.name == name).expect("tag").commit.clone();
+        push_payload(&w, p, &format!("refs/tags/{name}"), ZERO, &sha, user_id)
+    }
+
     /// `user_id` merges MR `iid` semi-linearly: a merge commit on the target whose parent is the
     /// source's head, the source branch removed; GitLab sends the target's `Push Hook` and the
     /// `Merge Request Hook` (action `merge`). Returns the merge commit.
@@ -191,7 +200,7 @@ impl GitLabDouble {
             let before = p.branch_head(&mr.target_branch).expect("target").to_string();
             let title = format!("Merge branch '{}' into '{}'", mr.source_branch, mr.target_branch);
             let sha = sha_of(id, &title);
-            p.commits.push(Commit { id: sha.clone(), parent: Some(head.clone()), title });
+            p.commits.push(Commit { id: sha.clone(), parent: Some(head.clone()), title, at: now() });
             p.branches.retain(|(b, _)| *b != mr.target_branch && *b != mr.source_branch);
             p.branches.push((mr.target_branch.clone(), sha.clone()));
             let m = p.merge_requests.iter_mut().find(|m| m.iid == iid).unwrap();

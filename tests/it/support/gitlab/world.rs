@@ -48,6 +48,8 @@ pub struct Commit {
     pub parent: Option<String>,
     /// Message.
     pub title: String,
+    /// Commit time (ISO 8601), as `committed_date`, `authored_date` and `created_at` report it.
+    pub at: String,
 }
 
 /// A tag.
@@ -485,9 +487,9 @@ pub fn project_json(p: &Project) -> Value {
 pub fn commit_json(p: &Project, c: &Commit) -> Value {
     json!({
         "id": c.id, "short_id": &c.id[..8.min(c.id.len())], "title": c.title, "message": format!("{}\n", c.title),
-        "author_name": "Administrator", "author_email": "admin@example.com", "authored_date": "2024-01-01T00:00:00Z",
+        "author_name": "Administrator", "author_email": "admin@example.com", "authored_date": c.at,
         "committer_name": "Administrator", "committer_email": "admin@example.com",
-        "committed_date": "2024-01-01T00:00:00Z", "created_at": "2024-01-01T00:00:00Z",
+        "committed_date": c.at, "created_at": c.at,
         "parent_ids": c.parent.iter().collect::<Vec<_>>(),
         "web_url": format!("https://gitlab.example.com/{}/-/commit/{}", p.path, c.id),
     })
