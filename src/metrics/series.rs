@@ -1,11 +1,13 @@
 //! The series behind `GET /api/v1/metrics/{name}` (Grafana's Infinity data source, pandas): rows of
 //! flat fields, rendered as a JSON array, CSV or JSON lines.
 //!
-//! Series: `dora` (one row per product and tier: `crate::metrics::dora`; lead time from `store::change`), `deployments` (finished deploy
-//! tasks per day, product, environment and status) from stored deploy tasks; `mr_cycle_time` (each merged
-//! MR: opened, merged, hours between) and `pipelines` (finished pipelines per day and project, with the
-//! success rate) from stored GitLab events (events whose payload was pruned by retention are skipped).
-//! With `product=`, event series keep the projects of that product's components.
+//! Series: `dora` (one row per product and tier: `crate::metrics::dora`; lead time from `store::change`)
+//! and `deployments` (finished deploy tasks per day, product, environment and status) from stored deploy
+//! tasks; `mr_cycle_time` (each merged MR: opened, merged, hours between) and `pipelines` (finished
+//! pipelines per day and project, with the success rate) from stored GitLab events (events whose payload
+//! was pruned by retention are skipped); `cfd` (items per day and state) and `bugs` (found in, fixed in,
+//! still open per product version) from work items. With `product=`, event series keep the projects of
+//! that product's components.
 
 use std::collections::BTreeMap;
 
@@ -17,7 +19,7 @@ use crate::catalog::Catalog;
 use crate::store::{Pool, StoreError};
 
 /// The series Tao serves.
-pub const NAMES: &[&str] = &["dora", "deployments", "mr_cycle_time", "pipelines", "cfd"];
+pub const NAMES: &[&str] = &["dora", "deployments", "mr_cycle_time", "pipelines", "cfd", "bugs"];
 
 /// Filters of a series request (times in epoch ms; `to` exclusive).
 #[derive(Debug, Clone, Default)]
@@ -86,6 +88,7 @@ pub async fn rows(
         "deployments" => facts(pool, catalog, q, q.from).await?,
         "mr_cycle_time" | "pipelines" => return events::rows(pool, catalog, name, q).await.map(Some),
         "cfd" => return cfd_rows(pool, q).await.map(Some),
+        "bugs" => return bug_rows(pool, q).await.map(Some),
         _ => return Ok(None),
     };
     let out = match name {
@@ -114,6 +117,26 @@ pub async fn rows(
         }
     };
     Ok(Some(out))
+}
+
+/// Bugs per product version (of `product=`, or one `version=`), oldest version first: found in it, fixed in
+/// it, and found in it and still open. Independent of the time window: a version's bug count is its own.
+async fn bug_rows(pool: &Pool, q: &Query) -> Result<Vec<Map<String, Value>>, StoreError> {
+    let mut rows: Vec<_> = crate::store::workitem::bugs_per_version(pool)
+        .await?
+        .into_iter()
+        .filter(|r| q.product.as_deref().is_none_or(|p| p == r.0))
+        .filter(|r| q.version.as_deref().is_none_or(|v| v == r.1))
+        .collect();
+    let order = |v: &str| semver::Version::parse(v).ok();
+    rows.sort_by(|a, b| (&a.0, order(&a.1), &a.1).cmp(&(&b.0, order(&b.1), &b.1)));
+    Ok(rows
+        .into_iter()
+        .map(|(product, version, found, fixed, open)| {
+            let v = json!({ "product": product, "version": version, "found": found, "fixed": fixed, "open": open });
+            v.as_object().cloned().unwrap_or_default()
+        })
+        .collect())
 }
 
 /// The cumulative flow of the product's work items (of one version when given), one row per day and state.

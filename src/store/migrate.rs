@@ -42,7 +42,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(8, "0008_grafana_views.sql"),
     migration!(9, "0009_work_items.sql"),
     migration!(10, "0010_event_payload.sql"),
-    migration!(11, "0011_changes.sql"),
+    migration!(11, "0011_delivery_facts.sql"),
 ];
 
 const BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS schema_migration (

@@ -1,7 +1,8 @@
 //! Work items: the items themselves (`work_item`, replaced whole by each sync), the history of their
 //! states (`work_item_state`, appended once per item, time and state), iterations (`work_iteration`),
 //! sync cursors (`work_sync_cursor`) and links to merge requests, commits, versions and environments
-//! (`work_item_link`, once per item and target), and what the source calls each state (`work_state_name`).
+//! (`work_item_link`, once per item and target), what the source calls each state (`work_state_name`),
+//! and the product versions bugs were found and fixed in (`work_item_bug_version`).
 //!
 //! What the items mean and where they come from is `crate::workitems`'.
 
@@ -244,4 +245,34 @@ pub async fn state_names(
     let rows: Vec<(String, String)> = crate::with_pool!(pool, p => sqlx::query_as(sql)
         .bind(source).bind(workspace).bind(kind).fetch_all(p).await)?;
     Ok(rows.into_iter().collect())
+}
+
+/// Records the product versions bug `item` was found in and fixed in (replacing what was recorded).
+pub async fn set_bug_versions(
+    pool: &Pool,
+    item: &WorkItem,
+    found_in: Option<&str>,
+    fixed_in: Option<&str>,
+) -> Result<(), StoreError> {
+    let Some(product) = &item.product else { return Ok(()) };
+    let sql = "INSERT INTO work_item_bug_version (source, item_id, product, found_in, fixed_in) \
+               VALUES ($1, $2, $3, $4, $5) ON CONFLICT (source, item_id) DO UPDATE SET product = excluded.product, \
+               found_in = excluded.found_in, fixed_in = excluded.fixed_in";
+    crate::with_pool!(pool, p => sqlx::query(sql)
+        .bind(&item.source).bind(&item.id).bind(product).bind(found_in).bind(fixed_in)
+        .execute(p).await.map(|_| ()))?;
+    Ok(())
+}
+
+/// Bugs per product version: `(product, version, found in it, fixed in it, found in it and still open)`.
+pub async fn bugs_per_version(pool: &Pool) -> Result<Vec<(String, String, i64, i64, i64)>, StoreError> {
+    let sql = "SELECT product, version, SUM(found), SUM(fixed), SUM(still_open) FROM ( \
+                 SELECT b.product, b.found_in AS version, 1 AS found, 0 AS fixed, \
+                        CASE WHEN w.completed_at IS NULL THEN 1 ELSE 0 END AS still_open \
+                 FROM work_item_bug_version b JOIN work_item w ON w.source = b.source AND w.id = b.item_id \
+                 WHERE b.found_in IS NOT NULL \
+                 UNION ALL \
+                 SELECT b.product, b.fixed_in, 0, 1, 0 FROM work_item_bug_version b WHERE b.fixed_in IS NOT NULL \
+               ) t GROUP BY product, version";
+    Ok(crate::with_pool!(pool, p => sqlx::query_as(sql).fetch_all(p).await)?)
 }

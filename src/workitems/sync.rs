@@ -169,8 +169,19 @@ pub async fn sync_workspace(
         let mut prev = None;
         for page in 1.. {
             let q = Query { workspace: ws.clone(), modified_since: since.clone(), page, limit };
+            let mut bug_versions = std::collections::HashMap::new();
             let items = match kind {
-                Kind::Bug => client.bugs(&q).await?.into_iter().filter_map(|b| from_bug(b, &ws)).collect(),
+                Kind::Bug => client
+                    .bugs(&q)
+                    .await?
+                    .into_iter()
+                    .filter_map(|b| {
+                        let names = (b.version_report.clone(), b.version_fix.clone());
+                        from_bug(b, &ws).inspect(|(item, _)| {
+                            bug_versions.insert(item.id.clone(), names);
+                        })
+                    })
+                    .collect(),
                 _ => client.stories(&q).await?.into_iter().filter_map(|s| from_story(s, &ws)).collect::<Vec<_>>(),
             };
             let what = if kind == Kind::Bug { "bugs" } else { "stories" };
@@ -181,6 +192,14 @@ pub async fn sync_workspace(
                 item.product = Some(target.product.clone());
                 item.version = version_of_iteration(pool, item.iteration_id.as_deref()).await?;
                 store::workitem::upsert_item(pool, &item).await?;
+                if let Some((found, fixed)) = bug_versions.get(&item.id) {
+                    let found = found.as_deref().and_then(|n| version_named(&target.mapping, n));
+                    let fixed = fixed
+                        .as_deref()
+                        .and_then(|n| version_named(&target.mapping, n))
+                        .or_else(|| item.completed_at.and(item.version.clone()));
+                    store::workitem::set_bug_versions(pool, &item, found.as_deref(), fixed.as_deref()).await?;
+                }
                 newest = newer(newest, Some(&modified));
                 report.items.push(item.id.clone());
                 rows.push(item);
@@ -232,6 +251,13 @@ async fn version_of_iteration(pool: &Pool, iteration_id: Option<&str>) -> Result
         Some(id) => Ok(store::workitem::iteration(pool, SOURCE_TAPD, id).await?.and_then(|it| it.version)),
         None => Ok(None),
     }
+}
+
+/// The product version a TAPD version name (发现版本, 合入版本) means: named like the product's iterations
+/// (`v{version}` by default), or a bare version.
+fn version_named(mapping: &crate::catalog::TapdMapping, name: &str) -> Option<String> {
+    let name = name.trim();
+    mapping.version_of(name).or_else(|| crate::catalog::Version::parse(name).ok()).map(|v| v.to_string())
 }
 
 fn iteration_ref(id: Option<String>) -> Option<String> {

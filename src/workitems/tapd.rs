@@ -439,6 +439,12 @@ pub struct Bug {
     /// Closed.
     #[serde(default, deserialize_with = "text")]
     pub closed: Option<String>,
+    /// The version it was found in (发现版本), as TAPD names versions.
+    #[serde(default, deserialize_with = "text")]
+    pub version_report: Option<String>,
+    /// The version it is fixed in (合入版本).
+    #[serde(default, deserialize_with = "text")]
+    pub version_fix: Option<String>,
 }
 
 /// A TAPD iteration (迭代).

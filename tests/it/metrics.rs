@@ -165,7 +165,7 @@ async fn the_grafana_dashboard_queries_what_tao_serves() {
             }
         }
     }
-    assert_eq!((urls, sqls, exprs), (2, 2, 4));
+    assert_eq!((urls, sqls, exprs), (3, 2, 4));
 }
 
 /// Runs `tao report ARGS -o FILE` (the built binary) against `app` and returns the PNG's size.

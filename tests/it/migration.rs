@@ -140,6 +140,9 @@ async fn upgrades_over_sample_data(db: TestDb) {
     assert_eq!(store::workitem::history(&pool, "tapd", &item.id).await.unwrap().len(), 2);
     assert_eq!(store::change::commits_of(&pool, "api", "1.1.0").await.unwrap().len(), 2);
     assert!(store::change::recorded(&pool, "api", "1.0.0").await.unwrap());
+    // The sample bug has no work item: its fixed-in counts, its found-in (open or not?) does not.
+    let bugs = store::workitem::bugs_per_version(&pool).await.unwrap();
+    assert_eq!(bugs, [("monitor".to_string(), "1.1.0".to_string(), 0, 1, 0)]);
     // Migration 0010 moved the payloads to their own table.
     let payloads: Vec<_> = events.iter().map(|e| e.payload.as_deref()).collect();
     assert_eq!(payloads, [Some(r#"{"object_kind":"push"}"#), Some(r#"{"object_kind":"merge_request"}"#)]);

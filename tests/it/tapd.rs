@@ -476,3 +476,31 @@ async fn hooks(db: TestDb) {
     let _ = app.stop().await;
 }
 both_backends!(gitlab_events_link_work_items, hooks);
+
+/// Found-in and fixed-in versions of bugs, mapped like iteration names (or bare versions); fixed-in falls
+/// back to a completed bug's iteration. Hand-checked: 321 found in 1.0.0, resolved in iteration v1.1.0;
+/// 322 found in 1.1.0, to be fixed in 1.2.0, open; 323's version name maps to no product version.
+async fn bugs_per_version(db: TestDb) {
+    let pool = db.pool().await;
+    let double = arranged().await;
+    double.add_bug(WS, &long(323), "首页白屏", "new", "0", "2024-01-03 11:00:00");
+    let at = "2024-01-07 10:00:00";
+    double.edit_bug(&long(321), &[("version_report", "v1.0.0"), ("status", "resolved"), ("resolved", at)], at);
+    double.edit_bug(&long(322), &[("version_report", "1.1.0"), ("version_fix", "v1.2.0")], at);
+    double.edit_bug(&long(323), &[("version_report", "版本1")], at);
+    run(&pool, &double, 200).await;
+    let q = tao::metrics::series::Query { product: Some("monitor".into()), ..Default::default() };
+    let rows = tao::metrics::series::rows(&pool, &catalog(), "bugs", &q).await.unwrap().unwrap();
+    let got: Vec<String> = rows.iter().map(|r| serde_json::Value::Object(r.clone()).to_string()).collect();
+    assert_eq!(
+        got,
+        [
+            r#"{"fixed":0,"found":1,"open":0,"product":"monitor","version":"1.0.0"}"#,
+            r#"{"fixed":1,"found":1,"open":1,"product":"monitor","version":"1.1.0"}"#,
+            r#"{"fixed":1,"found":0,"open":0,"product":"monitor","version":"1.2.0"}"#,
+        ]
+    );
+    let one = tao::metrics::series::Query { version: Some("1.1.0".into()), ..q };
+    assert_eq!(tao::metrics::series::rows(&pool, &catalog(), "bugs", &one).await.unwrap().unwrap().len(), 1);
+}
+both_backends!(bugs_per_product_version, bugs_per_version);

@@ -210,6 +210,16 @@ impl TapdDouble {
         }
     }
 
+    /// Sets fields of a bug as a TAPD user editing it would (`version_report`, `resolved`, …), at `at`.
+    pub fn edit_bug(&self, id: &str, fields: &[(&str, &str)], at: &str) {
+        let mut w = self.world();
+        let bug = w.bugs.iter_mut().find(|b| b["id"] == id).expect("bug exists");
+        for (k, v) in fields {
+            bug[*k] = json!(v);
+        }
+        bug["modified"] = json!(at);
+    }
+
     /// The next request to `path` is answered with HTTP `status` (TAPD's 429 body) and `Retry-After`.
     pub fn fail_next(&self, path: &str, status: u16, retry_after: Option<u64>) {
         self.world().faults.push((path.to_string(), status, retry_after));
