@@ -9,6 +9,7 @@ use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{json, Map, Value};
@@ -16,6 +17,7 @@ use serde_json::{json, Map, Value};
 use super::auth::{Authorized, NeedAdmin, NeedDeploy, NeedRead};
 use super::body::{json_kind, json_object, take_string};
 use super::error::ApiError;
+use super::list::{self, ListFormat};
 use super::HttpState;
 use crate::catalog::{Catalog, FieldError};
 use crate::service::CreateReleaseOutcome;
@@ -72,10 +74,10 @@ fn product_json(catalog: &Catalog, name: &str, detailed: bool) -> Option<Value> 
     Some(v)
 }
 
-async fn list_products(State(s): State<HttpState>, _: Authorized<NeedRead>) -> Answer {
+async fn list_products(State(s): State<HttpState>, _: Authorized<NeedRead>, format: ListFormat) -> Response {
     let catalog = s.services.catalog_now();
-    let list: Vec<Value> = catalog.products.keys().filter_map(|p| product_json(&catalog, p.as_str(), false)).collect();
-    ok(json!(list))
+    let rows: Vec<Value> = catalog.products.keys().filter_map(|p| product_json(&catalog, p.as_str(), false)).collect();
+    list::whole(format, &rows)
 }
 
 async fn show_product(State(s): State<HttpState>, _: Authorized<NeedRead>, Path(product): Path<String>) -> Answer {
@@ -93,10 +95,10 @@ fn environment_json(name: &str, definition: &impl serde::Serialize) -> Value {
     v
 }
 
-async fn list_environments(State(s): State<HttpState>, _: Authorized<NeedRead>) -> Answer {
+async fn list_environments(State(s): State<HttpState>, _: Authorized<NeedRead>, format: ListFormat) -> Response {
     let catalog = s.services.catalog_now();
-    let list: Vec<Value> = catalog.environments.iter().map(|(n, e)| environment_json(n.as_str(), e)).collect();
-    ok(json!(list))
+    let rows: Vec<Value> = catalog.environments.iter().map(|(n, e)| environment_json(n.as_str(), e)).collect();
+    list::whole(format, &rows)
 }
 
 async fn show_environment(State(s): State<HttpState>, _: Authorized<NeedRead>, Path(env): Path<String>) -> Answer {
@@ -110,9 +112,14 @@ async fn show_environment(State(s): State<HttpState>, _: Authorized<NeedRead>, P
     ok(v)
 }
 
-async fn list_releases(State(s): State<HttpState>, _: Authorized<NeedRead>, Path(product): Path<String>) -> Answer {
-    let list = s.services.releases(&product).await?;
-    ok(json!(list.iter().map(release_json).collect::<Vec<_>>()))
+async fn list_releases(
+    State(s): State<HttpState>,
+    _: Authorized<NeedRead>,
+    format: ListFormat,
+    Path(product): Path<String>,
+) -> Result<Response, ApiError> {
+    let versions = s.services.releases(&product).await?;
+    Ok(list::whole(format, &versions.iter().map(release_json).collect::<Vec<_>>()))
 }
 
 async fn show_release(

@@ -19,6 +19,7 @@ use serde_json::{json, Value};
 use super::auth::{Authorized, NeedAdmin, NeedDeploy, NeedRead};
 use super::body::{json_kind, json_object, reject_unknown, take_bool, take_opt_string, take_string};
 use super::error::ApiError;
+use super::list::{self, ListFormat};
 use super::HttpState;
 use crate::catalog::FieldError;
 use crate::service::{DeployRequest, DeployTarget};
@@ -220,9 +221,23 @@ struct ListQuery {
     limit: Option<i64>,
 }
 
-async fn list_tasks(State(s): State<HttpState>, _: Authorized<NeedRead>, q: Query<ListQuery>) -> Answer {
-    let tasks = s.services.tasks(q.env.as_deref(), q.limit.unwrap_or(50)).await?;
-    Ok((StatusCode::OK, Json(json!(tasks.iter().map(task_json).collect::<Vec<_>>()))))
+/// `GET /api/v1/tasks?env=&limit=`: the newest tasks first (default 50, at most 1000), as a JSON array or
+/// JSON lines (`format=ndjson`).
+async fn list_tasks(
+    State(s): State<HttpState>,
+    _: Authorized<NeedRead>,
+    format: ListFormat,
+    Query(q): Query<ListQuery>,
+) -> Response {
+    let pool = s.services.pool().clone();
+    let limit = q.limit.unwrap_or(50).clamp(1, 1000) as usize;
+    list::paged(format, limit, move |before, n| {
+        let (pool, env) = (pool.clone(), q.env.clone());
+        async move {
+            let rows = store::task::page(&pool, env.as_deref(), before, n).await?;
+            Ok(rows.iter().map(|t| (t.id, task_json(t))).collect())
+        }
+    })
 }
 
 fn task_id(raw: &str) -> Result<i64, ApiError> {
@@ -328,27 +343,35 @@ struct HistoryQuery {
     limit: Option<i64>,
 }
 
+/// `GET /api/v1/environments/{env}/history?limit=`: what happened on each host, newest first (default 100,
+/// at most 10000), as a JSON array or JSON lines.
 async fn env_history(
     State(s): State<HttpState>,
     _: Authorized<NeedRead>,
+    format: ListFormat,
     Path(env): Path<String>,
     q: Query<HistoryQuery>,
-) -> Answer {
+) -> Result<Response, ApiError> {
     s.services.environment(&env).await?;
-    let rows = store::deployed::history(s.services.pool(), &env, q.limit.unwrap_or(100).clamp(1, 10_000))
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
-    let list: Vec<Value> = rows
-        .iter()
-        .map(|r| {
-            json!({
-                "at": rfc3339(r.at), "host": r.host, "component": r.component, "action": r.action,
-                "product": r.product, "version": r.version, "image": r.image, "image_tag": r.image_tag,
-                "image_digest": r.image_digest, "container": r.container, "task_id": r.task_id,
-            })
-        })
-        .collect();
-    Ok((StatusCode::OK, Json(json!(list))))
+    let pool = s.services.pool().clone();
+    let limit = q.limit.unwrap_or(100).clamp(1, 10_000) as usize;
+    Ok(list::paged(format, limit, move |before, n| {
+        let (pool, env) = (pool.clone(), env.clone());
+        async move {
+            let rows = store::deployed::history_page(&pool, &env, before, n).await?;
+            Ok(rows
+                .iter()
+                .map(|r| {
+                    let v = json!({
+                        "at": rfc3339(r.at), "host": r.host, "component": r.component, "action": r.action,
+                        "product": r.product, "version": r.version, "image": r.image, "image_tag": r.image_tag,
+                        "image_digest": r.image_digest, "container": r.container, "task_id": r.task_id,
+                    });
+                    (r.id, v)
+                })
+                .collect())
+        }
+    }))
 }
 
 async fn check_env(State(s): State<HttpState>, _: Authorized<NeedRead>, Path(env): Path<String>) -> Answer {
@@ -386,15 +409,30 @@ async fn unfreeze(
     Ok((StatusCode::OK, Json(json!({ "env": env, "unfrozen": lifted }))))
 }
 
-async fn audit(State(s): State<HttpState>, _: Authorized<NeedAdmin>, q: Query<HistoryQuery>) -> Answer {
-    let rows = store::audit::recent(s.services.pool(), q.limit.unwrap_or(100).clamp(1, 10_000))
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
-    let list: Vec<Value> = rows
-        .iter()
-        .map(|r| json!({ "id": r.id, "at": rfc3339(r.at), "actor": r.actor, "action": r.action, "target": r.target, "outcome": r.outcome, "detail": r.detail }))
-        .collect();
-    Ok((StatusCode::OK, Json(json!(list))))
+/// `GET /api/v1/audit?limit=`: audit entries, newest first (default 100, at most 10000), as a JSON array
+/// or JSON lines.
+async fn audit(
+    State(s): State<HttpState>,
+    _: Authorized<NeedAdmin>,
+    format: ListFormat,
+    q: Query<HistoryQuery>,
+) -> Response {
+    let pool = s.services.pool().clone();
+    let limit = q.limit.unwrap_or(100).clamp(1, 10_000) as usize;
+    list::paged(format, limit, move |before, n| {
+        let pool = pool.clone();
+        async move {
+            let rows = store::audit::page(&pool, before, n).await?;
+            Ok(rows
+                .iter()
+                .map(|r| {
+                    let v = json!({ "id": r.id, "at": rfc3339(r.at), "actor": r.actor, "action": r.action,
+                                    "target": r.target, "outcome": r.outcome, "detail": r.detail });
+                    (r.id, v)
+                })
+                .collect())
+        }
+    })
 }
 
 fn escape(s: &str) -> String {

@@ -14,6 +14,7 @@ pub mod discord;
 pub mod error;
 pub mod events;
 pub mod health;
+pub mod list;
 pub mod metrics;
 pub mod policy;
 pub mod webhook;

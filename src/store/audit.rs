@@ -42,6 +42,13 @@ pub async fn record(
 
 /// The newest `limit` records, newest first.
 pub async fn recent(pool: &Pool, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
-    let sql = "SELECT id, at, actor, action, target, outcome, detail FROM audit_log ORDER BY id DESC LIMIT $1";
-    Ok(crate::with_pool!(pool, p => sqlx::query_as(sql).bind(limit).fetch_all(p).await)?)
+    page(pool, None, limit).await
+}
+
+/// One page of [`recent`]: the entries before entry `before` (from the newest when `None`), newest first.
+pub async fn page(pool: &Pool, before: Option<i64>, limit: i64) -> Result<Vec<AuditRow>, StoreError> {
+    let sql =
+        "SELECT id, at, actor, action, target, outcome, detail FROM audit_log WHERE id < $1 ORDER BY id DESC LIMIT $2";
+    let before = before.unwrap_or(i64::MAX);
+    Ok(crate::with_pool!(pool, p => sqlx::query_as(sql).bind(before).bind(limit).fetch_all(p).await)?)
 }

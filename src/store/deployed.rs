@@ -188,9 +188,20 @@ pub async fn remove(pool: &Pool, env: &str, host: &str, component: &str, task_id
 
 /// The environment timeline, newest first.
 pub async fn history(pool: &Pool, env: &str, limit: i64) -> Result<Vec<HistoryRow>, StoreError> {
+    history_page(pool, env, None, limit).await
+}
+
+/// One page of [`history`]: the entries before entry `before` (from the newest when `None`), newest first.
+pub async fn history_page(
+    pool: &Pool,
+    env: &str,
+    before: Option<i64>,
+    limit: i64,
+) -> Result<Vec<HistoryRow>, StoreError> {
     let sql = "SELECT id, env, host, component, action, product, version, image, image_tag, image_digest, container, \
-               run_spec, task_id, at FROM deploy_history WHERE env = $1 ORDER BY id DESC LIMIT $2";
-    Ok(crate::with_pool!(pool, p => sqlx::query_as(sql).bind(env).bind(limit).fetch_all(p).await)?)
+               run_spec, task_id, at FROM deploy_history WHERE env = $1 AND id < $2 ORDER BY id DESC LIMIT $3";
+    let before = before.unwrap_or(i64::MAX);
+    Ok(crate::with_pool!(pool, p => sqlx::query_as(sql).bind(env).bind(before).bind(limit).fetch_all(p).await)?)
 }
 
 /// Records that a product version reached an environment, with the full state after it.

@@ -188,8 +188,16 @@ pub async fn get(pool: &Pool, id: i64) -> Result<Option<TaskRow>, StoreError> {
 
 /// The newest `limit` tasks, optionally of one environment, newest first.
 pub async fn list(pool: &Pool, env: Option<&str>, limit: i64) -> Result<Vec<TaskRow>, StoreError> {
-    let sql = format!("SELECT {COLUMNS} FROM deploy_task WHERE ($1 IS NULL OR env = $1) ORDER BY id DESC LIMIT $2");
-    Ok(crate::with_pool!(pool, p => sqlx::query_as(&sql).bind(env).bind(limit).fetch_all(p).await)?)
+    page(pool, env, None, limit).await
+}
+
+/// One page of [`list`]: the tasks before task `before` (all when `None`), newest first.
+pub async fn page(pool: &Pool, env: Option<&str>, before: Option<i64>, limit: i64) -> Result<Vec<TaskRow>, StoreError> {
+    let sql = format!(
+        "SELECT {COLUMNS} FROM deploy_task WHERE ($1 IS NULL OR env = $1) AND id < $2 ORDER BY id DESC LIMIT $3"
+    );
+    let before = before.unwrap_or(i64::MAX);
+    Ok(crate::with_pool!(pool, p => sqlx::query_as(&sql).bind(env).bind(before).bind(limit).fetch_all(p).await)?)
 }
 
 /// Claims the next runnable task for `owner` and takes its environment's lease for `lease_ms`.

@@ -20,6 +20,7 @@ mod gitlab;
 mod gitlab_mr;
 mod gitlab_repo;
 mod lead_time;
+mod lists;
 mod metrics;
 mod migration;
 mod notify;
