@@ -6,9 +6,9 @@
 //! `TAO_GITLAB_STATUS_CHECK_SECRET`, compared in constant time; anything else is a 401 and nothing is
 //! stored), stored like webhooks (durable before the 200) and answered by the event workers.
 
-use axum::body::{Body, Bytes};
+use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -19,6 +19,7 @@ use sha2::{Digest, Sha256};
 use super::auth::{Authorized, NeedAdmin, NeedRead};
 use super::error::ApiError;
 use super::events::parse_time;
+use super::list::{self, ListFormat};
 use super::HttpState;
 use crate::config::Secret;
 use crate::gitlab::events::EXTERNAL_STATUS_CHECK;
@@ -28,9 +29,6 @@ use crate::policy::Verdict;
 use crate::store::event::{self, Inserted};
 use crate::store::policy::ViolationRow;
 use crate::store::{now_ms, rfc3339, Pool};
-
-/// Violations loaded per database round trip while streaming.
-const PAGE: i64 = 500;
 
 /// The `/policy` API routes (nested under `/api/v1`).
 pub fn routes() -> Router<HttpState> {
@@ -73,7 +71,6 @@ async fn reconcile(
 struct ViolationsQuery {
     project: Option<String>,
     since: Option<String>,
-    format: Option<String>,
 }
 
 fn violation_json(v: &ViolationRow) -> Value {
@@ -89,63 +86,23 @@ fn violation_json(v: &ViolationRow) -> Value {
 async fn violations(
     State(s): State<HttpState>,
     _: Authorized<NeedRead>,
-    headers: HeaderMap,
+    format: ListFormat,
     Query(q): Query<ViolationsQuery>,
 ) -> Result<Response, ApiError> {
     let since = match q.since.as_deref().filter(|v| !v.is_empty()) {
         Some(v) => Some(parse_time("since", v).map_err(|e| ApiError::invalid(vec![e]))?),
         None => None,
     };
-    let ndjson = match q.format.as_deref() {
-        Some("ndjson") => true,
-        Some("json") => false,
-        Some(other) => {
-            let e = crate::catalog::FieldError::new("format", "json or ndjson", format!("{other:?}"));
-            return Err(ApiError::invalid(vec![e]));
-        }
-        None => headers
-            .get(header::ACCEPT)
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|a| a.contains("application/x-ndjson")),
-    };
     let pool = s.services.pool().clone();
     let project = q.project.filter(|p| !p.is_empty());
-    // State: (last id sent, anything sent yet), or None at the end.
-    let pages = futures_util::stream::unfold(Some((0i64, false)), move |state| {
+    Ok(list::paged(format, usize::MAX, move |after, n| {
         let (pool, project) = (pool.clone(), project.clone());
         async move {
-            let (after, sent) = state?;
-            match crate::store::policy::violations(&pool, project.as_deref(), since, after, PAGE).await {
-                Ok(rows) => {
-                    let mut out = Vec::new();
-                    if !ndjson && !sent {
-                        out.push(b'[');
-                    }
-                    for (i, row) in rows.iter().enumerate() {
-                        if !ndjson && (sent || i > 0) {
-                            out.push(b',');
-                        }
-                        let _ = serde_json::to_writer(&mut out, &violation_json(row));
-                        if ndjson {
-                            out.push(b'\n');
-                        }
-                    }
-                    let more = rows.len() as i64 == PAGE;
-                    if !more && !ndjson {
-                        out.push(b']');
-                    }
-                    let next = more.then(|| (rows[rows.len() - 1].id, true));
-                    Some((Ok::<_, std::io::Error>(Bytes::from(out)), next))
-                }
-                Err(e) => {
-                    tracing::error!(error = %e, "violations export failed mid-stream");
-                    Some((Err(std::io::Error::other("violations export failed; see Tao's log")), None))
-                }
-            }
+            let rows =
+                crate::store::policy::violations(&pool, project.as_deref(), since, after.unwrap_or(0), n).await?;
+            Ok(rows.iter().map(|v| (v.id, violation_json(v))).collect())
         }
-    });
-    let content_type = if ndjson { "application/x-ndjson" } else { "application/json" };
-    Ok(([(header::CONTENT_TYPE, content_type)], Body::from_stream(pages)).into_response())
+    }))
 }
 
 fn escape(s: &str) -> String {
