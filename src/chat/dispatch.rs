@@ -70,6 +70,16 @@ pub struct Attachment {
     pub bytes: Vec<u8>,
 }
 
+impl Attachment {
+    /// Its media type, from its file name's extension.
+    pub fn content_type(&self) -> &'static str {
+        match self.file_name.rsplit_once('.').map(|(_, ext)| ext.to_ascii_lowercase()).as_deref() {
+            Some("png") => "image/png",
+            _ => "application/octet-stream",
+        }
+    }
+}
+
 impl std::fmt::Debug for Attachment {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "Attachment({:?}, {} bytes)", self.file_name, self.bytes.len())
