@@ -92,3 +92,40 @@ async fn unknown_products_bad_days_and_outsiders_get_text_and_no_file() {
     }
     s.finish().await;
 }
+
+/// The double holds Tao to Discord's contract: files only on the edit route, each listed by id, within
+/// the content limit.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_double_refuses_uploads_discord_would_refuse() {
+    use reqwest::multipart::{Form, Part};
+    let double = crate::support::discord::DiscordDouble::start().await;
+    let app = crate::support::discord::APPLICATION;
+    let send = |path: String, payload: Value, part: &'static str| {
+        let form = Form::new()
+            .text("payload_json", payload.to_string())
+            .part(part, Part::bytes(b"\x89PNG".to_vec()).file_name("a.png").mime_str("image/png").unwrap());
+        reqwest::Client::new()
+            .patch(format!("{}{path}", double.url))
+            .header("Authorization", format!("Bot {}", crate::support::discord::BOT_TOKEN))
+            .header("User-Agent", "DiscordBot (tests, 1)")
+            .multipart(form)
+            .send()
+    };
+    let edit = format!("/webhooks/{app}/t/messages/@original");
+    let listed = json!({"content": "x", "attachments": [{"id": 0, "filename": "a.png"}]});
+    assert_eq!(send(edit.clone(), listed.clone(), "files[0]").await.unwrap().status(), 200);
+    assert_eq!(double.files("t").len(), 1);
+    let cases = [
+        (edit.clone(), json!({"content": "x"}), "files[0]", "files[0] is not listed in attachments"),
+        (edit.clone(), listed.clone(), "files[1]", "attachment 0 has no files[0] part"),
+        (edit.clone(), json!({"content": "x".repeat(2001), "attachments": listed["attachments"]}), "files[0]", "2000"),
+        (edit.clone(), listed.clone(), "file", "unexpected part \"file\""),
+        ("/channels/1/messages/2".to_string(), listed.clone(), "files[0]", "accepted only on PATCH /webhooks"),
+    ];
+    for (i, (path, payload, part, why)) in cases.into_iter().enumerate() {
+        assert_eq!(send(path, payload, part).await.unwrap().status(), 400, "case {i}");
+        let unexpected = double.unexpected();
+        assert!(unexpected.len() == i + 1 && unexpected[i].contains(why), "case {i}: {unexpected:?}");
+    }
+    assert_eq!(double.files("t").len(), 1, "nothing refused was recorded");
+}
