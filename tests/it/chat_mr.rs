@@ -213,3 +213,20 @@ async fn dora_uploads_the_picture_and_the_reply_shows_it() {
     let upload_calls = s.double.requests().iter().filter(|r| r.path.ends_with("/uploads")).count();
     assert_eq!(upload_calls, 1, "one upload in all");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_is_retried_after_a_5xx_and_a_refused_one_is_said_in_the_reply() {
+    let s = scene().await;
+    s.double.fail_next("/uploads", 502, None);
+    let retried = s.say(s.dev, "/tao cfd monitor").await;
+    let uploads = s.double.uploads(PROJECT);
+    assert_eq!(uploads.len(), 1, "one stored upload after the retry");
+    assert!(s.reply(retried).body.contains(&uploads[0].markdown), "{}", s.reply(retried).body);
+
+    s.double.fail_next("/uploads", 413, None);
+    let refused = s.say(s.dev, "/tao cfd monitor version 1.1.0").await;
+    let body = s.reply(refused).body;
+    assert!(body.contains("**monitor 1.1.0: work items per state**"), "the text still goes out: {body}");
+    assert!(body.contains("⚠️ The picture could not be uploaded to GitLab: GitLab upload a file: HTTP 413"), "{body}");
+    assert_eq!(s.double.uploads(PROJECT).len(), 1);
+}
