@@ -8,8 +8,8 @@
 
 use std::fmt;
 
+pub use super::arg::{Days, ImageTag, TaskId};
 use crate::catalog::{ComponentName, EnvName, ProductName, ProjectPath, Version};
-use crate::deploy::plan::valid_image_tag;
 
 /// The flags of `deploy`, which the parser never reads as component names: a component literally named
 /// `force` or `confirm` cannot be picked from chat. A mistyped flag that is a valid name (`forse`) parses
@@ -107,6 +107,24 @@ pub enum Command {
     },
     /// List the environments.
     Envs,
+    /// Post a product's DORA picture: deployments per day and status, with the DORA numbers.
+    Dora {
+        /// The product.
+        product: ProductName,
+        /// Only this environment.
+        env: Option<EnvName>,
+        /// Days back from today; the report's default when `None`.
+        days: Option<Days>,
+    },
+    /// Post a product's cumulative flow picture: work items per state and day.
+    Cfd {
+        /// The product.
+        product: ProductName,
+        /// Only the work items of this product version (its iteration).
+        version: Option<Version>,
+        /// Days back from today; the report's default when `None`.
+        days: Option<Days>,
+    },
     /// List the commands, or explain one.
     Help {
         /// The command to explain; all of them when `None`.
@@ -157,6 +175,10 @@ command_names! {
     Policy,
     /// `envs`
     Envs,
+    /// `dora`
+    Dora,
+    /// `cfd`
+    Cfd,
     /// `help`
     Help,
 }
@@ -301,6 +323,26 @@ const ENVS: CommandSpec = CommandSpec {
     args: &[],
 };
 
+const DAYS_ARG: ArgSpec = arg("[days <days>]", "days back from today, 1 to 366 (default 30)");
+
+const DORA: CommandSpec = CommandSpec {
+    name: "dora",
+    usage: "dora <product> [env <env>] [days <days>]",
+    summary: "Posts a product's deployments per day and its DORA numbers as a picture (as `tao report dora`).",
+    args: &[PRODUCT_ARG, arg("[env <env>]", "only this environment; all when omitted"), DAYS_ARG],
+};
+
+const CFD: CommandSpec = CommandSpec {
+    name: "cfd",
+    usage: "cfd <product> [version <version>] [days <days>]",
+    summary: "Posts a product's work items per state and day (cumulative flow) as a picture (as `tao report cfd`).",
+    args: &[
+        PRODUCT_ARG,
+        arg("[version <version>]", "only the work items of this product version (its iteration)"),
+        DAYS_ARG,
+    ],
+};
+
 const HELP: CommandSpec = CommandSpec {
     name: "help",
     usage: "help [command]",
@@ -331,6 +373,8 @@ impl CommandName {
             CommandName::Unfreeze => &UNFREEZE,
             CommandName::Policy => &POLICY,
             CommandName::Envs => &ENVS,
+            CommandName::Dora => &DORA,
+            CommandName::Cfd => &CFD,
             CommandName::Help => &HELP,
         }
     }
@@ -364,6 +408,8 @@ impl Command {
             Command::Unfreeze { .. } => CommandName::Unfreeze,
             Command::Policy { .. } => CommandName::Policy,
             Command::Envs => CommandName::Envs,
+            Command::Dora { .. } => CommandName::Dora,
+            Command::Cfd { .. } => CommandName::Cfd,
             Command::Help { .. } => CommandName::Help,
         }
     }
@@ -405,6 +451,20 @@ impl fmt::Display for Command {
             Command::Freeze { env, reason } => write!(f, " {env} {}", quote(reason)),
             Command::Policy { project } => write!(f, " {project}"),
             Command::Envs => Ok(()),
+            Command::Dora { product, env, days } => {
+                write!(f, " {product}")?;
+                if let Some(env) = env {
+                    write!(f, " env {env}")?;
+                }
+                days.map_or(Ok(()), |d| write!(f, " days {d}"))
+            }
+            Command::Cfd { product, version, days } => {
+                write!(f, " {product}")?;
+                if let Some(version) = version {
+                    write!(f, " version {version}")?;
+                }
+                days.map_or(Ok(()), |d| write!(f, " days {d}"))
+            }
             Command::Help { command } => match command {
                 Some(name) => write!(f, " {name}"),
                 None => Ok(()),
@@ -438,65 +498,4 @@ pub fn quote(word: &str) -> String {
     }
     out.push('"');
     out
-}
-
-/// A deploy task's id: a positive integer (the store's `tasks.id`); `#42` reads as 42.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct TaskId(i64);
-
-impl TaskId {
-    /// What a task id must look like, worded for people.
-    pub const EXPECTED: &'static str = "a task id like 42 or #42";
-
-    /// Parses `42` or `#42`; rejects zero, signs and anything beyond `i64`.
-    pub fn parse(s: &str) -> Option<TaskId> {
-        let digits = s.strip_prefix('#').unwrap_or(s);
-        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
-            return None;
-        }
-        digits.parse::<i64>().ok().filter(|id| *id > 0).map(TaskId)
-    }
-
-    /// A task id from the store; `None` unless positive.
-    pub fn new(id: i64) -> Option<TaskId> {
-        (id > 0).then_some(TaskId(id))
-    }
-
-    /// The id as stored.
-    pub fn get(self) -> i64 {
-        self.0
-    }
-}
-
-impl fmt::Display for TaskId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}", self.0)
-    }
-}
-
-/// An image tag (`[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}`) or a `sha256:` digest: what the deploy API accepts.
-#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct ImageTag(String);
-
-impl ImageTag {
-    /// What an image tag must look like, worded for people.
-    pub const EXPECTED: &'static str =
-        "an image tag of letters, digits, '_', '.' and '-' not starting with '.' or '-' (at most 128 characters), \
-         or a sha256: digest";
-
-    /// Parses a tag or digest with the deploy planner's rule.
-    pub fn parse(s: &str) -> Option<ImageTag> {
-        valid_image_tag(s).then(|| ImageTag(s.to_owned()))
-    }
-
-    /// The tag as text.
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Display for ImageTag {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
-    }
 }

@@ -157,7 +157,7 @@ mod tests {
                 (
                     10,
                     "error: missing command (expected one of: deploy, rollback, status, releases, release, task, \
-                      cancel, deploy-component, freeze, unfreeze, policy, envs, help)"
+                      cancel, deploy-component, freeze, unfreeze, policy, envs, dora, cfd, help)"
                 ),
                 (11, "unfreeze env-1"),
             ])

@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::command::Command;
-use super::help;
+use super::{help, picture};
 use crate::catalog::Tier;
 use crate::service::{level, Actor, ChatUser, DeployRequest, DeployTarget, ServiceError, Services};
 use crate::store::{self, rfc3339};
@@ -49,11 +49,40 @@ pub struct Reply {
     pub text: String,
     /// The task it started (or found again for the same key).
     pub task_id: Option<i64>,
+    /// A file to show with the text (the picture of `dora` and `cfd`).
+    pub attachment: Option<Attachment>,
 }
 
 impl Reply {
-    fn new(outcome: Outcome, text: impl Into<String>) -> Reply {
-        Reply { outcome, text: text.into(), task_id: None }
+    /// A reply of `text` only.
+    pub fn new(outcome: Outcome, text: impl Into<String>) -> Reply {
+        Reply { outcome, text: text.into(), task_id: None, attachment: None }
+    }
+}
+
+/// A file a reply carries; each transport delivers it its own way (a Discord attachment, a GitLab
+/// upload linked from the note).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Attachment {
+    /// Its file name, e.g. `dora-monitor.png` (letters, digits, `.` and `-`).
+    pub file_name: String,
+    /// Its bytes (a PNG).
+    pub bytes: Vec<u8>,
+}
+
+impl Attachment {
+    /// Its media type, from its file name's extension.
+    pub fn content_type(&self) -> &'static str {
+        match self.file_name.rsplit_once('.').map(|(_, ext)| ext.to_ascii_lowercase()).as_deref() {
+            Some("png") => "image/png",
+            _ => "application/octet-stream",
+        }
+    }
+}
+
+impl std::fmt::Debug for Attachment {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Attachment({:?}, {} bytes)", self.file_name, self.bytes.len())
     }
 }
 
@@ -320,6 +349,14 @@ async fn act(services: &Services, req: &ChatRequest) -> Reply {
                 Reply::new(Outcome::Done, text)
             }
             Command::Help { command } => Reply::new(Outcome::Done, help(*command)),
+            Command::Dora { product, env, days } => {
+                let (text, file) = picture::dora(services, product, env.as_ref(), *days).await?;
+                Reply { attachment: Some(file), ..Reply::new(Outcome::Done, text) }
+            }
+            Command::Cfd { product, version, days } => {
+                let (text, file) = picture::cfd(services, product, version.as_ref(), *days).await?;
+                Reply { attachment: Some(file), ..Reply::new(Outcome::Done, text) }
+            }
         })
     }
     .await;
@@ -342,7 +379,7 @@ async fn task_reply(
     } else {
         format!("Task {} was already requested for this: {what} ({})", task.id, task.status)
     };
-    Ok(Reply { outcome: Outcome::Done, text, task_id: Some(task.id) })
+    Ok(Reply { task_id: Some(task.id), ..Reply::new(Outcome::Done, text) })
 }
 
 async fn status_text(services: &Services, env: &str) -> Result<String, ServiceError> {

@@ -5,7 +5,7 @@
 //! argument grammar. Values are validated with the catalog's types (names, versions with `v` dropped,
 //! project paths) but never looked up: pure, no I/O.
 
-use super::command::{Command, CommandName, ImageTag, TaskId, DEPLOY_FLAGS};
+use super::command::{Command, CommandName, Days, ImageTag, TaskId, DEPLOY_FLAGS};
 use super::error::{ParseError, ParseErrorKind};
 use crate::catalog::{suggest, Name, NameError, ProjectPath, ProjectPathError, Version, VersionError};
 
@@ -133,6 +133,30 @@ pub fn parse_named(name: CommandName, args: &[&str]) -> Result<Command, ParseErr
             Command::Policy { project }
         }
         CommandName::Envs => Command::Envs,
+        CommandName::Dora => {
+            let product = a.name_arg("<product>")?;
+            let (mut env, mut days) = (None, None);
+            while let Some(word) = a.take() {
+                match word {
+                    "env" if env.is_none() => env = Some(a.name_arg("<env>")?),
+                    "days" if days.is_none() => days = Some(a.days()?),
+                    _ => return Err(a.keyword_expected(word, &["env", "days"])),
+                }
+            }
+            Command::Dora { product, env, days }
+        }
+        CommandName::Cfd => {
+            let product = a.name_arg("<product>")?;
+            let (mut version, mut days) = (None, None);
+            while let Some(word) = a.take() {
+                match word {
+                    "version" if version.is_none() => version = Some(a.version("<version>")?),
+                    "days" if days.is_none() => days = Some(a.days()?),
+                    _ => return Err(a.keyword_expected(word, &["version", "days"])),
+                }
+            }
+            Command::Cfd { product, version, days }
+        }
         CommandName::Help => {
             let rest = a.rest();
             if rest.is_empty() {
@@ -222,6 +246,32 @@ impl<'w, 's> Args<'w, 's> {
     fn version(&mut self, arg: &'static str) -> Result<Version, ParseError> {
         let word = self.require(arg)?;
         Version::parse(word).map_err(|_| self.invalid(arg, VersionError::EXPECTED, word))
+    }
+
+    fn days(&mut self) -> Result<Days, ParseError> {
+        let word = self.require("<days>")?;
+        Days::parse(word).ok_or_else(|| self.invalid("<days>", Days::EXPECTED, word))
+    }
+
+    /// `word` where one of the optional `keywords` (each followed by its value) was expected: a value
+    /// without its keyword suggests `<keyword> <value>` (a number is days before it is a name), anything
+    /// else the nearest keyword.
+    fn keyword_expected(&self, word: &str, keywords: &[&'static str]) -> ParseError {
+        let owner = |k: &str| match k {
+            "days" => Days::parse(word).is_some(),
+            "version" => Version::parse(word).is_ok(),
+            _ => Name::parse(word).is_ok(),
+        };
+        let suggestion = match suggest(word, keywords.iter().copied()) {
+            Some(k) => Some(k.to_owned()),
+            None if keywords.contains(&word) => None,
+            None => ["days", "version", "env"]
+                .into_iter()
+                .filter(|k| keywords.contains(k))
+                .find(|k| owner(k))
+                .map(|k| format!("{k} {word}")),
+        };
+        self.unexpected(word, suggestion)
     }
 
     fn task(&mut self) -> Result<TaskId, ParseError> {

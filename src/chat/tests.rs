@@ -65,6 +65,14 @@ fn accepted_lines_and_their_canonical_form() {
         ("help deploy", "help deploy"),
         ("help release create", "help release create"),
         ("help deploy-component", "help deploy-component"),
+        ("dora monitor", "dora monitor"),
+        ("dora monitor days 7 env prod", "dora monitor env prod days 7"),
+        ("dora monitor days 030", "dora monitor days 30"),
+        ("dora monitor env env-1 days 366", "dora monitor env env-1 days 366"),
+        ("cfd monitor", "cfd monitor"),
+        ("cfd monitor version v1.1.0", "cfd monitor version 1.1.0"),
+        ("cfd monitor days 1 version 1.2.0-rc.1", "cfd monitor version 1.2.0-rc.1 days 1"),
+        ("help dora", "help dora"),
     ];
     for (line, expected) in cases {
         assert_eq!(canonical(line), expected, "{line:?}");
@@ -106,7 +114,7 @@ fn rejected_lines_say_what_was_expected() {
     let version_expected = "a semantic version like 1.2.3 (a leading v is allowed)";
     let verbs =
         "deploy, rollback, status, releases, release, task, cancel, deploy-component, freeze, unfreeze, policy, \
-                 envs, help";
+                 envs, dora, cfd, help";
     let cases = [
         ("", format!("missing command (expected one of: {verbs})")),
         ("deplyo monitor 1.1.0 env-1", r#"unknown command "deplyo" (did you mean "deploy"?)"#.to_owned()),
@@ -173,6 +181,44 @@ fn rejected_lines_say_what_was_expected() {
         ("envs now", r#"envs: unexpected "now" (usage: envs)"#.into()),
         ("help deplyo", r#"help: unknown command "deplyo" (did you mean "deploy"?)"#.into()),
         ("help release foo", r#"help: unexpected "foo" (usage: help [command])"#.into()),
+        ("dora", "dora: missing <product> (usage: dora <product> [env <env>] [days <days>])".into()),
+        (
+            "dora monitor prod",
+            r#"dora: unexpected "prod" (did you mean "env prod"?) (usage: dora <product> [env <env>] [days <days>])"#
+                .into(),
+        ),
+        (
+            "dora monitor 7",
+            r#"dora: unexpected "7" (did you mean "days 7"?) (usage: dora <product> [env <env>] [days <days>])"#.into(),
+        ),
+        (
+            "dora monitor --env prod",
+            r#"dora: unexpected "--env" (did you mean "env"?) (usage: dora <product> [env <env>] [days <days>])"#.into(),
+        ),
+        (
+            "dora monitor env prod env test",
+            r#"dora: unexpected "env" (usage: dora <product> [env <env>] [days <days>])"#.into(),
+        ),
+        ("dora monitor env", "dora: missing <env> (usage: dora <product> [env <env>] [days <days>])".into()),
+        ("dora monitor days 0", r#"dora: invalid <days>: expected a number of days from 1 to 366, found "0""#.into()),
+        ("dora monitor days 367", r#"dora: invalid <days>: expected a number of days from 1 to 366, found "367""#.into()),
+        ("dora monitor days -7", r#"dora: invalid <days>: expected a number of days from 1 to 366, found "-7""#.into()),
+        ("dora monitor days 1e2", r#"dora: invalid <days>: expected a number of days from 1 to 366, found "1e2""#.into()),
+        ("dora Monitor", format!(r#"dora: invalid <product>: expected {name_expected}, found "Monitor""#)),
+        (
+            "cfd monitor 1.1.0",
+            r#"cfd: unexpected "1.1.0" (did you mean "version 1.1.0"?) (usage: cfd <product> [version <version>] [days <days>])"#
+                .into(),
+        ),
+        (
+            "cfd monitor iteration 1.1.0",
+            r#"cfd: unexpected "iteration" (usage: cfd <product> [version <version>] [days <days>])"#.into(),
+        ),
+        ("cfd monitor version 1.1", format!(r#"cfd: invalid <version>: expected {version_expected}, found "1.1""#)),
+        (
+            "cfd monitor version 1.1.0 days",
+            "cfd: missing <days> (usage: cfd <product> [version <version>] [days <days>])".into(),
+        ),
         ("deploy \"monitor 1.1.0 env-1", "unterminated \" quote opened at column 8".into()),
         ("status 'env-1", "unterminated ' quote opened at column 8".into()),
     ];
@@ -273,6 +319,10 @@ fn samples() -> Vec<Command> {
         Command::Unfreeze { env: name("env-1") },
         Command::Policy { project: ProjectPath::parse("group/sub/project").unwrap() },
         Command::Envs,
+        Command::Dora { product: name("monitor"), env: None, days: None },
+        Command::Dora { product: name("monitor"), env: Some(name("prod")), days: Days::parse("366") },
+        Command::Cfd { product: name("monitor"), version: None, days: Days::parse("1") },
+        Command::Cfd { product: name("monitor"), version: Some(version("2.0.0-rc.1+build.5")), days: None },
         Command::Help { command: None },
     ];
     for reason in ["x", "db migration", "it's \"quoted\" \\ here", "  padded  ", "'", "\"", "tab\there", "émoji ✓"] {

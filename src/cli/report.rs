@@ -1,6 +1,6 @@
 //! `tao report dora PRODUCT` and `tao report cfd PRODUCT`: the DORA picture (deployments per day and
 //! status, with the DORA numbers) and the cumulative flow of work items (per state and day) as PNGs, from
-//! the server's metrics endpoints.
+//! the server's metrics endpoints, drawn by `metrics::report` (as the chat commands `dora` and `cfd` are).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -10,7 +10,8 @@ use clap::Subcommand;
 
 use super::client::{self, Client};
 use super::ServerArgs;
-use crate::metrics::chart;
+use crate::metrics::report::{cfd_picture, dora_picture, CfdOptions, DoraOptions, Picture, MAX_DAYS};
+use crate::metrics::series;
 
 /// `tao report …`
 #[derive(Debug, Subcommand)]
@@ -64,63 +65,50 @@ fn size(s: &str) -> anyhow::Result<(u32, u32)> {
     Ok((w, h))
 }
 
-/// Runs `tao report …`.
-pub async fn report(cmd: ReportCommand) -> anyhow::Result<ExitCode> {
-    let (product, env, days, output, dims, server) = match cmd {
-        ReportCommand::Dora { product, env, days, output, size, server } => (product, env, days, output, size, server),
-        ReportCommand::Cfd { product, version, days, output, size, server } => {
-            return cfd(product, version, days, output, size, server).await;
+/// The query string of a series request (what `series::Query` holds, as the endpoint reads it).
+fn query_string(q: &series::Query) -> String {
+    let mut out = format!("from={}&to={}", q.from, q.to);
+    for (key, value) in [("product", &q.product), ("env", &q.env), ("version", &q.version)] {
+        if let Some(v) = value {
+            out.push_str(&format!("&{key}={}", client::segment(v)));
         }
-    };
-    let (width, height) = size(&dims)?;
-    anyhow::ensure!((1..=366).contains(&days), "--days: expected 1 to 366");
-    let to = crate::store::now_ms();
-    let day_list = chart::days_until(to, days);
-    let from = to - days as i64 * 86_400_000;
-    let mut query = format!("product={}&from={from}&to={to}", client::segment(&product));
-    if let Some(e) = &env {
-        query.push_str(&format!("&env={}", client::segment(e)));
     }
-    let c = Client::new(&server)?;
-    let deployments = c.get(&format!("/api/v1/metrics/deployments?{query}")).await?;
-    let dora = c.get(&format!("/api/v1/metrics/dora?{query}")).await?;
-    let picture = chart::dora_chart(
-        &product,
-        deployments.as_array().map(Vec::as_slice).unwrap_or_default(),
-        dora.as_array().map(Vec::as_slice).unwrap_or_default(),
-        &day_list,
-    );
-    let png = chart::stacked_png(&picture, width, height).map_err(|e| anyhow::anyhow!("rendering: {e}"))?;
-    std::fs::write(&output, &png).with_context(|| format!("writing {}", output.display()))?;
-    println!("wrote {} ({} bytes)", output.display(), png.len());
+    out
+}
+
+fn rows(v: &serde_json::Value) -> &[serde_json::Value] {
+    v.as_array().map(Vec::as_slice).unwrap_or_default()
+}
+
+fn write(output: &PathBuf, picture: &Picture) -> anyhow::Result<ExitCode> {
+    std::fs::write(output, &picture.png).with_context(|| format!("writing {}", output.display()))?;
+    println!("wrote {} ({} bytes)", output.display(), picture.png.len());
     Ok(ExitCode::SUCCESS)
 }
 
-async fn cfd(
-    product: String,
-    version: Option<String>,
-    days: usize,
-    output: PathBuf,
-    dims: String,
-    server: ServerArgs,
-) -> anyhow::Result<ExitCode> {
-    let (width, height) = size(&dims)?;
-    anyhow::ensure!((1..=366).contains(&days), "--days: expected 1 to 366");
-    let to = crate::store::now_ms();
-    let day_list = chart::days_until(to, days);
-    let from = to - (days as i64 - 1) * 86_400_000;
-    let mut query = format!("product={}&from={from}&to={to}", client::segment(&product));
-    if let Some(v) = &version {
-        query.push_str(&format!("&version={}", client::segment(v)));
+/// Runs `tao report …`: reads the series from the server and draws them with `metrics::report`, the
+/// same code that draws the chat commands' pictures.
+pub async fn report(cmd: ReportCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        ReportCommand::Dora { product, env, days, output, size: dims, server } => {
+            let size = size(&dims)?;
+            anyhow::ensure!((1..=MAX_DAYS).contains(&days), "--days: expected 1 to {MAX_DAYS}");
+            let opts = DoraOptions { product, env, days, size };
+            let to = crate::store::now_ms();
+            let query = query_string(&opts.query(to));
+            let c = Client::new(&server)?;
+            let deployments = c.get(&format!("/api/v1/metrics/deployments?{query}")).await?;
+            let dora = c.get(&format!("/api/v1/metrics/dora?{query}")).await?;
+            write(&output, &dora_picture(&opts, to, rows(&deployments), rows(&dora))?)
+        }
+        ReportCommand::Cfd { product, version, days, output, size: dims, server } => {
+            let size = size(&dims)?;
+            anyhow::ensure!((1..=MAX_DAYS).contains(&days), "--days: expected 1 to {MAX_DAYS}");
+            let opts = CfdOptions { product, version, days, size };
+            let to = crate::store::now_ms();
+            let query = query_string(&opts.query(to));
+            let flow = Client::new(&server)?.get(&format!("/api/v1/metrics/cfd?{query}")).await?;
+            write(&output, &cfd_picture(&opts, to, rows(&flow))?)
+        }
     }
-    let rows = Client::new(&server)?.get(&format!("/api/v1/metrics/cfd?{query}")).await?;
-    let title = match &version {
-        Some(v) => format!("{product} {v}: work items per state"),
-        None => format!("{product}: work items per state"),
-    };
-    let picture = chart::cfd_chart(&title, rows.as_array().map(Vec::as_slice).unwrap_or_default(), &day_list);
-    let png = chart::stacked_png(&picture, width, height).map_err(|e| anyhow::anyhow!("rendering: {e}"))?;
-    std::fs::write(&output, &png).with_context(|| format!("writing {}", output.display()))?;
-    println!("wrote {} ({} bytes)", output.display(), png.len());
-    Ok(ExitCode::SUCCESS)
 }

@@ -5,14 +5,16 @@
 //! Runs on note creation only (an edit is not a new request), never on system notes or Tao's own. One
 //! reply per note, marked `<!-- tao:reply:NOTE -->`: a redelivered or retried event finds it and does
 //! nothing again; a command that starts a task uses the note id (and line) as its idempotency key, so a
-//! crash between acting and replying repeats the reply, not the task.
+//! crash between acting and replying repeats the reply, not the task. A reply's file (the picture of
+//! `dora`, `cfd`) is uploaded to the project (`POST /projects/:id/uploads`) and shown in the reply by
+//! the Markdown GitLab returns; a repeated reply uploads again, which leaves an unused file, nothing more.
 
 use std::fmt::Write as _;
 
-use super::client::{GitLabError, ProjectId};
+use super::client::{GitLabClient, GitLabError, ProjectId};
 use super::events::NoteEvent;
 use super::handlers::{EventHandler, HandlerContext, HandlerFuture, StoredEvent};
-use crate::chat::dispatch::{dispatch, ChatRequest};
+use crate::chat::dispatch::{dispatch, Attachment, ChatRequest};
 use crate::chat::{parse_comment, PREFIX};
 use crate::service::{ChatUser, Services};
 
@@ -82,6 +84,9 @@ async fn handle_note(services: &Services, note: &NoteEvent) -> Result<(), GitLab
                 let reply =
                     dispatch(services, &ChatRequest { user: user.clone(), command: command.clone(), key }).await;
                 let _ = writeln!(body, "{}\n", reply.text.trim_end());
+                if let Some(file) = &reply.attachment {
+                    let _ = writeln!(body, "{}\n", attach(gitlab, &project, file).await);
+                }
             }
             Err(e) => {
                 let _ = writeln!(body, "❌ {e}\n\nSee `{PREFIX} help`.\n");
@@ -92,5 +97,17 @@ async fn handle_note(services: &Services, note: &NoteEvent) -> Result<(), GitLab
     match thread.or_else(|| attrs.discussion_id.clone()) {
         Some(discussion) => gitlab.reply_to_discussion(&project, mr.iid, &discussion, &body).await.map(|_| ()),
         None => gitlab.create_mr_note(&project, mr.iid, &body).await.map(|_| ()),
+    }
+}
+
+/// Uploads a reply's file to the project and returns the Markdown that shows it, or a line saying why
+/// it cannot be shown (the rest of the reply still goes out).
+async fn attach(gitlab: &GitLabClient, project: &ProjectId, file: &Attachment) -> String {
+    match gitlab.upload(project, &file.file_name, file.content_type(), &file.bytes).await {
+        Ok(upload) => upload.markdown,
+        Err(e) => {
+            tracing::warn!(error = %e, file = %file.file_name, "cannot upload a chat picture to GitLab");
+            format!("⚠️ The picture could not be uploaded to GitLab: {e}")
+        }
     }
 }

@@ -1,6 +1,7 @@
 //! Delivery metrics and Tao's own health: the Prometheus text exposition of `GET /metrics`
 //! (prometheus-client), DORA numbers computed from stored deploys (`dora`), and the series behind
-//! `GET /api/v1/metrics/{name}` for Grafana's Infinity data source (`series`).
+//! `GET /api/v1/metrics/{name}` for Grafana's Infinity data source (`series`), and the PNG pictures of
+//! `tao report` and the chat commands `dora` and `cfd` (`report`, drawn by `chart`).
 //!
 //! Two kinds of values: counters of this process (GitLab API errors, webhook deliveries, task durations),
 //! kept in statics the code paths increment; and gauges and totals read from the store at scrape time
@@ -11,6 +12,7 @@ pub mod cfd;
 pub mod chart;
 pub mod dora;
 pub mod events;
+pub mod report;
 pub mod series;
 
 use std::sync::LazyLock;

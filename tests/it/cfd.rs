@@ -9,9 +9,11 @@ use crate::support::{spawn_app, TestApp, TestDb};
 
 const DAY: i64 = 86_400_000;
 /// 2024-03-01T00:00:00Z.
-const T0: i64 = 1_709_251_200_000;
+pub const T0: i64 = 1_709_251_200_000;
 
-async fn item(app: &TestApp, id: &str, version: &str, created: i64, states: &[(&str, i64)]) {
+/// Stores TAPD story `id` of `monitor` `version`, created `created` ms after 2024-03-01 and moved through
+/// `states` (each at ms after that day).
+pub async fn item(app: &TestApp, id: &str, version: &str, created: i64, states: &[(&str, i64)]) {
     let w = WorkItem {
         source: "tapd".into(),
         id: id.into(),

@@ -1,6 +1,7 @@
 //! Chat in merge-request comments, against the GitLab double: `/tao …` notes run as commands for the
 //! author's project role, Tao answers once in the same discussion, ignores its own notes and edits,
-//! and one note is at most one task (also when GitLab redelivers it).
+//! and one note is at most one task (also when GitLab redelivers it). A picture (`dora`, `cfd`) is
+//! uploaded to the project and shown in the reply by the Markdown GitLab returns.
 
 use serde_json::Value;
 use tao::config::Secret;
@@ -184,4 +185,48 @@ async fn frozen_environments_bad_commands_outsiders_and_tao_itself() {
     assert!(s.replies(own).is_empty(), "Tao never answers its own notes");
     let plain = s.say(s.dev, "LGTM").await;
     assert!(s.replies(plain).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dora_uploads_the_picture_and_the_reply_shows_it() {
+    let s = scene().await;
+    let now = tao::store::now_ms();
+    crate::metrics::history_at(&s.app, now - now.rem_euclid(86_400_000) - 10 * 86_400_000).await;
+    let note = s.say(s.dev, "How are we doing?\n/tao dora monitor\n").await;
+    let uploads = s.double.uploads(PROJECT);
+    assert_eq!(uploads.len(), 1, "{uploads:?}");
+    let upload = &uploads[0];
+    assert_eq!((upload.file_name.as_str(), upload.content_type.as_deref()), ("dora-monitor.png", Some("image/png")));
+    assert_eq!(crate::metrics::png_size(&upload.bytes), (1000, 600));
+    assert_eq!(upload.markdown, format!("![dora-monitor](/uploads/{}/dora-monitor.png)", upload.secret));
+    let body = s.reply(note).body;
+    assert!(body.contains("> `/tao dora monitor`"), "{body}");
+    assert!(body.contains("- prod: 9 deployments, 0.23/day"), "{body}");
+    assert!(body.contains(&format!("\n{}\n", upload.markdown)), "{body}");
+    let cli = crate::metrics::report_bytes(&s.app, &["dora", "monitor"]).await;
+    assert!(cli == upload.bytes, "the CLI wrote other bytes");
+
+    let unknown = s.say(s.dev, "/tao cfd monitr").await;
+    let body = s.reply(unknown).body;
+    assert!(body.contains("❌ unknown product \"monitr\" (known: monitor)"), "{body}");
+    assert_eq!(s.double.uploads(PROJECT).len(), 1, "nothing uploaded for a refused command");
+    let upload_calls = s.double.requests().iter().filter(|r| r.path.ends_with("/uploads")).count();
+    assert_eq!(upload_calls, 1, "one upload in all");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_upload_is_retried_after_a_5xx_and_a_refused_one_is_said_in_the_reply() {
+    let s = scene().await;
+    s.double.fail_next("/uploads", 502, None);
+    let retried = s.say(s.dev, "/tao cfd monitor").await;
+    let uploads = s.double.uploads(PROJECT);
+    assert_eq!(uploads.len(), 1, "one stored upload after the retry");
+    assert!(s.reply(retried).body.contains(&uploads[0].markdown), "{}", s.reply(retried).body);
+
+    s.double.fail_next("/uploads", 413, None);
+    let refused = s.say(s.dev, "/tao cfd monitor version 1.1.0").await;
+    let body = s.reply(refused).body;
+    assert!(body.contains("**monitor 1.1.0: work items per state**"), "the text still goes out: {body}");
+    assert!(body.contains("⚠️ The picture could not be uploaded to GitLab: GitLab upload a file: HTTP 413"), "{body}");
+    assert_eq!(s.double.uploads(PROJECT).len(), 1);
 }

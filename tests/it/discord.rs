@@ -17,8 +17,8 @@ use crate::support::discord::{DiscordDouble, DiscordKey, APPLICATION, BOT_TOKEN}
 use crate::support::{monitor_release, spawn_app_exec, TestApp, TestDb};
 use crate::webhook::wait_for;
 
-const DEVELOPER: &str = "100000000000000001";
-const NOBODY: &str = "100000000000000003";
+pub(crate) const DEVELOPER: &str = "100000000000000001";
+pub(crate) const NOBODY: &str = "100000000000000003";
 const OPS_ROLE: &str = "200000000000000001";
 const CHANNEL: &str = "1380488052169769113";
 
@@ -56,9 +56,10 @@ impl Executor for Gated {
     }
 }
 
-struct Scene {
-    app: TestApp,
-    double: DiscordDouble,
+/// Tao with Discord configured against the double, `monitor 1.0.0` recorded (shared with `discord_picture`).
+pub(crate) struct Scene {
+    pub(crate) app: TestApp,
+    pub(crate) double: DiscordDouble,
     key: DiscordKey,
     gate: watch::Sender<bool>,
     next: std::sync::atomic::AtomicU64,
@@ -91,7 +92,7 @@ async fn scene_with(db: TestDb, adjust: impl FnOnce(&mut tao::config::Settings) 
     Scene { app, double, key, gate, next: 1_500_000_000_000_000_000.into() }
 }
 
-async fn scene(db: TestDb) -> Scene {
+pub(crate) async fn scene(db: TestDb) -> Scene {
     scene_with(db, |_| {}).await
 }
 
@@ -101,7 +102,7 @@ impl Scene {
     }
 
     /// A slash command from `user` (with guild `roles`): the real envelope with a new id and token.
-    fn command(&self, user: &str, roles: &[&str], name: &str, options: Value) -> (Value, String) {
+    pub(crate) fn command(&self, user: &str, roles: &[&str], name: &str, options: Value) -> (Value, String) {
         let mut i: Value = serde_json::from_str(ENVELOPE).unwrap();
         let id = self.next_id();
         i["id"] = json!(id);
@@ -126,7 +127,7 @@ impl Scene {
     }
 
     /// Posts `body` signed now; returns the status and the JSON answer.
-    async fn post(&self, body: &Value) -> (u16, Value) {
+    pub(crate) async fn post(&self, body: &Value) -> (u16, Value) {
         let raw = serde_json::to_vec(body).unwrap();
         let ts = chrono::Utc::now().timestamp().to_string();
         let sig = self.key.sign(&ts, &raw);
@@ -156,7 +157,7 @@ impl Scene {
         wait_for(&what, || async { self.double.last_content(token).contains(needle) }).await;
     }
 
-    async fn finish(self) {
+    pub(crate) async fn finish(self) {
         assert_eq!(self.double.unexpected(), Vec::<String>::new());
         let _ = self.gate.send(true);
         let _ = self.app.stop().await;

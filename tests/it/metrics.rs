@@ -15,6 +15,11 @@ const T0: i64 = 1_709_251_200_000;
 /// Finished deploy tasks with known times (the history of `metrics::dora`'s unit test, on `prod`, plus a
 /// `env-1` deploy and one still queued).
 async fn history(app: &TestApp) {
+    history_at(app, T0).await
+}
+
+/// [`history`] shifted to start at `t0` (epoch ms, a midnight UTC for the same days).
+pub async fn history_at(app: &TestApp, t0: i64) {
     let rows: [(&str, &str, &str, &str, i64); 11] = [
         ("release", "prod", "1.0.0", "succeeded", 10 * H),
         ("release", "prod", "1.1.0", "succeeded", 2 * DAY + 10 * H),
@@ -29,12 +34,12 @@ async fn history(app: &TestApp) {
         ("release", "env-1", "1.4.1", "queued", 0),
     ];
     for (i, (kind, env, version, status, at)) in rows.into_iter().enumerate() {
-        let finished = (status != "queued").then_some(T0 + at);
+        let finished = (status != "queued").then_some(t0 + at);
         let sql = "INSERT INTO deploy_task (kind, env, product, version, status, requested_by, idempotency_key, \
                    created_at, started_at, finished_at) VALUES ($1, $2, 'monitor', $3, $4, 'test', $5, $6, $7, $8)";
         tao::with_pool!(&app.pool, p => sqlx::query(sql)
             .bind(kind).bind(env).bind(version).bind(status).bind(format!("history-{i}"))
-            .bind(T0 + at - 60_000).bind(finished.map(|f| f - 30_000)).bind(finished)
+            .bind(t0 + at - 60_000).bind(finished.map(|f| f - 30_000)).bind(finished)
             .execute(p).await.map(|_| ()))
         .unwrap();
     }
@@ -170,6 +175,17 @@ async fn the_grafana_dashboard_queries_what_tao_serves() {
 
 /// Runs `tao report ARGS -o FILE` (the built binary) against `app` and returns the PNG's size.
 pub async fn report_png(app: &TestApp, args: &[&str]) -> (u32, u32) {
+    png_size(&report_bytes(app, args).await)
+}
+
+/// The width and height of a PNG (which must decode).
+pub fn png_size(bytes: &[u8]) -> (u32, u32) {
+    let reader = png::Decoder::new(std::io::Cursor::new(bytes)).read_info().unwrap();
+    (reader.info().width, reader.info().height)
+}
+
+/// Runs `tao report ARGS -o FILE` (the built binary) against `app` and returns the file.
+pub async fn report_bytes(app: &TestApp, args: &[&str]) -> Vec<u8> {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("report.png");
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tao"))
@@ -183,9 +199,7 @@ pub async fn report_png(app: &TestApp, args: &[&str]) -> (u32, u32) {
         .await
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let bytes = std::fs::read(&file).unwrap();
-    let reader = png::Decoder::new(std::io::Cursor::new(&bytes)).read_info().unwrap();
-    (reader.info().width, reader.info().height)
+    std::fs::read(&file).unwrap()
 }
 
 /// `tao report dora` (the built binary) writes a valid PNG of the asked size from the server's series.

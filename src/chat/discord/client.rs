@@ -11,7 +11,8 @@
 use std::time::Duration;
 
 use serde_json::Value;
-use serenity::http::{Http, HttpBuilder, LightMethod, Request, Route};
+use serenity::builder::CreateAttachment;
+use serenity::http::{Http, HttpBuilder, LightMethod, Multipart, MultipartUpload, Request, Route};
 use serenity::model::id::{ApplicationId, ChannelId, GuildId, MessageId};
 
 use crate::config::Secret;
@@ -94,7 +95,7 @@ impl DiscordClient {
         self.token
     }
 
-    /// One call; without serenity's rate limiter, retries a 429 after a second.
+    /// One call with a JSON body.
     async fn send(
         &self,
         what: &'static str,
@@ -103,11 +104,16 @@ impl DiscordClient {
         body: &Value,
     ) -> Result<Value, DiscordError> {
         let bytes = serde_json::to_vec(body).map_err(|e| DiscordError::Transport { what, message: e.to_string() })?;
+        self.call(what, || Request::new(route, method).body(Some(bytes.clone()))).await
+    }
+
+    /// One call of the request `build` makes (anew per attempt); without serenity's rate limiter,
+    /// retries a 429 after a second.
+    async fn call<'r>(&self, what: &'static str, build: impl Fn() -> Request<'r>) -> Result<Value, DiscordError> {
         let mut attempt = 0;
         loop {
             attempt += 1;
-            let request = Request::new(route, method).body(Some(bytes.clone()));
-            match self.http.request(request).await {
+            match self.http.request(build()).await {
                 Ok(res) => {
                     let text = res.text().await.unwrap_or_default();
                     return Ok(serde_json::from_str(&text).unwrap_or(Value::Null));
@@ -138,6 +144,33 @@ impl DiscordClient {
         let what = "edit the interaction response";
         let route = Route::WebhookOriginalInteractionResponse { application_id: id(what, application)?, token };
         self.send(what, route, LightMethod::Patch, body).await
+    }
+
+    /// `PATCH /webhooks/{application}/{token}/messages/@original` with one new file: Discord's "Uploading
+    /// Files" contract, a `multipart/form-data` body of `payload_json` (`body`, whose `attachments` must
+    /// list `{id: 0, filename}`) and the file as part `files[0]` (its content type from its name).
+    pub async fn edit_original_with_file(
+        &self,
+        application: &str,
+        token: &str,
+        body: &Value,
+        file_name: &str,
+        bytes: &[u8],
+    ) -> Result<Value, DiscordError> {
+        let what = "edit the interaction response with a file";
+        let route = Route::WebhookOriginalInteractionResponse { application_id: id(what, application)?, token };
+        let payload = body.to_string();
+        self.call(what, || {
+            // serenity names the part `files[{id}]` from the attachment's placeholder id, 0 for a new one.
+            let file = CreateAttachment::bytes(bytes.to_vec(), file_name);
+            let multipart = Multipart {
+                upload: MultipartUpload::Attachments(vec![file]),
+                fields: Vec::new(),
+                payload_json: Some(payload.clone()),
+            };
+            Request::new(route, LightMethod::Patch).multipart(Some(multipart))
+        })
+        .await
     }
 
     /// `POST /webhooks/{application}/{token}`: a follow-up message of an interaction.

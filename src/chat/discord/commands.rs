@@ -4,8 +4,9 @@
 //! are the grammar's.
 //!
 //! Owns the mapping of a spec's arguments to options: `<x>` is a required string option `x`, `[x]` an
-//! optional one, `[force]`/`[confirm]` booleans, `[to <version>]` an optional string `to`, and `…`
-//! arguments take several words in one string. Pure: no I/O.
+//! optional one, `[force]`/`[confirm]` booleans, `[to <version>]` an optional string `to` (a keyword
+//! and its value), `[days <days>]` an optional integer 1 to 366, and `…` arguments take several words in
+//! one string. Pure: no I/O.
 
 use serde_json::{json, Value};
 
@@ -13,6 +14,7 @@ use crate::chat::{parse_named, ArgSpec, Command, CommandName, ParseError, DEPLOY
 
 /// Discord's option types Tao uses.
 const STRING: u64 = 3;
+const INTEGER: u64 = 4;
 const BOOLEAN: u64 = 5;
 
 /// How one argument of a spec appears as an option.
@@ -45,7 +47,8 @@ fn option_of(arg: &ArgSpec) -> Opt {
     }
     // `[to <version>]`: a keyword followed by its value.
     let keyword = !inner.starts_with('<') && inner.contains(' ');
-    Opt { name, kind: STRING, required, keyword, many }
+    let kind = if inner.ends_with("<days>") { INTEGER } else { STRING };
+    Opt { name, kind, required, keyword, many }
 }
 
 /// The Discord name of a command: its words joined by `-` (`release create` → `release-create`).
@@ -84,6 +87,10 @@ pub fn definitions() -> Value {
                     });
                     if o.kind == STRING && matches!(o.name.as_str(), "product" | "env" | "version") {
                         v["autocomplete"] = json!(true);
+                    }
+                    if o.kind == INTEGER {
+                        v["min_value"] = json!(1);
+                        v["max_value"] = json!(366);
                     }
                     v
                 })
@@ -124,6 +131,10 @@ pub fn to_command(data: &Value) -> Result<Command, ConvertError> {
             Value::String(s) if o.keyword => {
                 words.push(o.name.clone());
                 words.push(s.clone());
+            }
+            Value::Number(n) if o.keyword => {
+                words.push(o.name.clone());
+                words.push(n.to_string());
             }
             Value::String(s) if o.many && name != CommandName::Freeze => {
                 words.extend(s.split_whitespace().map(str::to_string))
@@ -177,6 +188,21 @@ mod tests {
         assert_eq!(names, ["product", "version", "env", "components", "force", "confirm"]);
         assert_eq!(deploy["options"][4]["type"], BOOLEAN);
         assert!(defs.iter().any(|d| d["name"] == "release-create"));
+        let dora = defs.iter().find(|d| d["name"] == "dora").unwrap();
+        assert_eq!(
+            dora["options"],
+            json!([
+                {"type": STRING, "name": "product", "description": "the product, e.g. monitor", "required": true,
+                 "autocomplete": true},
+                {"type": STRING, "name": "env", "description": "only this environment; all when omitted",
+                 "required": false, "autocomplete": true},
+                {"type": INTEGER, "name": "days", "description": "days back from today, 1 to 366 (default 30)",
+                 "required": false, "min_value": 1, "max_value": 366},
+            ])
+        );
+        let cfd = defs.iter().find(|d| d["name"] == "cfd").unwrap();
+        assert_eq!(cfd["options"][1]["name"], "version");
+        assert_eq!(cfd["options"][1]["autocomplete"], true);
     }
 
     #[test]
@@ -200,6 +226,19 @@ mod tests {
         ));
         assert!(matches!(c.unwrap(), Command::ReleaseCreate { components, .. } if components.len() == 2));
         assert_eq!(to_command(&data("envs", json!(null))).unwrap(), Command::Envs);
+        let c = to_command(&data(
+            "dora",
+            json!([{"name":"product","type":3,"value":"monitor"},{"name":"env","type":3,"value":"prod"},
+                   {"name":"days","type":4,"value":7}]),
+        ));
+        assert_eq!(c.unwrap().to_string(), "dora monitor env prod days 7");
+        let c = to_command(&data(
+            "cfd",
+            json!([{"name":"product","type":3,"value":"monitor"},{"name":"version","type":3,"value":"v1.1.0"}]),
+        ));
+        assert_eq!(c.unwrap().to_string(), "cfd monitor version 1.1.0");
+        let e = to_command(&data("dora", json!([{"name":"product","value":"monitor"},{"name":"days","value":400}])));
+        assert!(e.unwrap_err().to_string().contains("expected a number of days from 1 to 366, found \"400\""));
     }
 
     #[test]

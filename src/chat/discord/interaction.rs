@@ -1,7 +1,8 @@
 //! One verified interaction in, Discord's immediate answer out, the slow part in the background.
 //!
 //! Owns the flow: PING → PONG; a slash command → a deferred response at once, then dispatch and an edit
-//! of the original response with the reply (a Confirm button when production needs one); a click on
+//! of the original response with the reply (a Confirm button when production needs one; a multipart
+//! edit carrying the file when the reply has one, such as the picture of `/dora`); a click on
 //! that button → a deferred update, then dispatch again with `confirm`, keyed by the original
 //! interaction id and `:confirm` so a double click is one task; autocomplete → choices from the catalog
 //! and the store. While a task it started runs, the response is edited with its progress until the task
@@ -187,6 +188,17 @@ impl Discord {
         }
     }
 
+    /// Edits the response with `reply` (`body`, from `reply_body`): with its file when it has one.
+    async fn answer(&self, ctx: &Ctx, reply: &Reply, body: &Value) {
+        let Some(file) = &reply.attachment else { return self.edit(ctx, body).await };
+        let (app, token) = (&ctx.application, ctx.token.expose());
+        if let Err(e) = self.client().edit_original_with_file(app, token, body, &file.file_name, &file.bytes).await {
+            tracing::warn!(interaction = %ctx.id, error = %e, "cannot edit the Discord response with a file");
+            let note = format!("{}\n⚠️ The picture could not be sent to Discord: {e}", reply.text.trim_end());
+            self.edit(ctx, &text_body(&note, None)).await;
+        }
+    }
+
     async fn command(&self, ctx: Ctx, data: Value) {
         let command = match to_command(&data) {
             Ok(c) => c,
@@ -196,7 +208,7 @@ impl Discord {
         let reply = dispatch(self.services(), &req).await;
         let button = confirm_id(&ctx.id, &command);
         let followed = reply.task_id.filter(|_| reply.outcome == Outcome::Done).filter(|t| self.start_following(*t));
-        self.edit(&ctx, &reply_body(&reply, button.as_deref(), self.link(reply.task_id).as_deref())).await;
+        self.answer(&ctx, &reply, &reply_body(&reply, button.as_deref(), self.link(reply.task_id).as_deref())).await;
         if let Some(task) = followed {
             self.follow(ctx, task, headline(&reply)).await;
         }
@@ -219,7 +231,7 @@ impl Discord {
                 return self.ephemeral(&ctx, &format!("Task {t} was already started by this confirmation")).await;
             }
         }
-        self.edit(&ctx, &reply_body(&reply, None, self.link(reply.task_id).as_deref())).await;
+        self.answer(&ctx, &reply, &reply_body(&reply, None, self.link(reply.task_id).as_deref())).await;
         if let Some(t) = task {
             self.follow(ctx, t, headline(&reply)).await;
         }

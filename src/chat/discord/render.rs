@@ -64,9 +64,19 @@ pub fn parse_confirm_id(custom_id: &str) -> Option<(&str, &str)> {
 }
 
 /// The message body (edit or create) showing `reply`: its text, and for a production confirmation a
-/// button (`confirm_id`) when one fits. Mentions in the text never ping anyone.
+/// button (`confirm_id`) when one fits. Mentions in the text never ping anyone. A reply's attachment is
+/// named in the content and listed as `attachments: [{id: 0, filename}]`: Discord's "Uploading Files"
+/// contract, where the body goes as `payload_json` and the file as the `files[0]` part (see
+/// `DiscordClient::edit_original_with_file`).
 pub fn reply_body(reply: &Reply, confirm_id: Option<&str>, link: Option<&str>) -> Value {
-    let mut body = json!({ "content": fit(&reply.text, link), "allowed_mentions": { "parse": [] }, "components": [] });
+    let text = match &reply.attachment {
+        Some(a) => format!("{}\n📎 {}", reply.text.trim_end(), a.file_name),
+        None => reply.text.clone(),
+    };
+    let mut body = json!({ "content": fit(&text, link), "allowed_mentions": { "parse": [] }, "components": [] });
+    if let Some(a) = &reply.attachment {
+        body["attachments"] = json!([{ "id": 0, "filename": a.file_name }]);
+    }
     if reply.outcome == Outcome::NeedsConfirmation {
         if let Some(id) = confirm_id {
             body["components"] = json!([{ "type": 1, "components": [
@@ -142,7 +152,7 @@ mod tests {
         let cmd = crate::chat::parse_line("deploy monitor 1.1.0 prod").unwrap();
         let id = confirm_id("1381177107555680327", &cmd).unwrap();
         assert_eq!(parse_confirm_id(&id), Some(("1381177107555680327", "deploy monitor 1.1.0 prod")));
-        let reply = Reply { outcome: Outcome::NeedsConfirmation, text: "⚠️ prod".into(), task_id: None };
+        let reply = Reply::new(Outcome::NeedsConfirmation, "⚠️ prod");
         let body = reply_body(&reply, Some(&id), None);
         assert_eq!(body["components"][0]["components"][0]["custom_id"], id.as_str());
         let many: Vec<String> = (0..9).map(|i| format!("component-{i}")).collect();
@@ -164,7 +174,7 @@ mod tests {
             assert!(captured["body"].get(key).is_some() && ours.get(key).is_some(), "{key}");
         }
         let button = &captured["body"]["components"][0];
-        let reply = Reply { outcome: Outcome::NeedsConfirmation, text: "x".into(), task_id: None };
+        let reply = Reply::new(Outcome::NeedsConfirmation, "x");
         let mine = reply_body(&reply, Some("confirm:1:envs"), None);
         assert_eq!(mine["components"][0]["type"], button["type"]);
         assert_eq!(mine["components"][0]["components"][0]["type"], button["components"][0]["type"]);

@@ -1,7 +1,9 @@
 //! Merge requests and what Tao writes on them: notes (one note per purpose, edited in place, found by a
-//! hidden marker), commit statuses and external status check responses. Only HTTP calls; what a note
+//! hidden marker), files uploaded for notes to show (Markdown uploads), commit statuses and external
+//! status check responses. Only HTTP calls; what a note
 //! says or which state a status gets is decided by the policy and chat code.
 
+use reqwest::multipart::{Form, Part};
 use reqwest::Method;
 use serde_json::json;
 
@@ -202,6 +204,52 @@ impl GitLabClient {
         let path = format!("/projects/{}/merge_requests/{mr_iid}/status_check_responses", project.segment());
         // GitLab keeps the latest response per check and SHA, so a repeat is harmless.
         self.json("set status check response", Method::POST, &path, Some(&body), Idempotent::Yes).await
+    }
+}
+
+/// A file uploaded to a project for use in Markdown (`POST /projects/:id/uploads`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize)]
+pub struct Upload {
+    /// Its id (GitLab 17.3 and later).
+    #[serde(default)]
+    pub id: Option<i64>,
+    /// The alt text GitLab derived from the file name (`dk` for `dk.png`).
+    pub alt: String,
+    /// The path to use in Markdown: `/uploads/<secret>/dk.png`.
+    pub url: String,
+    /// The absolute path of the file.
+    pub full_path: String,
+    /// Ready-made Markdown: `![dk](/uploads/<secret>/dk.png)` (a link for files that are not images).
+    pub markdown: String,
+}
+
+impl GitLabClient {
+    /// Uploads a file to `project` for Markdown (a multipart `file` part named `file_name`, of
+    /// `content_type`); returns where it is and the Markdown that shows it.
+    ///
+    /// Retried like a read (5xx, timeouts): a repeat only stores another copy under a new secret, and
+    /// the note links only the upload whose answer arrived, so a repeat costs an orphan file, never a
+    /// second picture in a note.
+    pub async fn upload(
+        &self,
+        project: &ProjectId,
+        file_name: &str,
+        content_type: &str,
+        bytes: &[u8],
+    ) -> Result<Upload, GitLabError> {
+        let call = "upload a file";
+        let url = format!("{}/projects/{}/uploads", self.api, project.segment());
+        let response = self
+            .send(call, Idempotent::Yes, || {
+                let part = Part::bytes(bytes.to_vec()).file_name(file_name.to_string());
+                let part = match part.mime_str(content_type) {
+                    Ok(typed) => typed,
+                    Err(_) => Part::bytes(bytes.to_vec()).file_name(file_name.to_string()),
+                };
+                self.authed(self.http.post(&url)).multipart(Form::new().part("file", part))
+            })
+            .await?;
+        super::decode(call, response).await
     }
 }
 

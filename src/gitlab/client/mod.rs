@@ -21,7 +21,7 @@
 //! 429 is retried after `Retry-After` (capped) for every method: GitLab's rate limiter answers before
 //! doing anything. 5xx, timeouts and connection failures are retried with exponential backoff only for
 //! calls marked idempotent (GET, PUT, DELETE, and POSTs whose repeat GitLab answers harmlessly: commit
-//! statuses, status check responses, protecting a ref); a POST that creates something (hook, tag,
+//! statuses, status check responses, protecting a ref, a Markdown upload); a POST that creates something (hook, tag,
 //! note, deployment, pipeline) is not retried on them, and its callers make a rerun harmless instead
 //! (hook sync lists before creating; `upsert_mr_note` finds its note by marker). 4xx is never retried.
 
@@ -39,6 +39,7 @@ mod repo;
 mod types;
 
 pub use ci::{Deployment, DeploymentStatus, EnvironmentRef, NewDeployment, Pipeline};
+pub use merge_request::Upload;
 pub use types::*;
 
 /// How the client authenticates.

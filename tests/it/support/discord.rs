@@ -5,6 +5,9 @@
 //! original response, follow-ups, channel messages and their edits, and the bulk overwrite of a guild's
 //! commands. It checks `Authorization: Bot <BOT_TOKEN>`, the `User-Agent: DiscordBot (…)` Discord
 //! requires, JSON bodies and the 2000-character content limit, records every request, and records anything else as unexpected (tests assert there is none).
+//! An edit of the original response may instead upload files the way Discord documents ("Uploading
+//! Files"): a `multipart/form-data` body of `payload_json` and `files[n]` parts, each listed in the
+//! payload's `attachments` by id `n` (`multipart_edit`); the files are recorded too.
 
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -15,6 +18,8 @@ use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
 use ed25519_dalek::{Signer, SigningKey};
 use serde_json::{json, Value};
+
+use crate::support::multipart::Part;
 
 /// The bot token Tao is configured with.
 pub const BOT_TOKEN: &str = "discord-bot-token-for-tests";
@@ -32,11 +37,27 @@ pub struct Recorded {
     pub body: Value,
 }
 
+/// One file uploaded with a request.
+#[derive(Debug, Clone)]
+pub struct RecordedFile {
+    /// The request's path.
+    pub path: String,
+    /// The part's name, `files[0]`.
+    pub part: String,
+    /// Its file name.
+    pub file_name: String,
+    /// Its `Content-Type`.
+    pub content_type: Option<String>,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+}
+
 #[derive(Default)]
 struct Book {
     requests: Vec<Recorded>,
     unexpected: Vec<String>,
     next_id: u64,
+    files: Vec<RecordedFile>,
 }
 
 /// A running Discord double.
@@ -90,6 +111,12 @@ impl DiscordDouble {
         self.requests().into_iter().filter(|r| r.method == "POST" && r.path == path).map(|r| r.body).collect()
     }
 
+    /// The files uploaded with the edits of interaction `token`'s original response, in order.
+    pub fn files(&self, token: &str) -> Vec<RecordedFile> {
+        let path = format!("/api/v10/webhooks/{APPLICATION}/{token}/messages/@original");
+        self.book().files.iter().filter(|f| f.path == path).cloned().collect()
+    }
+
     /// The content of the last edit of `token`'s response ("" before any).
     pub fn last_content(&self, token: &str) -> String {
         self.edits(token).last().and_then(|b| b["content"].as_str().map(str::to_string)).unwrap_or_default()
@@ -104,6 +131,10 @@ async fn serve(
     body: Bytes,
 ) -> Response {
     let path = uri.path().to_string();
+    let multipart = match crate::support::multipart::is_multipart(&headers) {
+        true => Some(crate::support::multipart::parts(&headers, body.clone()).await),
+        false => None,
+    };
     let mut book = book.lock().unwrap_or_else(|e| e.into_inner());
     let what = format!("{method} {path}");
     if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(&format!("Bot {BOT_TOKEN}")) {
@@ -113,6 +144,9 @@ async fn serve(
     let agent = headers.get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or_default();
     if !agent.starts_with("DiscordBot (") {
         book.unexpected.push(format!("{what}: User-Agent {agent:?} is not DiscordBot (…)"));
+    }
+    if let Some(parts) = multipart {
+        return multipart_edit(&mut book, &method, path, parts);
     }
     let json_type = headers.get("content-type").and_then(|v| v.to_str().ok()) == Some("application/json");
     let Ok(value) =
@@ -159,6 +193,109 @@ async fn serve(
     };
     book.requests.push(Recorded { method: method.to_string(), path, body: value });
     Json(answer).into_response()
+}
+
+/// Discord's limit on an upload without boosts, in bytes.
+const MAX_UPLOAD: usize = 10 * 1024 * 1024;
+
+/// A `multipart/form-data` request: only an edit of an interaction's original response may be one. Its
+/// `payload_json` must be a JSON object within the content limit, every `files[n]` part must carry a file
+/// name and be listed in the payload's `attachments` as `{id: n, filename}`, and every new attachment
+/// listed must have its part (on an edit, Discord drops files the list does not keep).
+fn multipart_edit(book: &mut Book, method: &Method, path: String, parts: Result<Vec<Part>, String>) -> Response {
+    let what = format!("{method} {path}");
+    let segments: Vec<&str> = path.trim_start_matches("/api/v10/").split('/').collect();
+    let checked =
+        if !(method == Method::PATCH && matches!(segments.as_slice(), ["webhooks", _, _, "messages", "@original"])) {
+            Err("multipart/form-data is accepted only on PATCH /webhooks/{app}/{token}/messages/@original".to_string())
+        } else {
+            parts.and_then(|parts| check_upload(&path, parts))
+        };
+    let (payload, files) = match checked {
+        Ok(ok) => ok,
+        Err(why) => {
+            book.unexpected.push(format!("{what}: {why}"));
+            return (StatusCode::BAD_REQUEST, Json(json!({"message": "Invalid Form Body", "code": 50035})))
+                .into_response();
+        }
+    };
+    book.next_id += 1;
+    let id = 1_400_000_000_000_000_000u64 + book.next_id;
+    let attachments: Vec<Value> = files
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            let aid = id * 10 + i as u64;
+            json!({ "id": aid.to_string(), "filename": f.file_name, "size": f.bytes.len(), "content_type": f.content_type,
+                    "url": format!("https://cdn.discordapp.com/attachments/{id}/{aid}/{}", f.file_name) })
+        })
+        .collect();
+    let answer = json!({ "id": id.to_string(), "content": payload["content"], "components": payload["components"],
+                         "attachments": attachments });
+    book.requests.push(Recorded { method: method.to_string(), path, body: payload });
+    book.files.extend(files);
+    Json(answer).into_response()
+}
+
+/// The payload and the files of an upload, or what breaks Discord's "Uploading Files" contract.
+fn check_upload(path: &str, parts: Vec<Part>) -> Result<(Value, Vec<RecordedFile>), String> {
+    let mut payload = None;
+    let mut files: Vec<RecordedFile> = Vec::new();
+    for part in parts {
+        if part.name == "payload_json" {
+            if payload.is_some() || part.file_name.is_some() {
+                return Err("payload_json twice, or as a file".into());
+            }
+            let v: Value = serde_json::from_slice(&part.bytes).map_err(|e| format!("payload_json is not JSON: {e}"))?;
+            payload = Some(v);
+            continue;
+        }
+        let n = part.name.strip_prefix("files[").and_then(|r| r.strip_suffix(']'));
+        if n.is_none_or(|n| n.is_empty() || !n.bytes().all(|b| b.is_ascii_digit())) {
+            return Err(format!("unexpected part {:?} (expected payload_json or files[n])", part.name));
+        }
+        if files.iter().any(|f| f.part == part.name) {
+            return Err(format!("part {:?} twice", part.name));
+        }
+        let file_name = part.file_name.filter(|f| !f.is_empty()).ok_or(format!("{} has no filename", part.name))?;
+        if part.bytes.is_empty() || part.bytes.len() > MAX_UPLOAD {
+            return Err(format!("{}: {} bytes (expected 1 to {MAX_UPLOAD})", part.name, part.bytes.len()));
+        }
+        let path = path.to_string();
+        files.push(RecordedFile {
+            path,
+            part: part.name,
+            file_name,
+            content_type: part.content_type,
+            bytes: part.bytes,
+        });
+    }
+    let payload = payload.filter(Value::is_object).ok_or("no payload_json object")?;
+    if payload["content"].as_str().is_some_and(|c| c.chars().count() > 2000) {
+        return Err("content longer than 2000 characters".into());
+    }
+    let listed = payload["attachments"].as_array().cloned().unwrap_or_default();
+    let id_of = |a: &Value| match &a["id"] {
+        Value::Number(n) => Some(n.to_string()),
+        Value::String(s) => Some(s.clone()),
+        _ => None,
+    };
+    for a in &listed {
+        let id = id_of(a).ok_or(format!("attachment without an id: {a}"))?;
+        let file = files
+            .iter()
+            .find(|f| f.part == format!("files[{id}]"))
+            .ok_or(format!("attachment {id} has no files[{id}] part"))?;
+        if a["filename"].as_str().is_some_and(|name| name != file.file_name) {
+            return Err(format!("attachment {id} is named {} but files[{id}] is {:?}", a["filename"], file.file_name));
+        }
+    }
+    for f in &files {
+        if !listed.iter().any(|a| id_of(a).is_some_and(|id| f.part == format!("files[{id}]"))) {
+            return Err(format!("{} is not listed in attachments (an edit would drop it)", f.part));
+        }
+    }
+    Ok((payload, files))
 }
 
 /// Discord's side of the signature: a key pair Tao trusts the public half of.

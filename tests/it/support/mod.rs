@@ -3,13 +3,15 @@
 //!
 //! PostgreSQL comes from `TAO_TEST_PG_URL` (an admin URL; `scripts/test.sh` starts a server and sets it).
 //! A test that needs it and does not find it fails with a message saying how to get it; it never skips.
-//! `hosts` starts real sshd hosts and `registry` a real image registry with test images (deploy tests).
+//! `hosts` starts real sshd hosts and `registry` a real image registry with test images (deploy tests);
+//! `discord`, `gitlab` and `tapd` are the doubles, which read multipart uploads with `multipart`.
 
 pub mod hosts;
 pub mod registry;
 
 pub mod discord;
 pub mod gitlab;
+pub mod multipart;
 pub mod tapd;
 
 use serde_json::Value;

@@ -2,10 +2,10 @@
 //!
 //! Tao's production client points at it (`TAO_GITLAB_URL`). The world model (`world`: users and their
 //! tokens, projects with settings, hooks, commits, branches, tags, protected refs, merge requests,
-//! notes, commit statuses, status check answers, members, deployments, pipelines; CI jobs with job
-//! tokens) is read and changed by handlers (`project`, `repo`, `merge_request`) that answer with
-//! GitLab's field names (copied from `tests/fixtures/gitlab/api/`), status codes, auth headers
-//! (`PRIVATE-TOKEN`, `Authorization: Bearer`, `JOB-TOKEN`) and pagination headers (`X-Total`,
+//! notes, commit statuses, status check answers, members, deployments, pipelines, Markdown uploads; CI
+//! jobs with job tokens) is read and changed by handlers (`project`, `repo`, `merge_request`, `upload`)
+//! that answer with GitLab's field names (copied from `tests/fixtures/gitlab/api/`), status codes, auth
+//! headers (`PRIVATE-TOKEN`, `Authorization: Bearer`, `JOB-TOKEN`) and pagination headers (`X-Total`,
 //! `X-Next-Page`, `Link`). A request the double does not know is answered 501 and fails the test when
 //! the double is dropped.
 //!
@@ -40,6 +40,7 @@ mod merge_request;
 mod project;
 mod repo;
 mod story;
+pub mod upload;
 pub mod world;
 
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -90,6 +91,7 @@ fn router(world: Shared) -> Router {
         .route("/projects/{project}/hooks", get(p::list_hooks).post(p::create_hook))
         .route("/projects/{project}/hooks/{hook}", put(p::edit_hook))
         .route("/projects/{project}/members/all/{user}", get(p::show_member))
+        .route("/projects/{project}/uploads", post(upload::upload))
         .route("/projects/{project}/repository/branches", get(r::list_branches))
         .route("/projects/{project}/repository/branches/{name}", get(r::show_branch))
         .route("/projects/{project}/repository/tags", get(r::list_tags).post(r::create_tag))
@@ -283,6 +285,11 @@ impl GitLabDouble {
     /// The notes of a merge request, oldest first.
     pub fn notes(&self, project: &str, iid: i64) -> Vec<Note> {
         self.with_project(project, |p, _| p.notes.iter().filter(|n| n.mr_iid == iid).cloned().collect())
+    }
+
+    /// The files uploaded to a project (`POST /projects/:id/uploads`), oldest first.
+    pub fn uploads(&self, project: &str) -> Vec<upload::Upload> {
+        self.with_project(project, |p, _| p.uploads.clone())
     }
 
     /// Every request so far, in order.

@@ -244,6 +244,8 @@ pub struct Project {
     pub pipelines: Vec<Pipeline>,
     /// Pipeline trigger tokens.
     pub trigger_tokens: Vec<String>,
+    /// Files uploaded for Markdown.
+    pub uploads: Vec<super::upload::Upload>,
 }
 
 impl Project {
