@@ -13,6 +13,7 @@ mod ci_rules;
 mod cli;
 mod deploy;
 mod discord;
+mod discord_gateway;
 mod event_store;
 mod events;
 mod exec;
