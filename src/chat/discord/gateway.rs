@@ -73,6 +73,9 @@ impl Gateway {
                 Err(e) => tracing::error!(error = %e, "the Discord gateway connection failed for good"),
             },
             () = stopped => {
+                // Closes the shard with 1000 and waits for the gateway's answer. A stop while the
+                // shard is still connecting finds no shard to close (serenity 0.12 keeps booting it);
+                // `tao serve` exits right after, so nothing stays connected.
                 tracing::info!("closing the Discord gateway connection");
                 manager.shutdown_all().await;
             }
