@@ -4,7 +4,8 @@
 //! revision, and binds the listener (so tests can bind port 0 and read [`App::port`] before serving);
 //! [`App::run_until_stopped`] serves until the shutdown future resolves, then drains in-flight requests.
 //! It also runs the GitLab event workers (started with the server, stopped by the same shutdown) and
-//! builds the Discord adapter when `TAO_DISCORD_PUBLIC_KEY` is set.
+//! builds the Discord adapter when `TAO_DISCORD_PUBLIC_KEY` or `TAO_DISCORD_GATEWAY` is set, and runs the
+//! Discord gateway connection with the server (closed by the same shutdown).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -16,7 +17,7 @@ use std::sync::Arc;
 
 use tokio::sync::watch;
 
-use crate::chat::discord::{Discord, DiscordClient, DiscordConfig, Verifier};
+use crate::chat::discord::{Discord, DiscordClient, DiscordConfig, Gateway, Verifier};
 use crate::config::Settings;
 use crate::deploy::queue::{Dispatcher, Executor, QueueConfig};
 use crate::deploy::registry::RegistryClient;
@@ -40,6 +41,8 @@ pub struct App {
     reconcile_every: Option<std::time::Duration>,
     /// The scheduled TAPD sync: how often, and the client.
     tapd_sync: Option<(std::time::Duration, TapdClient)>,
+    /// The Discord gateway connection (`TAO_DISCORD_GATEWAY`), started with the server.
+    gateway: Option<Gateway>,
 }
 
 /// Makes the executor of deploy tasks from the services and settings (tests inject their own).
@@ -169,6 +172,17 @@ impl App {
             queue: queue.clone(),
         };
         let discord = discord_adapter(&services, &settings).await?;
+        let gateway = match (&discord, &settings.discord_bot_token) {
+            (Some(d), Some(token)) if settings.discord_gateway => {
+                Some(Gateway::new(d.clone(), &settings.discord_api_url, token)?)
+            }
+            (_, None) if settings.discord_gateway => {
+                anyhow::bail!(
+                    "TAO_DISCORD_GATEWAY is set but TAO_DISCORD_BOT_TOKEN is not (the gateway connects as the bot)"
+                )
+            }
+            _ => None,
+        };
         let router = http::router(state, settings.max_body)
             .merge(http::webhook::routes(intake))
             .merge(http::policy::status_check_routes(status_checks, settings.webhook_max_body))
@@ -203,7 +217,7 @@ impl App {
             ),
             (None, _) => None,
         };
-        Ok(App { listener, router, services, dispatcher, events, reconcile_every, tapd_sync })
+        Ok(App { listener, router, services, dispatcher, events, reconcile_every, tapd_sync, gateway })
     }
 
     /// Replaces the event handlers (tests and embedders; Tao's own are [`Handlers::standard`]).
@@ -253,6 +267,13 @@ impl App {
             tokio::spawn(sync_tapd(self.services.clone(), client, every, stop_rx.clone()));
         }
         let dispatcher = self.dispatcher.run(stop_rx.clone());
+        // Not spawned either: the connection goes with this future.
+        let gateway_stop = stop_rx.clone();
+        let gateway = async move {
+            if let Some(g) = self.gateway {
+                g.run(gateway_stop).await;
+            }
+        };
         let mut http_stop = stop_rx;
         let signal = async move {
             shutdown.await;
@@ -261,7 +282,7 @@ impl App {
         let serve = axum::serve(self.listener, self.router).with_graceful_shutdown(async move {
             let _ = http_stop.wait_for(|stop| *stop).await;
         });
-        let (served, _, ()) = tokio::join!(serve, signal, dispatcher);
+        let (served, _, (), ()) = tokio::join!(serve, signal, dispatcher, gateway);
         served?;
         for w in workers {
             let _ = w.await;
@@ -272,13 +293,17 @@ impl App {
     }
 }
 
-/// The Discord adapter when a public key is configured (else the endpoint refuses every call); registers
-/// the slash commands of the configured guilds first (a failure is logged, not fatal).
+/// The Discord adapter when a public key (the endpoint) or the gateway is configured (without a key the
+/// endpoint refuses every call); registers the slash commands of the configured guilds first (a failure
+/// is logged, not fatal).
 async fn discord_adapter(services: &Services, settings: &Settings) -> anyhow::Result<Option<Discord>> {
-    let Some(key) = &settings.discord_public_key else {
+    if settings.discord_public_key.is_none() && !settings.discord_gateway {
         return Ok(None);
+    }
+    let verifier = match &settings.discord_public_key {
+        Some(key) => Some(Verifier::from_hex(key).map_err(|e| anyhow::anyhow!("TAO_DISCORD_PUBLIC_KEY: {e}"))?),
+        None => None,
     };
-    let verifier = Verifier::from_hex(key).map_err(|e| anyhow::anyhow!("TAO_DISCORD_PUBLIC_KEY: {e}"))?;
     let client = DiscordClient::new(&settings.discord_api_url, settings.discord_bot_token.clone())?;
     if settings.discord_roles.is_empty() {
         tracing::warn!("TAO_DISCORD_ROLES maps nobody: every Discord command will be denied");

@@ -159,6 +159,8 @@ pub struct Settings {
     pub discord_token_lifetime: Duration,
     /// How often a task started from Discord is polled for progress.
     pub discord_poll: Duration,
+    /// Take interactions over Discord's gateway too (Tao connects out as the bot; bot token needed).
+    pub discord_gateway: bool,
 }
 
 /// Discord's API base.
@@ -210,6 +212,7 @@ impl Settings {
             discord_register: None,
             discord_token_lifetime: Duration::from_secs(15 * 60),
             discord_poll: Duration::from_secs(1),
+            discord_gateway: false,
         }
     }
 }

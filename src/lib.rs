@@ -18,7 +18,8 @@
 //! ci_templates/  the shared CI standard: ci-templates/*.hbs rendered per project, cached; CI schema lint
 //! chat/          chat commands (pure): the Command grammar of /tao comments, Discord and CLI; help; errors;
 //!                dispatch (authorize, act, audit, reply); discord/: the Discord adapter (signature, slash
-//!                commands, REST client, progress edits), endpoint in http/discord.rs
+//!                commands, REST client, progress edits, the gateway connection), endpoint in
+//!                http/discord.rs
 //! catalog/       domain: catalog model, names, versions, validation, dependency graph (pure, no I/O)
 //! deploy/        plan (pure), run specs, registry digests, queue dispatcher, runner, drift; execution
 //!                over SSH: sessions and quoting, remote docker, health gates, fan-out, deploy-images

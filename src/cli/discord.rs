@@ -26,6 +26,10 @@ pub struct DiscordServeArgs {
     /// The Discord application id (for registering commands).
     #[arg(long, env = "TAO_DISCORD_APPLICATION_ID")]
     pub discord_application_id: Option<String>,
+    /// Take interactions over Discord's gateway: Tao connects out to Discord as the bot (needs the bot
+    /// token; no inbound access from Discord). May be combined with the interactions endpoint.
+    #[arg(long, env = "TAO_DISCORD_GATEWAY")]
+    pub discord_gateway: bool,
 }
 
 /// How `tao discord register` reaches Discord as the bot.
@@ -71,6 +75,10 @@ pub fn apply(args: DiscordServeArgs, settings: &mut Settings) -> anyhow::Result<
     if let Some(roles) = args.discord_roles.filter(|r| !r.trim().is_empty()) {
         settings.discord_roles =
             RoleMap::load(&roles).map_err(|e| anyhow::anyhow!("--discord-roles / TAO_DISCORD_ROLES: {e}"))?;
+    }
+    settings.discord_gateway = args.discord_gateway;
+    if settings.discord_gateway && settings.discord_bot_token.is_none() {
+        anyhow::bail!("TAO_DISCORD_GATEWAY is set but TAO_DISCORD_BOT_TOKEN is not (the gateway connects as the bot)");
     }
     if settings.discord_public_key.is_some() && settings.discord_bot_token.is_none() {
         // serenity sends `Authorization: Bot <token>` on every call, the interaction webhooks included.

@@ -166,6 +166,7 @@ pub(super) async fn serve(args: ServeArgs) -> Outcome {
         discord_register: None,
         discord_token_lifetime: std::time::Duration::from_secs(15 * 60),
         discord_poll: std::time::Duration::from_secs(1),
+        discord_gateway: false,
     };
     discord::apply(args.discord, &mut settings)?;
     let app = crate::app::App::build(settings).await?;

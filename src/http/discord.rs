@@ -3,8 +3,9 @@
 //! Every request is verified first (Ed25519 over `X-Signature-Timestamp` + the raw body with
 //! `TAO_DISCORD_PUBLIC_KEY`; the timestamp must be within 5 minutes of Tao's clock): a missing header,
 //! a bad signature or a stale timestamp is a 401 and nothing is done, as Discord requires (it probes
-//! endpoints with invalid signatures). Without a configured key every call is refused. What a verified
-//! interaction does is `crate::chat::discord`'s; this file only answers.
+//! endpoints with invalid signatures). Without a configured key every call is refused (a Tao may take
+//! interactions over the gateway only). What a verified interaction does is `crate::chat::discord`'s;
+//! this file only answers.
 
 use axum::body::Bytes;
 use axum::extract::{DefaultBodyLimit, State};
@@ -19,7 +20,8 @@ use crate::chat::discord::Discord;
 /// Body limit of the endpoint (Discord's interactions are a few kB; resolved options can be larger).
 const MAX_BODY: usize = 1 << 20;
 
-/// The Discord route (merged at the top level, outside `/api/v1`'s token auth); `None`: not configured.
+/// The Discord route (merged at the top level, outside `/api/v1`'s token auth); `None`, or an adapter
+/// without a public key (gateway only): every call is refused.
 pub fn routes(discord: Option<Discord>) -> Router {
     Router::new()
         .route("/api/v1/discord/interactions", post(interactions))
@@ -36,13 +38,13 @@ fn header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 }
 
 async fn interactions(State(discord): State<Option<Discord>>, headers: HeaderMap, body: Bytes) -> Response {
-    let Some(discord) = discord else {
+    let Some((discord, verifier)) = discord.as_ref().and_then(|d| Some((d, d.verifier()?))) else {
         tracing::warn!("a Discord interaction arrived but TAO_DISCORD_PUBLIC_KEY is not set: refused");
         return refuse("Discord is not configured on this Tao (TAO_DISCORD_PUBLIC_KEY)");
     };
     let now = chrono::Utc::now().timestamp();
     let (signature, timestamp) = (header(&headers, "x-signature-ed25519"), header(&headers, "x-signature-timestamp"));
-    if let Err(e) = discord.verifier().verify_at(signature, timestamp, &body, now) {
+    if let Err(e) = verifier.verify_at(signature, timestamp, &body, now) {
         tracing::info!(error = %e, "refused a Discord interaction");
         return refuse("invalid request signature");
     }

@@ -19,7 +19,7 @@ use crate::webhook::wait_for;
 
 pub(crate) const DEVELOPER: &str = "100000000000000001";
 pub(crate) const NOBODY: &str = "100000000000000003";
-const OPS_ROLE: &str = "200000000000000001";
+pub(crate) const OPS_ROLE: &str = "200000000000000001";
 const CHANNEL: &str = "1380488052169769113";
 
 const ENVELOPE: &str = include_str!(
@@ -30,9 +30,9 @@ const PING: &str = include_str!("../fixtures/discord/interaction_requests/ping.r
 
 /// Logs a line, waits for the gate to open, logs another and succeeds. A deploy of only `api` also logs
 /// five lines of 500 characters (more than a Discord message holds).
-struct Gated {
-    pool: tao::store::Pool,
-    gate: watch::Receiver<bool>,
+pub(crate) struct Gated {
+    pub(crate) pool: tao::store::Pool,
+    pub(crate) gate: watch::Receiver<bool>,
 }
 
 impl Executor for Gated {
@@ -70,16 +70,13 @@ async fn scene_with(db: TestDb, adjust: impl FnOnce(&mut tao::config::Settings) 
     let key = DiscordKey::generate();
     let (gate, rx) = watch::channel(false);
     let (url, public) = (double.url.clone(), key.public_hex());
-    let roles = format!(
-        r#"{{"users": {{"{DEVELOPER}": "developer"}}, "roles": {{"{OPS_ROLE}": {{"level": "maintainer", "roles": ["release-manager"]}}}}}}"#
-    );
     let app = spawn_app_exec(
         db,
         move |s| {
             s.discord_public_key = Some(public);
             s.discord_bot_token = Some(Secret::new(BOT_TOKEN));
             s.discord_api_url = url;
-            s.discord_roles = RoleMap::parse(&roles).unwrap();
+            s.discord_roles = roles();
             s.public_url = Some("https://tao.example".into());
             s.discord_poll = Duration::from_millis(100);
             adjust(s);
@@ -90,6 +87,14 @@ async fn scene_with(db: TestDb, adjust: impl FnOnce(&mut tao::config::Settings) 
     let created = app.create_release(&app.admin, monitor_release("1.0.0", &[])).await;
     assert_eq!(created.status, 201, "{:?}", created.body);
     Scene { app, double, key, gate, next: 1_500_000_000_000_000_000.into() }
+}
+
+/// The test users and roles: DEVELOPER is a developer, OPS_ROLE a maintainer and release manager.
+pub(crate) fn roles() -> RoleMap {
+    let roles = format!(
+        r#"{{"users": {{"{DEVELOPER}": "developer"}}, "roles": {{"{OPS_ROLE}": {{"level": "maintainer", "roles": ["release-manager"]}}}}}}"#
+    );
+    RoleMap::parse(&roles).unwrap()
 }
 
 pub(crate) async fn scene(db: TestDb) -> Scene {
@@ -164,7 +169,7 @@ impl Scene {
     }
 }
 
-fn deploy(env: &str) -> Value {
+pub(crate) fn deploy(env: &str) -> Value {
     json!([{"name":"product","type":3,"value":"monitor"},{"name":"version","type":3,"value":"1.0.0"},
            {"name":"env","type":3,"value":env}])
 }
@@ -475,8 +480,9 @@ async fn tao_serve_refuses_bad_discord_settings_naming_them() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("tao.db").display());
     let key = DiscordKey::generate().public_hex();
-    let cases: [(&[(&str, &str)], &str); 4] = [
+    let cases: [(&[(&str, &str)], &str); 5] = [
         (&[("TAO_DISCORD_PUBLIC_KEY", "abc")], "TAO_DISCORD_PUBLIC_KEY: expected 64 hex characters"),
+        (&[("TAO_DISCORD_GATEWAY", "true")], "TAO_DISCORD_GATEWAY is set but TAO_DISCORD_BOT_TOKEN is not"),
         (&[("TAO_DISCORD_PUBLIC_KEY", &key)], "TAO_DISCORD_BOT_TOKEN is not"),
         (&[("TAO_DISCORD_ROLES", r#"{"users": {"12": "boss"}}"#)], "users.12.level: expected reporter"),
         (&[("TAO_DISCORD_GUILDS", "1")], "TAO_DISCORD_APPLICATION_ID is not"),
@@ -484,7 +490,13 @@ async fn tao_serve_refuses_bad_discord_settings_naming_them() {
     for (envs, expected) in cases {
         let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_tao"));
         cmd.args(["serve", "--listen", "127.0.0.1:0", "--database-url", &db]);
-        for var in ["TAO_DISCORD_PUBLIC_KEY", "TAO_DISCORD_BOT_TOKEN", "TAO_DISCORD_ROLES", "TAO_DISCORD_GUILDS"] {
+        for var in [
+            "TAO_DISCORD_PUBLIC_KEY",
+            "TAO_DISCORD_BOT_TOKEN",
+            "TAO_DISCORD_ROLES",
+            "TAO_DISCORD_GUILDS",
+            "TAO_DISCORD_GATEWAY",
+        ] {
             cmd.env_remove(var);
         }
         cmd.envs(envs.iter().copied()).env_remove("TAO_CATALOG").env_remove("TAO_DATABASE_URL");

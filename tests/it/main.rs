@@ -13,6 +13,7 @@ mod ci_rules;
 mod cli;
 mod deploy;
 mod discord;
+mod discord_gateway;
 mod discord_picture;
 mod event_store;
 mod events;

@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde_json::Value;
 use serenity::builder::CreateAttachment;
 use serenity::http::{Http, HttpBuilder, LightMethod, Multipart, MultipartUpload, Request, Route};
-use serenity::model::id::{ApplicationId, ChannelId, GuildId, MessageId};
+use serenity::model::id::{ApplicationId, ChannelId, GuildId, InteractionId, MessageId};
 
 use crate::config::Secret;
 
@@ -70,24 +70,30 @@ fn id<T: From<u64>>(what: &'static str, value: &str) -> Result<T, DiscordError> 
     }
 }
 
+/// serenity's `Http` for `base` as the bot with `token`: against Discord with its rate limiter, else through
+/// its `proxy` with the rate limiter off. The gateway's serenity `Client` is built on one too, so it asks
+/// the same base for the gateway URL (`GET /gateway`).
+pub(super) fn http(base: &str, token: Option<&Secret>) -> anyhow::Result<Http> {
+    let base = base.trim_end_matches('/');
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(15)).build()?;
+    let mut builder = HttpBuilder::new(token.map(Secret::expose).unwrap_or_default()).client(client);
+    if base != DEFAULT_API_URL {
+        let Some(host) = base.strip_suffix(API_PATH) else {
+            anyhow::bail!("TAO_DISCORD_API_URL: expected a base ending in {API_PATH} (as Discord's), found {base:?}");
+        };
+        builder = builder.proxy(host).ratelimiter_disabled(true);
+    }
+    Ok(builder.build())
+}
+
 impl DiscordClient {
     /// A client for `base` (e.g. [`DEFAULT_API_URL`]; another base must end in `/api/v10`)
     /// authenticating as the bot with `token`, if any (interaction webhooks work without one; channel
     /// messages and command registration need it).
     pub fn new(base: &str, token: Option<Secret>) -> anyhow::Result<DiscordClient> {
-        let base = base.trim_end_matches('/');
-        let client = reqwest::Client::builder().timeout(Duration::from_secs(15)).build()?;
-        let mut builder = HttpBuilder::new(token.as_ref().map(Secret::expose).unwrap_or_default()).client(client);
-        let limited = base == DEFAULT_API_URL;
-        if !limited {
-            let Some(host) = base.strip_suffix(API_PATH) else {
-                anyhow::bail!(
-                    "TAO_DISCORD_API_URL: expected a base ending in {API_PATH} (as Discord's), found {base:?}"
-                );
-            };
-            builder = builder.proxy(host).ratelimiter_disabled(true);
-        }
-        Ok(DiscordClient { http: std::sync::Arc::new(builder.build()), token: token.is_some(), limited })
+        let http = http(base, token.as_ref())?;
+        let limited = base.trim_end_matches('/') == DEFAULT_API_URL;
+        Ok(DiscordClient { http: std::sync::Arc::new(http), token: token.is_some(), limited })
     }
 
     /// Whether a bot token is configured.
@@ -137,6 +143,19 @@ impl DiscordClient {
                 }
             }
         }
+    }
+
+    /// `POST /interactions/{id}/{token}/callback`: the initial response to an interaction that arrived over
+    /// the gateway (Discord takes it only over HTTP; the endpoint's interactions get it as the HTTP reply).
+    pub async fn interaction_callback(
+        &self,
+        interaction: &str,
+        token: &str,
+        body: &Value,
+    ) -> Result<Value, DiscordError> {
+        let what = "answer an interaction";
+        let route = Route::InteractionResponse { interaction_id: id::<InteractionId>(what, interaction)?, token };
+        self.send(what, route, LightMethod::Post, body).await
     }
 
     /// `PATCH /webhooks/{application}/{token}/messages/@original`: edits an interaction's response.

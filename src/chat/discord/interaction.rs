@@ -1,4 +1,5 @@
-//! One verified interaction in, Discord's immediate answer out, the slow part in the background.
+//! One interaction in (signature-checked, or from the gateway), Discord's immediate answer out, the slow
+//! part in the background.
 //!
 //! Owns the flow: PING → PONG; a slash command → a deferred response at once, then dispatch and an edit
 //! of the original response with the reply (a Confirm button when production needs one; a multipart
@@ -6,10 +7,14 @@
 //! that button → a deferred update, then dispatch again with `confirm`, keyed by the original
 //! interaction id and `:confirm` so a double click is one task; autocomplete → choices from the catalog
 //! and the store. While a task it started runs, the response is edited with its progress until the task
-//! ends (see `follow`). The same interaction id twice does nothing the second time; one task is followed
-//! once.
+//! ends (see `follow`). The same interaction id twice does nothing the second time (over HTTP it gets the
+//! same kind of answer, over the gateway no second callback: [`Answer::is_repeat`]); one task is followed
+//! once. Interactions come from the HTTP endpoint (`crate::http::discord`) or the gateway
+//! (`gateway`); both call this file the same way.
 
 use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -33,8 +38,8 @@ const EPHEMERAL: u64 = 64;
 /// What the adapter needs besides the services.
 #[derive(Debug, Clone)]
 pub struct DiscordConfig {
-    /// The application's public key.
-    pub verifier: Verifier,
+    /// The application's public key; `None`: the HTTP endpoint refuses every call (gateway only).
+    pub verifier: Option<Verifier>,
     /// Discord users and roles → Tao levels.
     pub roles: RoleMap,
     /// Outbound calls.
@@ -66,6 +71,43 @@ struct Inner {
 #[error("{0}")]
 pub struct BadInteraction(pub String);
 
+/// The background work an interaction starts.
+type Work = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+/// Discord's immediate answer to one interaction, and the work it starts (dispatching a command, a
+/// confirmation), held until [`Answer::start`].
+pub struct Answer {
+    body: Value,
+    first: bool,
+    work: Option<Work>,
+}
+
+impl std::fmt::Debug for Answer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Answer").field("body", &self.body).field("first", &self.first).finish_non_exhaustive()
+    }
+}
+
+impl Answer {
+    /// The interaction response: the HTTP reply, or the body of the gateway's callback.
+    pub fn body(&self) -> &Value {
+        &self.body
+    }
+
+    /// Whether this interaction id was answered before (a redelivery: it starts nothing, and Discord
+    /// takes no second callback).
+    pub fn is_repeat(&self) -> bool {
+        !self.first
+    }
+
+    /// Starts the work in the background.
+    pub fn start(self) {
+        if let Some(work) = self.work {
+            tokio::spawn(work);
+        }
+    }
+}
+
 /// What a background step needs to answer: the interaction's ids and token, and who sent it.
 #[derive(Debug, Clone)]
 pub(super) struct Ctx {
@@ -89,9 +131,9 @@ impl Discord {
         Discord { inner: Arc::new(inner) }
     }
 
-    /// The key requests are checked with.
-    pub fn verifier(&self) -> &Verifier {
-        &self.inner.config.verifier
+    /// The key HTTP requests are checked with (`None`: the endpoint is not configured).
+    pub fn verifier(&self) -> Option<&Verifier> {
+        self.inner.config.verifier.as_ref()
     }
 
     pub(super) fn services(&self) -> &Services {
@@ -111,36 +153,51 @@ impl Discord {
         task_link(self.inner.config.public_url.as_deref(), id)
     }
 
-    /// Answers one verified interaction (the JSON of the HTTP response) and starts what follows.
+    /// Answers one verified interaction (the JSON of the HTTP response) and starts what follows at once.
     pub async fn handle(&self, i: &Value) -> Result<Value, BadInteraction> {
+        let answer = self.answer(i).await?;
+        let body = answer.body().clone();
+        answer.start();
+        Ok(body)
+    }
+
+    /// The immediate answer to interaction `i`, with what it starts held back until [`Answer::start`]
+    /// (the gateway starts it once Discord took the answer, so edits of the response find it).
+    pub async fn answer(&self, i: &Value) -> Result<Answer, BadInteraction> {
+        let answer = |body: Value, first: bool, work: Option<Work>| Ok(Answer { body, first, work });
         match i["type"].as_u64() {
-            Some(1) => Ok(json!({ "type": 1 })),
+            Some(1) => answer(json!({ "type": 1 }), true, None),
             Some(2) => {
                 let ctx = self.ctx(i)?;
-                if self.first_time(&ctx.id) {
-                    let (me, data) = (self.clone(), i["data"].clone());
-                    tokio::spawn(async move { me.command(ctx, data).await });
-                } else {
+                let first = self.first_time(&ctx.id);
+                if !first {
                     tracing::info!(interaction = %ctx.id, "Discord interaction seen before: nothing done again");
                 }
-                Ok(json!({ "type": 5 }))
+                let (me, data) = (self.clone(), i["data"].clone());
+                let work: Work = Box::pin(async move { me.command(ctx, data).await });
+                answer(json!({ "type": 5 }), first, first.then_some(work))
             }
             Some(3) => {
                 let ctx = self.ctx(i)?;
+                let first = self.first_time(&ctx.id);
                 let custom_id = i["data"]["custom_id"].as_str().unwrap_or_default();
                 let Some((original, line)) = parse_confirm_id(custom_id) else {
                     let content = format!("❌ Tao does not know the button {custom_id:?}");
-                    return Ok(json!({ "type": 4, "data": { "content": content, "flags": EPHEMERAL } }));
+                    return answer(
+                        json!({ "type": 4, "data": { "content": content, "flags": EPHEMERAL } }),
+                        first,
+                        None,
+                    );
                 };
-                if self.first_time(&ctx.id) {
-                    let (me, original, line) = (self.clone(), original.to_string(), line.to_string());
-                    tokio::spawn(async move { me.confirm(ctx, original, line).await });
-                }
-                Ok(json!({ "type": 6 }))
+                let (me, original, line) = (self.clone(), original.to_string(), line.to_string());
+                let work: Work = Box::pin(async move { me.confirm(ctx, original, line).await });
+                answer(json!({ "type": 6 }), first, first.then_some(work))
             }
             Some(4) => {
                 let ctx = self.ctx(i)?;
-                Ok(json!({ "type": 8, "data": { "choices": self.choices(&ctx.user, &i["data"]).await } }))
+                let first = self.first_time(&ctx.id);
+                let choices = self.choices(&ctx.user, &i["data"]).await;
+                answer(json!({ "type": 8, "data": { "choices": choices } }), first, None)
             }
             Some(t) => Err(BadInteraction(format!("Tao does not handle interactions of type {t}"))),
             None => Err(BadInteraction("expected an interaction: no numeric \"type\"".into())),
@@ -189,7 +246,7 @@ impl Discord {
     }
 
     /// Edits the response with `reply` (`body`, from `reply_body`): with its file when it has one.
-    async fn answer(&self, ctx: &Ctx, reply: &Reply, body: &Value) {
+    async fn edit_with_reply(&self, ctx: &Ctx, reply: &Reply, body: &Value) {
         let Some(file) = &reply.attachment else { return self.edit(ctx, body).await };
         let (app, token) = (&ctx.application, ctx.token.expose());
         if let Err(e) = self.client().edit_original_with_file(app, token, body, &file.file_name, &file.bytes).await {
@@ -208,7 +265,8 @@ impl Discord {
         let reply = dispatch(self.services(), &req).await;
         let button = confirm_id(&ctx.id, &command);
         let followed = reply.task_id.filter(|_| reply.outcome == Outcome::Done).filter(|t| self.start_following(*t));
-        self.answer(&ctx, &reply, &reply_body(&reply, button.as_deref(), self.link(reply.task_id).as_deref())).await;
+        self.edit_with_reply(&ctx, &reply, &reply_body(&reply, button.as_deref(), self.link(reply.task_id).as_deref()))
+            .await;
         if let Some(task) = followed {
             self.follow(ctx, task, headline(&reply)).await;
         }
@@ -231,7 +289,7 @@ impl Discord {
                 return self.ephemeral(&ctx, &format!("Task {t} was already started by this confirmation")).await;
             }
         }
-        self.answer(&ctx, &reply, &reply_body(&reply, None, self.link(reply.task_id).as_deref())).await;
+        self.edit_with_reply(&ctx, &reply, &reply_body(&reply, None, self.link(reply.task_id).as_deref())).await;
         if let Some(t) = task {
             self.follow(ctx, t, headline(&reply)).await;
         }

@@ -2,14 +2,20 @@
 //! a signer that sends interactions to Tao the way Discord does (Ed25519 over timestamp + raw body).
 //!
 //! The double serves `/api/v10` like Discord (and like serenity's proxy mode): edits of an interaction's
-//! original response, follow-ups, channel messages and their edits, and the bulk overwrite of a guild's
-//! commands. It checks `Authorization: Bot <BOT_TOKEN>`, the `User-Agent: DiscordBot (…)` Discord
-//! requires, JSON bodies and the 2000-character content limit, records every request, and records anything else as unexpected (tests assert there is none).
+//! original response, follow-ups, channel messages and their edits, the bulk overwrite of a guild's
+//! commands, and for the gateway path `GET /gateway` (the gateway double's `ws://` URL) and interaction
+//! callbacks (`204`, like Discord). It checks `Authorization: Bot <BOT_TOKEN>`, the
+//! `User-Agent: DiscordBot (…)` Discord requires, JSON bodies and the 2000-character content limit,
+//! records every request, and records anything else as unexpected (tests assert there is none): a second
+//! callback for one interaction, and, once [`DiscordDouble::require_callbacks`] is on (interactions
+//! from the gateway), an edit or follow-up of an interaction Tao has not answered yet (Discord: 10015
+//! Unknown Webhook).
 //! An edit of the original response may instead upload files the way Discord documents ("Uploading
 //! Files"): a `multipart/form-data` body of `payload_json` and `files[n]` parts, each listed in the
 //! payload's `attachments` by id `n` (`multipart_edit`); the files are recorded too.
 
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -58,6 +64,16 @@ struct Book {
     unexpected: Vec<String>,
     next_id: u64,
     files: Vec<RecordedFile>,
+    /// What `GET /gateway` answers (`None`: not served).
+    gateway_url: Option<String>,
+    /// Interaction tokens with a callback received.
+    called_back: Vec<String>,
+    /// Interaction tokens whose callback was acknowledged.
+    answered: Vec<String>,
+    /// Edits and follow-ups need an acknowledged callback first.
+    require_callbacks: bool,
+    /// How long a callback takes to be acknowledged.
+    callback_latency: Duration,
 }
 
 /// A running Discord double.
@@ -117,10 +133,41 @@ impl DiscordDouble {
         self.book().files.iter().filter(|f| f.path == path).cloned().collect()
     }
 
+    /// Serves `GET /api/v10/gateway` with `url` (the gateway double's), as Discord's `{"url": …}`.
+    pub fn serve_gateway(&self, url: &str) {
+        self.book().gateway_url = Some(url.to_string());
+    }
+
+    /// From now on an edit or follow-up of an interaction whose callback was not acknowledged yet is
+    /// unexpected (and refused), as on Discord for interactions that came over the gateway; a callback is
+    /// acknowledged `latency` after it arrived (Discord is not on loopback), so a client that edits
+    /// without waiting for the acknowledgement is caught.
+    pub fn require_callbacks(&self, latency: Duration) {
+        let mut book = self.book();
+        book.require_callbacks = true;
+        book.callback_latency = latency;
+    }
+
+    /// The bodies of the callbacks of interaction `id`, in order.
+    pub fn callbacks(&self, id: &str) -> Vec<Value> {
+        let prefix = format!("/api/v10/interactions/{id}/");
+        self.requests()
+            .into_iter()
+            .filter(|r| r.method == "POST" && r.path.starts_with(&prefix) && r.path.ends_with("/callback"))
+            .map(|r| r.body)
+            .collect()
+    }
+
     /// The content of the last edit of `token`'s response ("" before any).
     pub fn last_content(&self, token: &str) -> String {
         self.edits(token).last().and_then(|b| b["content"].as_str().map(str::to_string)).unwrap_or_default()
     }
+}
+
+/// What a request leads to: an answer now, or a callback Discord acknowledges after its latency.
+enum Step {
+    Answer(Response),
+    Callback(String, Recorded, Duration),
 }
 
 async fn serve(
@@ -130,40 +177,105 @@ async fn serve(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    let path = uri.path().to_string();
     let multipart = match crate::support::multipart::is_multipart(&headers) {
         true => Some(crate::support::multipart::parts(&headers, body.clone()).await),
         false => None,
     };
-    let mut book = book.lock().unwrap_or_else(|e| e.into_inner());
+    let step = respond(&mut book.lock().unwrap_or_else(|e| e.into_inner()), method, uri, headers, body, multipart);
+    match step {
+        Step::Answer(r) => r,
+        Step::Callback(token, recorded, latency) => {
+            tokio::time::sleep(latency).await;
+            let mut book = book.lock().unwrap_or_else(|e| e.into_inner());
+            book.answered.push(token);
+            book.requests.push(recorded);
+            StatusCode::NO_CONTENT.into_response()
+        }
+    }
+}
+
+fn respond(
+    book: &mut Book,
+    method: Method,
+    uri: Uri,
+    headers: HeaderMap,
+    body: Bytes,
+    multipart: Option<Result<Vec<Part>, String>>,
+) -> Step {
+    let path = uri.path().to_string();
     let what = format!("{method} {path}");
     if headers.get("authorization").and_then(|v| v.to_str().ok()) != Some(&format!("Bot {BOT_TOKEN}")) {
         book.unexpected.push(format!("{what}: missing or wrong Authorization"));
-        return (StatusCode::UNAUTHORIZED, Json(json!({"message": "401: Unauthorized", "code": 0}))).into_response();
+        return Step::Answer(
+            (StatusCode::UNAUTHORIZED, Json(json!({"message": "401: Unauthorized", "code": 0}))).into_response(),
+        );
     }
     let agent = headers.get("user-agent").and_then(|v| v.to_str().ok()).unwrap_or_default();
     if !agent.starts_with("DiscordBot (") {
         book.unexpected.push(format!("{what}: User-Agent {agent:?} is not DiscordBot (…)"));
     }
+    if method == Method::GET && path == "/api/v10/gateway" && body.is_empty() {
+        if let Some(url) = book.gateway_url.clone() {
+            book.requests.push(Recorded { method: method.to_string(), path, body: Value::Null });
+            return Step::Answer(Json(json!({ "url": url })).into_response());
+        }
+    }
     if let Some(parts) = multipart {
-        return multipart_edit(&mut book, &method, path, parts);
+        if let ["webhooks", _, token, "messages", "@original"] =
+            path.trim_start_matches("/api/v10/").split('/').collect::<Vec<_>>().as_slice()
+        {
+            if book.require_callbacks && !book.answered.iter().any(|t| t == token) {
+                book.unexpected
+                    .push(format!("{method} webhooks/…: the interaction was not answered (no callback yet)"));
+                return Step::Answer(
+                    (StatusCode::NOT_FOUND, Json(json!({"message": "Unknown Webhook", "code": 10015}))).into_response(),
+                );
+            }
+        }
+        return Step::Answer(multipart_edit(book, &method, path, parts));
     }
     let json_type = headers.get("content-type").and_then(|v| v.to_str().ok()) == Some("application/json");
     let Ok(value) =
         serde_json::from_slice::<Value>(&body).map_err(|_| ()).and_then(|v| json_type.then_some(v).ok_or(()))
     else {
         book.unexpected.push(format!("{what}: body is not application/json"));
-        return (StatusCode::BAD_REQUEST, Json(json!({"message": "Cannot send an empty message", "code": 50006})))
-            .into_response();
+        let empty = json!({"message": "Cannot send an empty message", "code": 50006});
+        return Step::Answer((StatusCode::BAD_REQUEST, Json(empty)).into_response());
     };
     if value["content"].as_str().is_some_and(|c| c.chars().count() > 2000) {
         book.unexpected.push(format!("{what}: content longer than 2000 characters"));
-        return (StatusCode::BAD_REQUEST, Json(json!({"message": "Invalid Form Body", "code": 50035}))).into_response();
+        return Step::Answer(
+            (StatusCode::BAD_REQUEST, Json(json!({"message": "Invalid Form Body", "code": 50035}))).into_response(),
+        );
     }
     let segments: Vec<&str> = path.trim_start_matches("/api/v10/").split('/').collect();
+    if let ("PATCH", ["webhooks", _, token, "messages", "@original"]) | ("POST", ["webhooks", _, token]) =
+        (method.as_str(), segments.as_slice())
+    {
+        if book.require_callbacks && !book.answered.iter().any(|t| t == token) {
+            book.unexpected.push(format!("{method} webhooks/…: the interaction was not answered (no callback yet)"));
+            return Step::Answer(
+                (StatusCode::NOT_FOUND, Json(json!({"message": "Unknown Webhook", "code": 10015}))).into_response(),
+            );
+        }
+    }
     book.next_id += 1;
     let id = format!("{}", 1_400_000_000_000_000_000u64 + book.next_id);
     let answer = match (method.as_str(), segments.as_slice()) {
+        ("POST", ["interactions", _, token, "callback"]) => {
+            let token = token.to_string();
+            if book.called_back.contains(&token) {
+                book.unexpected.push(format!("{method} interactions/…/callback: a second callback"));
+                let already = json!({"message": "Interaction has already been acknowledged.", "code": 40060});
+                return Step::Answer((StatusCode::BAD_REQUEST, Json(already)).into_response());
+            }
+            if !matches!(value["type"].as_u64(), Some(1 | 4..=9)) {
+                book.unexpected.push(format!("{method} interactions/…/callback: no callback type"));
+            }
+            book.called_back.push(token.clone());
+            let recorded = Recorded { method: method.to_string(), path, body: value };
+            return Step::Callback(token, recorded, book.callback_latency);
+        }
         ("PATCH", ["webhooks", _, _, "messages", "@original"]) | ("POST", ["webhooks", _, _]) => {
             json!({ "id": id, "content": value["content"], "components": value["components"] })
         }
@@ -188,11 +300,13 @@ async fn serve(
         }
         _ => {
             book.unexpected.push(format!("{what}: not served by the double"));
-            return (StatusCode::NOT_FOUND, Json(json!({"message": "404: Not Found", "code": 0}))).into_response();
+            return Step::Answer(
+                (StatusCode::NOT_FOUND, Json(json!({"message": "404: Not Found", "code": 0}))).into_response(),
+            );
         }
     };
     book.requests.push(Recorded { method: method.to_string(), path, body: value });
-    Json(answer).into_response()
+    Step::Answer(Json(answer).into_response())
 }
 
 /// Discord's limit on an upload without boosts, in bytes.

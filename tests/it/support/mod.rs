@@ -10,6 +10,7 @@ pub mod hosts;
 pub mod registry;
 
 pub mod discord;
+pub mod discord_gateway;
 pub mod gitlab;
 pub mod multipart;
 pub mod tapd;
