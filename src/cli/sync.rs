@@ -158,6 +158,13 @@ fn read_catalog(file: &std::path::Path) -> anyhow::Result<Catalog> {
         .map_err(|e| anyhow::anyhow!("{} is invalid ({} errors); run `tao catalog check`", file.display(), e.0.len()))
 }
 
+/// The store `--database-url` names (default beside the catalog), migrated.
+async fn open_store(file: &std::path::Path, database_url: Option<&str>) -> anyhow::Result<Pool> {
+    let pool = Pool::connect(&config::resolve_database_url(database_url, Some(file))).await?;
+    store::migrate::run(&pool).await?;
+    Ok(pool)
+}
+
 async fn sync_tapd(args: TapdSyncArgs, json: bool) -> anyhow::Result<ExitCode> {
     let catalog = read_catalog(&args.file)?;
     anyhow::ensure!(
@@ -167,9 +174,7 @@ async fn sync_tapd(args: TapdSyncArgs, json: bool) -> anyhow::Result<ExitCode> {
     );
     let auth = args.tapd.auth()?.context("set TAO_TAPD_TOKEN, or TAO_TAPD_USER and TAO_TAPD_PASSWORD")?;
     let client = TapdClient::new(&args.tapd.tapd_url, auth, RetryPolicy::default())?;
-    let url = config::resolve_database_url(args.database_url.as_deref(), Some(&args.file));
-    let pool = Pool::connect(&url).await?;
-    store::migrate::run(&pool).await?;
+    let pool = open_store(&args.file, args.database_url.as_deref()).await?;
     if args.full {
         for t in sync::targets(&catalog) {
             store::workitem::clear_cursors(&pool, crate::workitems::SOURCE_TAPD, &t.mapping.workspace_id).await?;
@@ -214,9 +219,7 @@ async fn sync_gitlab_issues(args: GitLabIssuesSyncArgs, json: bool) -> anyhow::R
     );
     let client =
         GitLabClient::new(&args.gitlab_url, gl::Auth::PrivateToken(args.gitlab_token), gl::RetryPolicy::default())?;
-    let url = config::resolve_database_url(args.database_url.as_deref(), Some(&args.file));
-    let pool = Pool::connect(&url).await?;
-    store::migrate::run(&pool).await?;
+    let pool = open_store(&args.file, args.database_url.as_deref()).await?;
     if args.full {
         for p in &projects {
             store::workitem::clear_cursors(&pool, SOURCE_GITLAB, p).await?;

@@ -280,13 +280,7 @@ impl GitLabClient {
         loop {
             let url = format!("{}{path}{joiner}per_page=100&page={page}", self.api);
             let response = self.send(call, Idempotent::Yes, || self.authed(self.http.get(&url))).await?;
-            let next = response
-                .headers()
-                .get("x-next-page")
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(str::to_string);
+            let next = next_page(&response);
             out.extend(decode::<Vec<T>>(call, response).await?);
             match next {
                 Some(n) if n != page => page = n,
@@ -303,12 +297,7 @@ impl GitLabClient {
     ) -> Result<issue::Page<T>, GitLabError> {
         let url = format!("{}{path}", self.api);
         let response = self.send(call, Idempotent::Yes, || self.authed(self.http.get(&url))).await?;
-        let next_page = response
-            .headers()
-            .get("x-next-page")
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
+        let next_page = next_page(&response)
             .map(|v| v.parse::<u32>().map_err(|_| GitLabError::Decode { call, detail: format!("X-Next-Page {v:?}") }))
             .transpose()?;
         Ok(issue::Page { items: decode(call, response).await?, next_page })
@@ -361,6 +350,12 @@ fn hook_body(url: &str, token: &Secret, events: &HookEvents) -> Value {
     body["token"] = Value::String(token.expose().to_string());
     body["enable_ssl_verification"] = Value::Bool(url.starts_with("https://"));
     body
+}
+
+/// GitLab's `X-Next-Page`: the next page's number, absent or empty on the last page.
+fn next_page(r: &reqwest::Response) -> Option<String> {
+    let v = r.headers().get("x-next-page")?.to_str().ok()?.trim();
+    (!v.is_empty()).then(|| v.to_string())
 }
 
 fn retry_after(r: &reqwest::Response) -> Option<Duration> {
