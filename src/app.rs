@@ -43,6 +43,8 @@ pub struct App {
     tapd_sync: Option<(std::time::Duration, TapdClient)>,
     /// The Discord gateway connection (`TAO_DISCORD_GATEWAY`), started with the server.
     gateway: Option<Gateway>,
+    /// The scheduled GitLab issue backfill: how often, the client, the mapping rules.
+    issue_sync: Option<(std::time::Duration, GitLabClient, crate::workitems::gitlab::IssueRules)>,
 }
 
 /// Makes the executor of deploy tasks from the services and settings (tests inject their own).
@@ -196,13 +198,14 @@ impl App {
             },
             context: HandlerContext {
                 pool: services.pool().clone(),
-                gitlab,
+                gitlab: gitlab.clone(),
                 catalog: {
                     let services = services.clone();
                     Arc::new(move || services.catalog_now())
                 },
                 public_url: settings.public_url.clone(),
                 services: Some(services.clone()),
+                issue_rules: settings.issue_rules.clone(),
             },
             handlers: Handlers::standard(),
         };
@@ -217,7 +220,14 @@ impl App {
             ),
             (None, _) => None,
         };
-        Ok(App { listener, router, services, dispatcher, events, reconcile_every, tapd_sync, gateway })
+        let issue_sync = match (settings.gitlab_issue_sync_interval, &gitlab) {
+            (Some(every), Some(client)) => Some((every, client.clone(), settings.issue_rules.clone())),
+            (Some(_), None) => anyhow::bail!(
+                "TAO_GITLAB_ISSUE_SYNC_INTERVAL is set but GitLab is not (TAO_GITLAB_URL and TAO_GITLAB_TOKEN)"
+            ),
+            (None, _) => None,
+        };
+        Ok(App { listener, router, services, dispatcher, events, reconcile_every, tapd_sync, issue_sync, gateway })
     }
 
     /// Replaces the event handlers (tests and embedders; Tao's own are [`Handlers::standard`]).
@@ -265,6 +275,9 @@ impl App {
         }
         if let Some((every, client)) = self.tapd_sync {
             tokio::spawn(sync_tapd(self.services.clone(), client, every, stop_rx.clone()));
+        }
+        if let Some((every, client, rules)) = self.issue_sync {
+            tokio::spawn(sync_gitlab_issues(self.services.clone(), client, rules, every, stop_rx.clone()));
         }
         let dispatcher = self.dispatcher.run(stop_rx.clone());
         // Not spawned either: the connection goes with this future.
@@ -363,6 +376,34 @@ async fn sync_tapd(
             }
             Err(e) => tracing::warn!(error = %e, "scheduled TAPD sync failed"),
         }
+        tokio::select! {
+            _ = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+    }
+}
+
+/// Backfills GitLab issues of the live catalog's projects at start and then every `every`, until stopped.
+/// A failed project is logged and the others still run; it is repeated at the next tick from its cursor.
+async fn sync_gitlab_issues(
+    services: Services,
+    client: GitLabClient,
+    rules: crate::workitems::gitlab::IssueRules,
+    every: std::time::Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    use crate::workitems::gitlab_sync;
+    loop {
+        let catalog = services.catalog_now();
+        let mut issues = 0;
+        for project in gitlab_sync::projects(&catalog) {
+            let per_page = crate::gitlab::client::MAX_PER_PAGE;
+            match gitlab_sync::sync_project(services.pool(), &client, &catalog, &rules, &project, per_page).await {
+                Ok(r) => issues += r.issues.len(),
+                Err(e) => tracing::warn!(error = %e, "scheduled GitLab issue sync failed"),
+            }
+        }
+        tracing::info!(issues, "scheduled GitLab issue sync done");
         tokio::select! {
             _ = tokio::time::sleep(every) => {}
             _ = stop.wait_for(|s| *s) => return,

@@ -149,6 +149,11 @@ pub struct Settings {
     pub tapd_auth: Option<crate::workitems::tapd::Auth>,
     /// How often the server syncs work items from TAPD; `None` never (the default).
     pub tapd_sync_interval: Option<Duration>,
+    /// How GitLab issues map to work item kinds and states.
+    pub issue_rules: crate::workitems::gitlab::IssueRules,
+    /// How often the server backfills GitLab issues through the API; `None` never (the default: webhooks
+    /// keep them current).
+    pub gitlab_issue_sync_interval: Option<Duration>,
     /// The Discord application's public key (hex); the interactions endpoint refuses every call without.
     pub discord_public_key: Option<String>,
     /// Discord users and roles mapped to Tao levels and named roles.
@@ -207,6 +212,8 @@ impl Settings {
             tapd_url: crate::workitems::tapd::DEFAULT_URL.to_string(),
             tapd_auth: None,
             tapd_sync_interval: None,
+            issue_rules: crate::workitems::gitlab::IssueRules::default(),
+            gitlab_issue_sync_interval: None,
             discord_public_key: None,
             discord_roles: crate::chat::discord::RoleMap::default(),
             discord_register: None,

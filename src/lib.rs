@@ -24,15 +24,17 @@
 //! deploy/        plan (pure), run specs, registry digests, queue dispatcher, runner, drift; execution
 //!                over SSH: sessions and quoting, remote docker, health gates, fan-out, deploy-images
 //! gitlab/        GitLab client, webhook verification and envelope, typed event views, handlers, workers,
-//!                branch policy on GitLab (MR checks, push/tag guard, audit and apply)
+//!                branch policy on GitLab (MR checks, push/tag guard, audit and apply), work item links and
+//!                issues from events
 //! http/          router, one file per area, one auth extractor, one error mapping; workitems.rs: a release's
 //!                work items and where it is deployed
 //! metrics/       Prometheus exposition, DORA from stored deploys, Grafana Infinity series, PNG charts
 //! policy/        domain: branch model and merge rules -> Verdict { violations } (pure, table-tested)
 //! store/         Pool (SQLite | PostgreSQL), migrations, one file per aggregate
 //! urlenc.rs      percent-encoding of URL segments (CLI and GitLab client)
-//! workitems/     work items (TAPD stories and bugs) with state history; references in MR titles, branches and
-//!                commits (pure); the TAPD client and the sync into the store
+//! workitems/     work items (TAPD stories and bugs, GitLab issues) with state history; references in MR
+//!                titles, branches and commits (pure); the TAPD client and sync; the GitLab issue mapping
+//!                and backfill
 //! ```
 //!
 //! Layers point one way: `http` and `cli` call `service`, which uses `catalog`, `deploy` and `store`; the

@@ -57,9 +57,24 @@ pub struct TapdMapping {
 impl TapdMapping {
     /// The product version an iteration's name means, when it matches the pattern and holds a version.
     pub fn version_of(&self, iteration_name: &str) -> Option<super::Version> {
-        let (prefix, suffix) = self.iteration_name.split_once("{version}")?;
-        let middle = iteration_name.trim().strip_prefix(prefix)?.strip_suffix(suffix)?;
-        super::Version::parse(middle).ok()
+        version_in_name(&self.iteration_name, iteration_name)
+    }
+}
+
+/// The version a plan's name (a TAPD iteration, a GitLab milestone) holds under `pattern` (one
+/// `{version}`, e.g. `v{version}`), when it matches and the middle is a version (a leading `v` accepted).
+pub fn version_in_name(pattern: &str, name: &str) -> Option<super::Version> {
+    let (prefix, suffix) = pattern.split_once("{version}")?;
+    let middle = name.trim().strip_prefix(prefix)?.strip_suffix(suffix)?;
+    super::Version::parse(middle).ok()
+}
+
+impl Product {
+    /// The version a plan name (TAPD iteration, GitLab milestone title) of this product means: matched
+    /// against the `tapd:` mapping's `iteration_name` when there is one, else [`DEFAULT_ITERATION_NAME`].
+    pub fn version_of_plan(&self, name: &str) -> Option<super::Version> {
+        let pattern = self.tapd.as_ref().map_or(DEFAULT_ITERATION_NAME, |t| t.iteration_name.as_str());
+        version_in_name(pattern, name)
     }
 }
 

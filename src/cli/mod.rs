@@ -98,7 +98,8 @@ pub enum Command {
     /// The shared CI standard: render, list and lint the CI templates (offline).
     #[command(subcommand)]
     Ci(ci::CiCommand),
-    /// Sync work items from TAPD into the store (offline: talks to TAPD and the store directly).
+    /// Sync work items from TAPD or GitLab issues into the store (offline: talks to TAPD or GitLab and the
+    /// store directly).
     #[command(subcommand)]
     Sync(sync::SyncCommand),
     /// Discord: register Tao's slash commands in a guild.

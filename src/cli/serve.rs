@@ -103,6 +103,12 @@ pub struct ServeArgs {
     /// How often to sync work items from TAPD (e.g. 15m, 1h), or `off`; needs TAPD credentials.
     #[arg(long, env = "TAO_TAPD_SYNC_INTERVAL", default_value = "off")]
     pub tapd_sync_interval: String,
+    /// GitLab issue mapping (work items).
+    #[command(flatten)]
+    pub issue_rules: sync::IssueRuleArgs,
+    /// How often to backfill GitLab issues through the API (e.g. 1h), or `off` (webhooks keep them current).
+    #[arg(long, env = "TAO_GITLAB_ISSUE_SYNC_INTERVAL", default_value = "off")]
+    pub gitlab_issue_sync_interval: String,
     /// Discord.
     #[command(flatten)]
     pub discord: discord::DiscordServeArgs,
@@ -151,6 +157,11 @@ pub(super) async fn serve(args: ServeArgs) -> Outcome {
         tapd_url: args.tapd.tapd_url.clone(),
         tapd_auth: args.tapd.auth()?,
         tapd_sync_interval: sync::parse_interval(&args.tapd_sync_interval)?,
+        issue_rules: args.issue_rules.rules()?,
+        gitlab_issue_sync_interval: sync::parse_interval_named(
+            "--gitlab-issue-sync-interval / TAO_GITLAB_ISSUE_SYNC_INTERVAL",
+            &args.gitlab_issue_sync_interval,
+        )?,
         policy_reconcile_interval: match args.policy_reconcile_interval.trim() {
             "off" | "0" => None,
             other => Some(crate::catalog::parse_duration(other).ok_or_else(|| {

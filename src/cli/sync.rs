@@ -2,6 +2,10 @@
 //! with a `tapd:` mapping. Talks to TAPD directly (`TAO_TAPD_URL`, `TAO_TAPD_USER` + `TAO_TAPD_PASSWORD`
 //! or `TAO_TAPD_TOKEN`) and writes the store `--database-url` names (migrating it first, like `tao
 //! migrate`), so it works with or without a running server. [`TapdArgs`] are shared with `tao serve`.
+//!
+//! `tao sync gitlab-issues`: the same for GitLab issues (`crate::workitems::gitlab_sync`), for every
+//! component project of the catalog or one `--project`, through `TAO_GITLAB_URL` and `TAO_GITLAB_TOKEN`.
+//! [`IssueRuleArgs`] are shared with `tao serve` (its webhook handler maps issues the same way).
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -12,15 +16,66 @@ use clap::{Args, Subcommand};
 use super::output::{print_json, table};
 use crate::catalog::Catalog;
 use crate::config::{self, Secret};
+use crate::gitlab::client::{self as gl, GitLabClient};
 use crate::store::{self, Pool};
-use crate::workitems::sync;
+use crate::workitems::gitlab::{IssueRules, DEFAULT_BUG_LABELS, DEFAULT_WORKFLOW_SCOPE};
 use crate::workitems::tapd::{self, Auth, RetryPolicy, TapdClient};
+use crate::workitems::{gitlab_sync, sync, SOURCE_GITLAB};
 
 /// `tao sync …`
 #[derive(Debug, Subcommand)]
 pub enum SyncCommand {
     /// Fetch TAPD stories, bugs and iterations modified since the last sync, with their state history.
     Tapd(TapdSyncArgs),
+    /// Fetch GitLab issues updated since the last sync, with their state events.
+    GitlabIssues(GitLabIssuesSyncArgs),
+}
+
+/// How GitLab issues map to work items (shared by `tao sync gitlab-issues` and `tao serve`).
+#[derive(Debug, Clone, Args)]
+pub struct IssueRuleArgs {
+    /// Labels that make a GitLab issue a bug, comma-separated, case-insensitive (incidents are bugs too).
+    #[arg(long, env = "TAO_GITLAB_BUG_LABELS", default_value = DEFAULT_BUG_LABELS)]
+    pub gitlab_bug_labels: String,
+    /// Scope of the labels whose value is an open issue's state (`workflow::doing` → doing), or `off`.
+    #[arg(long, env = "TAO_GITLAB_WORKFLOW_SCOPE", default_value = DEFAULT_WORKFLOW_SCOPE)]
+    pub gitlab_workflow_scope: String,
+}
+
+impl IssueRuleArgs {
+    /// The rules, or which setting is wrong.
+    pub fn rules(&self) -> anyhow::Result<IssueRules> {
+        Ok(IssueRules::parse(&self.gitlab_bug_labels, &self.gitlab_workflow_scope)?)
+    }
+}
+
+/// `tao sync gitlab-issues` arguments.
+#[derive(Debug, Args)]
+pub struct GitLabIssuesSyncArgs {
+    /// The catalog file: component projects, products, version patterns.
+    #[arg(short = 'f', long = "file", env = "TAO_CATALOG", default_value = "tao.yaml")]
+    pub file: PathBuf,
+    /// Database URL: sqlite://PATH or postgres://… [default: tao.db beside the catalog]
+    #[arg(long, env = "TAO_DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+    /// Only this GitLab project (group/project) [default: every component project of the catalog].
+    #[arg(long)]
+    pub project: Option<String>,
+    /// Issues per page (GitLab allows at most 100).
+    #[arg(long, default_value_t = gl::MAX_PER_PAGE, value_parser = clap::value_parser!(u32).range(1..=100))]
+    pub page_size: u32,
+    /// Ignore the stored cursors and fetch every issue again (repairs issues a run skipped).
+    #[arg(long)]
+    pub full: bool,
+    /// GitLab base URL.
+    #[arg(long, env = "TAO_GITLAB_URL")]
+    pub gitlab_url: String,
+    /// GitLab API token (Reporter on the projects suffices).
+    #[arg(long, env = "TAO_GITLAB_TOKEN", hide_env_values = true)]
+    pub gitlab_token: Secret,
+    /// Issue mapping.
+    #[command(flatten)]
+    pub rules: IssueRuleArgs,
 }
 
 /// Where TAPD is and how to sign in (shared by `tao sync tapd` and `tao serve`).
@@ -55,13 +110,17 @@ impl TapdArgs {
 
 /// Parses `TAO_TAPD_SYNC_INTERVAL`: `off` (or `0`, empty) never, else a duration like `15m`.
 pub fn parse_interval(s: &str) -> anyhow::Result<Option<std::time::Duration>> {
+    parse_interval_named("--tapd-sync-interval / TAO_TAPD_SYNC_INTERVAL", s)
+}
+
+/// Parses a sync interval setting called `name` (for the error): `off` (or `0`, empty) never, else a
+/// duration like `15m`.
+pub fn parse_interval_named(name: &str, s: &str) -> anyhow::Result<Option<std::time::Duration>> {
     match s.trim() {
         "off" | "0" | "" => Ok(None),
-        other => crate::catalog::parse_duration(other).map(Some).ok_or_else(|| {
-            anyhow::anyhow!(
-                "--tapd-sync-interval / TAO_TAPD_SYNC_INTERVAL: expected a duration like 15m or off, found {other:?}"
-            )
-        }),
+        other => crate::catalog::parse_duration(other)
+            .map(Some)
+            .ok_or_else(|| anyhow::anyhow!("{name}: expected a duration like 15m or off, found {other:?}")),
     }
 }
 
@@ -87,11 +146,27 @@ pub struct TapdSyncArgs {
 
 /// Runs `tao sync …`.
 pub async fn sync(cmd: SyncCommand, json: bool) -> anyhow::Result<ExitCode> {
-    let SyncCommand::Tapd(args) = cmd;
-    let yaml = std::fs::read_to_string(&args.file).with_context(|| format!("cannot read {}", args.file.display()))?;
-    let catalog = Catalog::from_yaml(&yaml).map_err(|e| {
-        anyhow::anyhow!("{} is invalid ({} errors); run `tao catalog check`", args.file.display(), e.0.len())
-    })?;
+    match cmd {
+        SyncCommand::Tapd(args) => sync_tapd(args, json).await,
+        SyncCommand::GitlabIssues(args) => sync_gitlab_issues(args, json).await,
+    }
+}
+
+fn read_catalog(file: &std::path::Path) -> anyhow::Result<Catalog> {
+    let yaml = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
+    Catalog::from_yaml(&yaml)
+        .map_err(|e| anyhow::anyhow!("{} is invalid ({} errors); run `tao catalog check`", file.display(), e.0.len()))
+}
+
+/// The store `--database-url` names (default beside the catalog), migrated.
+async fn open_store(file: &std::path::Path, database_url: Option<&str>) -> anyhow::Result<Pool> {
+    let pool = Pool::connect(&config::resolve_database_url(database_url, Some(file))).await?;
+    store::migrate::run(&pool).await?;
+    Ok(pool)
+}
+
+async fn sync_tapd(args: TapdSyncArgs, json: bool) -> anyhow::Result<ExitCode> {
+    let catalog = read_catalog(&args.file)?;
     anyhow::ensure!(
         !sync::targets(&catalog).is_empty(),
         "no product of {} has a tapd: mapping (tapd: {{ workspace_id: …, iteration_name: \"v{{version}}\" }})",
@@ -99,9 +174,7 @@ pub async fn sync(cmd: SyncCommand, json: bool) -> anyhow::Result<ExitCode> {
     );
     let auth = args.tapd.auth()?.context("set TAO_TAPD_TOKEN, or TAO_TAPD_USER and TAO_TAPD_PASSWORD")?;
     let client = TapdClient::new(&args.tapd.tapd_url, auth, RetryPolicy::default())?;
-    let url = config::resolve_database_url(args.database_url.as_deref(), Some(&args.file));
-    let pool = Pool::connect(&url).await?;
-    store::migrate::run(&pool).await?;
+    let pool = open_store(&args.file, args.database_url.as_deref()).await?;
     if args.full {
         for t in sync::targets(&catalog) {
             store::workitem::clear_cursors(&pool, crate::workitems::SOURCE_TAPD, &t.mapping.workspace_id).await?;
@@ -126,5 +199,45 @@ pub async fn sync(cmd: SyncCommand, json: bool) -> anyhow::Result<ExitCode> {
         print!("{}", table(&["PRODUCT", "WORKSPACE", "ITERATIONS", "ITEMS", "NEW STATES"], rows));
     }
     pool.close().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn sync_gitlab_issues(args: GitLabIssuesSyncArgs, json: bool) -> anyhow::Result<ExitCode> {
+    let catalog = read_catalog(&args.file)?;
+    let rules = args.rules.rules()?;
+    let projects = match &args.project {
+        Some(p) => vec![crate::catalog::ProjectPath::parse(p)
+            .map_err(|e| anyhow::anyhow!("--project: {e}"))?
+            .as_str()
+            .to_string()],
+        None => gitlab_sync::projects(&catalog),
+    };
+    anyhow::ensure!(
+        !projects.is_empty(),
+        "no component of {} names a GitLab project (project: group/name); give one with --project",
+        args.file.display()
+    );
+    let client =
+        GitLabClient::new(&args.gitlab_url, gl::Auth::PrivateToken(args.gitlab_token), gl::RetryPolicy::default())?;
+    let pool = open_store(&args.file, args.database_url.as_deref()).await?;
+    if args.full {
+        for p in &projects {
+            store::workitem::clear_cursors(&pool, SOURCE_GITLAB, p).await?;
+        }
+    }
+    let reports = gitlab_sync::sync_all(&pool, &client, &catalog, &rules, &projects, args.page_size).await;
+    pool.close().await;
+    let reports = reports?;
+    if json {
+        print_json(&serde_json::json!({ "synced": reports }));
+    } else {
+        let rows = reports
+            .iter()
+            .map(|r| {
+                vec![r.project.clone(), r.pages.to_string(), r.issues.len().to_string(), r.states_added.to_string()]
+            })
+            .collect();
+        print!("{}", table(&["PROJECT", "PAGES", "ISSUES", "NEW STATES"], rows));
+    }
     Ok(ExitCode::SUCCESS)
 }

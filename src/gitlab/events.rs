@@ -1,5 +1,5 @@
 //! Typed views of the webhook payloads Tao acts on: push, tag push, merge request, note, pipeline, job,
-//! deployment, release. Our own types (the `gitlab` crate no longer ships webhook structs).
+//! deployment, release, issue. Our own types (the `gitlab` crate no longer ships webhook structs).
 //!
 //! Views are deliberately partial and tolerant: unknown fields are ignored, every field GitLab may omit
 //! is an `Option` or defaults, and times stay strings (GitLab mixes `2013-12-03T17:23:34Z` and
@@ -324,6 +324,65 @@ pub struct ReleaseEvent {
     pub project: Option<ProjectRef>,
 }
 
+/// A label as webhooks embed it (REST answers list names only).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct LabelRef {
+    /// Name, e.g. `bug` or `workflow::doing`.
+    #[serde(deserialize_with = "null_default")]
+    pub title: String,
+}
+
+/// The issue block of an issue payload.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct IssueAttributes {
+    /// Global id.
+    pub id: Option<i64>,
+    /// Project-scoped number (`#iid`).
+    pub iid: Option<i64>,
+    /// Title.
+    pub title: Option<String>,
+    /// `opened` or `closed`.
+    pub state: Option<String>,
+    /// `open`, `close`, `reopen`, `update` (absent in old GitLab versions).
+    pub action: Option<String>,
+    /// Milestone id (the payload has no milestone title).
+    pub milestone_id: Option<i64>,
+    /// `Issue`, `Incident`, `Task`, … (newer GitLab versions).
+    #[serde(rename = "type")]
+    pub work_item_type: Option<String>,
+    /// `issue`, `incident`, `test_case`, `task` (some GitLab versions).
+    pub issue_type: Option<String>,
+    /// Labels.
+    #[serde(deserialize_with = "null_default")]
+    pub labels: Vec<LabelRef>,
+    /// Created.
+    pub created_at: Option<String>,
+    /// Last changed: the time the reported state holds from.
+    pub updated_at: Option<String>,
+    /// Closed (`null` while open).
+    pub closed_at: Option<String>,
+}
+
+/// `Issue Hook` (and `Confidential Issue Hook`: same `object_kind`).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default)]
+pub struct IssueEvent {
+    /// Who acted.
+    pub user: Option<UserRef>,
+    /// The project.
+    pub project: Option<ProjectRef>,
+    /// The issue.
+    pub object_attributes: IssueAttributes,
+    /// Assignees (top level, not in `object_attributes`).
+    #[serde(deserialize_with = "null_default")]
+    pub assignees: Vec<UserRef>,
+    /// Labels (top level; the same as `object_attributes.labels` where both are sent).
+    #[serde(deserialize_with = "null_default")]
+    pub labels: Vec<LabelRef>,
+}
+
 /// A payload Tao acts on, by kind; everything else is [`GitLabEvent::Other`].
 #[derive(Debug, Clone)]
 pub enum GitLabEvent {
@@ -345,6 +404,8 @@ pub enum GitLabEvent {
     Release(ReleaseEvent),
     /// An external status check request.
     StatusCheck(StatusCheckEvent),
+    /// Issue opened/updated/closed/reopened.
+    Issue(IssueEvent),
     /// A kind Tao stores but does not act on.
     Other(String),
 }
@@ -374,6 +435,7 @@ impl GitLabEvent {
             "build" => GitLabEvent::Job(view(kind, payload)?),
             "deployment" => GitLabEvent::Deployment(view(kind, payload)?),
             "release" => GitLabEvent::Release(view(kind, payload)?),
+            "issue" => GitLabEvent::Issue(view(kind, payload)?),
             EXTERNAL_STATUS_CHECK => GitLabEvent::StatusCheck(view(kind, payload)?),
             other => GitLabEvent::Other(other.to_string()),
         })

@@ -29,6 +29,8 @@ pub struct HandlerContext {
     pub public_url: Option<String>,
     /// The services (chat commands in MR notes act through them); `None` for handlers that only read.
     pub services: Option<crate::service::Services>,
+    /// How issues map to work item kinds and states (`TAO_GITLAB_BUG_LABELS`, `TAO_GITLAB_WORKFLOW_SCOPE`).
+    pub issue_rules: crate::workitems::gitlab::IssueRules,
 }
 
 impl std::fmt::Debug for HandlerContext {
@@ -91,6 +93,7 @@ impl Handlers {
             .register(super::chat::ChatNoteHandler)
             .register(super::workitem_links::WorkItemLinkHandler)
             .register(super::changes::ChangeHandler)
+            .register(super::workitem_issues::IssueHandler)
     }
 
     /// Adds a handler after the registered ones.

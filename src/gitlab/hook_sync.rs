@@ -40,6 +40,7 @@ pub fn tao_events() -> HookEvents {
         job_events: true,
         deployment_events: true,
         releases_events: true,
+        issues_events: true,
     }
 }
 

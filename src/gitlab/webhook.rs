@@ -169,7 +169,7 @@ fn git_ref(kind: &str, p: &Value) -> Option<String> {
 }
 
 /// Events with the same key are handled one at a time, in arrival order: one merge request (with its
-/// notes), one pipeline (with its jobs), one project's pushes, one deployment, one release.
+/// notes), one pipeline (with its jobs), one project's pushes, one deployment, one release, one issue.
 fn object_key(kind: &str, project: Option<i64>, p: &Value) -> String {
     let project = project.map(|id| id.to_string()).unwrap_or_else(|| "-".into());
     let id = |path: &[&str]| i64_at(p, path).map(|n| n.to_string());
@@ -188,6 +188,7 @@ fn object_key(kind: &str, project: Option<i64>, p: &Value) -> String {
         "push" | "tag_push" => Some(format!("push:{project}")),
         "deployment" => id(&["deployment_id"]).map(|d| format!("deployment:{project}:{d}")),
         "release" => str_at(p, &["tag"]).map(|t| format!("release:{project}:{t}")),
+        "issue" => id(&["object_attributes", "iid"]).map(|iid| format!("issue:{project}:{iid}")),
         _ => None,
     };
     specific.unwrap_or_else(|| format!("{kind}:{project}"))

@@ -1,13 +1,15 @@
 //! Links work items to merge requests and commits from GitLab events: the MR's title and source branch
 //! (`merge_request` `group/project!iid`), its head commit's message and every pushed commit's message
-//! (`commit` sha). References are `crate::workitems::links`'; short ids (`#1007`) are looked up in the
-//! TAPD workspaces of the products whose components live in the event's project (every mapped workspace
-//! when none does). Idempotent: a link is recorded once, so a redelivered or retried event adds nothing.
+//! (`commit` sha). References are `crate::workitems::links`'; a bare `#12` is the event project's GitLab
+//! issue 12 when Tao holds it (`crate::workitems::sync::link_text_in`), else a TAPD short id looked up in
+//! the TAPD workspaces of the products whose components live in the event's project (every mapped
+//! workspace when none does). Idempotent: a link is recorded once, so a redelivered or retried event adds
+//! nothing.
 
 use super::events::GitLabEvent;
 use super::handlers::{EventHandler, HandlerContext, HandlerFuture, StoredEvent};
 use crate::catalog::Catalog;
-use crate::workitems::sync::{link_text, Via};
+use crate::workitems::sync::{link_text_in, Via};
 
 /// The handler; registered in `Handlers::standard`.
 #[derive(Debug, Clone, Copy)]
@@ -22,26 +24,27 @@ impl EventHandler for WorkItemLinkHandler {
         Box::pin(async move {
             let catalog = (ctx.catalog)();
             let fail = |e: crate::store::StoreError| e.to_string();
+            let pool = &ctx.pool;
             match &event.view {
                 GitLabEvent::MergeRequest(e) => {
                     let Some(path) = e.project.as_ref().and_then(|p| p.path_with_namespace.as_deref()) else {
                         return Ok(());
                     };
                     let ws = workspaces_of(&catalog, path);
-                    if ws.is_empty() {
-                        return Ok(());
-                    }
                     let mr = &e.object_attributes;
                     let target = format!("{path}!{}", mr.iid);
-                    let pool = &ctx.pool;
+                    let link = |text: &'a str, via, kind: &'a str, target: String| {
+                        let ws = ws.clone();
+                        async move { link_text_in(pool, text, via, Some(path), &ws, kind, &target).await }
+                    };
                     if let Some(title) = &mr.title {
-                        link_text(pool, title, Via::Title, &ws, "merge_request", &target).await.map_err(fail)?;
+                        link(title, Via::Title, "merge_request", target.clone()).await.map_err(fail)?;
                     }
                     if let Some(branch) = &mr.source_branch {
-                        link_text(pool, branch, Via::Branch, &ws, "merge_request", &target).await.map_err(fail)?;
+                        link(branch, Via::Branch, "merge_request", target.clone()).await.map_err(fail)?;
                     }
                     if let Some((Some(sha), Some(message))) = mr.last_commit.as_ref().map(|c| (&c.id, &c.message)) {
-                        link_text(pool, message, Via::CommitMessage, &ws, "commit", sha).await.map_err(fail)?;
+                        link(message, Via::CommitMessage, "commit", sha.clone()).await.map_err(fail)?;
                     }
                 }
                 GitLabEvent::Push(e) if !e.is_deletion() => {
@@ -49,12 +52,9 @@ impl EventHandler for WorkItemLinkHandler {
                         return Ok(());
                     };
                     let ws = workspaces_of(&catalog, path);
-                    if ws.is_empty() {
-                        return Ok(());
-                    }
                     for c in &e.commits {
                         if let Some(message) = &c.message {
-                            link_text(&ctx.pool, message, Via::CommitMessage, &ws, "commit", &c.id)
+                            link_text_in(pool, message, Via::CommitMessage, Some(path), &ws, "commit", &c.id)
                                 .await
                                 .map_err(fail)?;
                         }

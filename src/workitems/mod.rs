@@ -1,22 +1,28 @@
-//! Work items: TAPD stories and bugs (and, later, GitLab issues) in one model, with the history of their
-//! states, and the references that link them to merge requests and commits.
+//! Work items: TAPD stories and bugs and GitLab issues in one model, with the history of their states,
+//! and the references that link them to merge requests and commits.
 //!
 //! Owns the [`WorkItem`] model and its [`Kind`]s, [`StateChange`]s, the pure reference extraction of
 //! [`links`] (`#1007`, `--story=1007`, TAPD long ids), the TAPD REST client ([`tapd`]) and the sync that
-//! fills the store from it ([`sync`]). What is stored and how is `store::workitem`'s; which product and
-//! version a TAPD workspace and iteration mean is the catalog's (`tapd:` on a product).
+//! fills the store from it ([`sync`]), and GitLab issues: their mapping ([`gitlab`]) and their backfill
+//! through the API ([`gitlab_sync`]; webhooks are handled by `crate::gitlab::workitem_issues`). What is
+//! stored and how is `store::workitem`'s; which product and version a TAPD workspace and iteration, or a
+//! GitLab project and milestone, mean is the catalog's (`tapd:` on a product, `project:` on a component).
 //!
 //! Times are epoch milliseconds like everywhere in the store; TAPD's zone-less datetimes are read as
-//! Asia/Shanghai (UTC+8), the zone TAPD runs in ([`tapd::parse_time`]).
+//! Asia/Shanghai (UTC+8), the zone TAPD runs in ([`tapd::parse_time`]); GitLab's carry their zone.
 
+pub mod gitlab;
+pub mod gitlab_sync;
 pub mod links;
 pub mod sync;
 pub mod tapd;
 
 use serde::Serialize;
 
-/// Where a work item comes from.
+/// Where a work item comes from: TAPD.
 pub const SOURCE_TAPD: &str = "tapd";
+/// Where a work item comes from: GitLab issues.
+pub const SOURCE_GITLAB: &str = "gitlab";
 
 /// What a work item is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -56,11 +62,11 @@ impl Kind {
 pub struct WorkItem {
     /// `tapd` (or `gitlab` for issues).
     pub source: String,
-    /// The source's id: TAPD's long id (a string of 19 digits, kept as text).
+    /// The source's id: TAPD's long id (a string of 19 digits, kept as text), GitLab's global issue id.
     pub id: String,
     /// TAPD workspace id (or GitLab project path).
     pub workspace: String,
-    /// The short id people write (`#1007`), when the source has one.
+    /// The short id people write (`#1007`), when the source has one (GitLab: the issue's `iid`).
     pub short_id: Option<String>,
     /// Story, bug or task.
     pub kind: Kind,
@@ -68,19 +74,19 @@ pub struct WorkItem {
     pub title: String,
     /// The source's state, as it spells it (`planning`, `status_3`, `resolved`, …).
     pub state: String,
-    /// Owners as the source lists them (TAPD: `a;b;`).
+    /// Owners as the source lists them (TAPD: `a;b;`; GitLab: assignees' usernames, `a;b`).
     pub owner: Option<String>,
-    /// The iteration (TAPD iteration id), when planned into one.
+    /// The iteration (TAPD iteration id, GitLab milestone id), when planned into one.
     pub iteration_id: Option<String>,
     /// Product mapped from the workspace, when the catalog maps it.
     pub product: Option<String>,
-    /// Product version mapped from the iteration's name, when it matches the product's pattern.
+    /// Product version mapped from the iteration's (milestone's) name, when it matches the product's pattern.
     pub version: Option<String>,
     /// Created, epoch ms.
     pub created_at: i64,
     /// Last modified at the source, epoch ms.
     pub modified_at: i64,
-    /// Completed (TAPD `completed`, or `resolved`/`closed` of a bug), epoch ms.
+    /// Completed (TAPD `completed`, or `resolved`/`closed` of a bug; GitLab `closed_at`), epoch ms.
     pub completed_at: Option<i64>,
 }
 
@@ -95,18 +101,18 @@ pub struct StateChange {
     pub author: Option<String>,
 }
 
-/// An iteration (TAPD 迭代): what a product version is planned as.
+/// An iteration (TAPD 迭代, GitLab milestone): what a product version is planned as.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Iteration {
-    /// `tapd`.
+    /// `tapd` or `gitlab`.
     pub source: String,
     /// The iteration's id.
     pub id: String,
-    /// TAPD workspace id.
+    /// TAPD workspace id, or the GitLab project path the milestone was seen in.
     pub workspace: String,
     /// Its name, e.g. `v1.1.0` or `迭代2`.
     pub name: String,
-    /// `open` or `done`.
+    /// `open` or `done` (TAPD), `active` or `closed` (GitLab).
     pub status: String,
     /// Product version its name maps to, when it matches the product's pattern.
     pub version: Option<String>,

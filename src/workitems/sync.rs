@@ -1,6 +1,6 @@
 //! The TAPD sync: per product with a `tapd:` mapping, its workspace's iterations, stories and bugs since
 //! the stored cursor, the status history of every item fetched, into the store; and the recording of
-//! links found in MR titles, branches and commit messages.
+//! links found in MR titles, branches and commit messages (to TAPD items and to GitLab issues).
 //!
 //! # Order and cursors
 //!
@@ -387,9 +387,9 @@ impl Via {
     }
 }
 
-/// Links every work item `text` refers to (long ids anywhere; short ids within `workspaces`) to `target`
-/// (`target_kind` `merge_request` with `group/project!iid`, or `commit` with a sha). Returns the links that
-/// were new.
+/// Links every TAPD work item `text` refers to (long ids anywhere; short ids within `workspaces`) to
+/// `target` (`target_kind` `merge_request` with `group/project!iid`, or `commit` with a sha). Returns the
+/// links that were new.
 pub async fn link_text(
     pool: &Pool,
     text: &str,
@@ -398,9 +398,37 @@ pub async fn link_text(
     target_kind: &str,
     target: &str,
 ) -> Result<Vec<Link>, StoreError> {
+    link_text_in(pool, text, via, None, workspaces, target_kind, target).await
+}
+
+/// Like [`link_text`], for text written in GitLab project `project` when given: a bare `#12` there means
+/// that project's issue 12 (GitLab's own meaning) when Tao holds it, and is looked up in the TAPD
+/// `workspaces` only when it does not. Keyword forms (`--story=12`, `story-12`) and long ids are TAPD's.
+pub async fn link_text_in(
+    pool: &Pool,
+    text: &str,
+    via: Via,
+    project: Option<&str>,
+    workspaces: &[String],
+    target_kind: &str,
+    target: &str,
+) -> Result<Vec<Link>, StoreError> {
     let mut new = Vec::new();
     for r in extract(text) {
+        let issues = match (&r, project) {
+            (Reference::Short { kind: None, id }, Some(p)) => {
+                let filter = store::workitem::ItemFilter {
+                    source: Some(super::SOURCE_GITLAB.into()),
+                    workspace: Some(p.to_string()),
+                    short_id: Some(id.clone()),
+                    ..Default::default()
+                };
+                store::workitem::list(pool, &filter).await?
+            }
+            _ => Vec::new(),
+        };
         let items = match &r {
+            _ if !issues.is_empty() => issues,
             Reference::Long(id) => store::workitem::item(pool, SOURCE_TAPD, id).await?.into_iter().collect(),
             Reference::Short { kind, id } => {
                 let mut found = Vec::new();

@@ -59,6 +59,9 @@ fn typed_views_parse_every_relevant_fixture() {
                 d.deployment_id == 15 && d.environment.as_deref() == Some("staging")
             }
             ("release", GitLabEvent::Release(r)) => r.tag == "1.0.0" && r.action.as_deref() == Some("create"),
+            ("issue", GitLabEvent::Issue(i)) => {
+                i.object_attributes.iid == Some(23) && i.object_attributes.action.as_deref() == Some("open")
+            }
             (_, GitLabEvent::Other(_)) => {
                 acted_on -= 1;
                 true
@@ -68,9 +71,9 @@ fn typed_views_parse_every_relevant_fixture() {
         acted_on += 1;
         assert!(ok, "{file}: unexpected view {view:?}");
     }
-    assert_eq!(acted_on, 14, "every fixture of a kind Tao acts on has a typed view");
+    assert_eq!(acted_on, 15, "every fixture of a kind Tao acts on has a typed view");
     // Tolerant of missing fields: an empty object parses as every kind.
-    for kind in ["push", "tag_push", "merge_request", "note", "pipeline", "build", "deployment", "release"] {
+    for kind in ["push", "tag_push", "merge_request", "note", "pipeline", "build", "deployment", "release", "issue"] {
         GitLabEvent::parse(kind, &serde_json::json!({})).unwrap_or_else(|e| panic!("{kind}: {e}"));
     }
 }

@@ -19,6 +19,7 @@ mod event_store;
 mod events;
 mod exec;
 mod gitlab;
+mod gitlab_issues;
 mod gitlab_mr;
 mod gitlab_repo;
 mod lead_time;

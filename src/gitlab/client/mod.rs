@@ -3,7 +3,8 @@
 //!
 //! Layout: this file holds the transport (auth, `send`, pagination, errors) and the user, project,
 //! hook and job-token calls; `repo` (project settings, branches, tags, protected refs, compare,
-//! members), `merge_request` (MRs, notes, commit statuses, status check responses), `ci`
+//! members), `merge_request` (MRs, notes, commit statuses, status check responses), `issue` (issues,
+//! milestones, issue state events), `ci`
 //! (deployments, pipelines, and their types) add the other calls; `types` holds the other serde types.
 //! Every type is re-exported here, so callers name them `client::Branch`, `client::Note`, …
 //!
@@ -34,11 +35,13 @@ use serde_json::Value;
 use crate::config::Secret;
 
 mod ci;
+mod issue;
 mod merge_request;
 mod repo;
 mod types;
 
 pub use ci::{Deployment, DeploymentStatus, EnvironmentRef, NewDeployment, Pipeline};
+pub use issue::{Issue, IssueQuery, Milestone, Page, ResourceStateEvent, UserBrief, MAX_PER_PAGE};
 pub use merge_request::Upload;
 pub use types::*;
 
@@ -278,19 +281,27 @@ impl GitLabClient {
         loop {
             let url = format!("{}{path}{joiner}per_page=100&page={page}", self.api);
             let response = self.send(call, Idempotent::Yes, || self.authed(self.http.get(&url))).await?;
-            let next = response
-                .headers()
-                .get("x-next-page")
-                .and_then(|v| v.to_str().ok())
-                .map(str::trim)
-                .filter(|v| !v.is_empty())
-                .map(str::to_string);
+            let next = next_page(&response);
             out.extend(decode::<Vec<T>>(call, response).await?);
             match next {
                 Some(n) if n != page => page = n,
                 _ => return Ok(out),
             }
         }
+    }
+
+    /// One page of a list at `path` (which carries `page` and `per_page`), with `X-Next-Page`.
+    async fn get_page<T: DeserializeOwned>(
+        &self,
+        call: &'static str,
+        path: &str,
+    ) -> Result<issue::Page<T>, GitLabError> {
+        let url = format!("{}{path}", self.api);
+        let response = self.send(call, Idempotent::Yes, || self.authed(self.http.get(&url))).await?;
+        let next_page = next_page(&response)
+            .map(|v| v.parse::<u32>().map_err(|_| GitLabError::Decode { call, detail: format!("X-Next-Page {v:?}") }))
+            .transpose()?;
+        Ok(issue::Page { items: decode(call, response).await?, next_page })
     }
 
     fn authed(&self, rb: reqwest::RequestBuilder) -> reqwest::RequestBuilder {
@@ -340,6 +351,12 @@ fn hook_body(url: &str, token: &Secret, events: &HookEvents) -> Value {
     body["token"] = Value::String(token.expose().to_string());
     body["enable_ssl_verification"] = Value::Bool(url.starts_with("https://"));
     body
+}
+
+/// GitLab's `X-Next-Page`: the next page's number, absent or empty on the last page.
+fn next_page(r: &reqwest::Response) -> Option<String> {
+    let v = r.headers().get("x-next-page")?.to_str().ok()?.trim();
+    (!v.is_empty()).then(|| v.to_string())
 }
 
 fn retry_after(r: &reqwest::Response) -> Option<Duration> {

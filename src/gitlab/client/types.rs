@@ -98,6 +98,8 @@ pub struct HookEvents {
     pub deployment_events: bool,
     /// Releases.
     pub releases_events: bool,
+    /// Issues (work items).
+    pub issues_events: bool,
 }
 
 /// A project hook as GitLab shows it (never with its secret).

@@ -488,7 +488,7 @@ pub fn note_hook(w: &World, p: &Project, mr: &MergeRequest, n: &Note) -> Value {
     v
 }
 
-fn hook_project(p: &Project) -> Value {
+pub(super) fn hook_project(p: &Project) -> Value {
     let full = project_json(p);
     json!({
         "id": p.id, "name": full["name"], "path_with_namespace": p.path, "namespace": full["namespace"]["full_path"],

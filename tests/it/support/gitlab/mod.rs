@@ -2,18 +2,19 @@
 //!
 //! Tao's production client points at it (`TAO_GITLAB_URL`). The world model (`world`: users and their
 //! tokens, projects with settings, hooks, commits, branches, tags, protected refs, merge requests,
-//! notes, commit statuses, status check answers, members, deployments, pipelines, Markdown uploads; CI
-//! jobs with job tokens) is read and changed by handlers (`project`, `repo`, `merge_request`, `upload`)
-//! that answer with GitLab's field names (copied from `tests/fixtures/gitlab/api/`), status codes, auth
-//! headers (`PRIVATE-TOKEN`, `Authorization: Bearer`, `JOB-TOKEN`) and pagination headers (`X-Total`,
+//! notes, commit statuses, status check answers, members, deployments, pipelines, Markdown uploads,
+//! issues, milestones; CI jobs with job tokens) is read and changed by handlers (`project`, `repo`,
+//! `merge_request`, `upload`, `issue`) that answer with GitLab's field names (copied from
+//! `tests/fixtures/gitlab/api/`), status codes, auth headers (`PRIVATE-TOKEN`, `Authorization: Bearer`,
+//! `JOB-TOKEN`) and pagination headers (`X-Total`,
 //! `X-Next-Page`, `Link`). A request the double does not know is answered 501 and fails the test when
 //! the double is dropped.
 //!
 //! Tests arrange the world through helpers (`add_project`, `push`, `add_member`, …), queue faults
 //! (429 with `Retry-After`, 5xx, or a lost answer after the change was made), and assert on the world
 //! and on the recorder (every request with its body). The double also *sends* webhooks the way GitLab
-//! does: `open_merge_request` and `comment` change the world and notify every subscribed hook, with the
-//! hook's secret and GitLab's headers, so a test reads as a story.
+//! does: `open_merge_request`, `comment` and `open_issue`/`close_issue`/… change the world and notify every
+//! subscribed hook, with the hook's secret and GitLab's headers, so a test reads as a story.
 
 /// Resolves the caller's access to a project, or answers with GitLab's refusal (shared by the route
 /// modules below; textual scope makes it visible in them).
@@ -36,6 +37,7 @@ macro_rules! body {
     };
 }
 
+mod issue;
 mod merge_request;
 mod project;
 mod repo;
@@ -53,6 +55,7 @@ use axum::routing::{get, post, put};
 use axum::Router;
 use serde_json::{json, Value};
 
+pub use issue::{iso, NewIssue};
 pub use merge_request::note_hook;
 use world::{message, now, Job, User};
 pub use world::{Commit, Fault, Hook, MergeRequest, Note, Project, Recorded, World};
@@ -81,6 +84,7 @@ impl Drop for GitLabDouble {
 pub const ROOT_TOKEN: &str = "glpat-root-token";
 
 fn router(world: Shared) -> Router {
+    use issue as i;
     use merge_request as m;
     use project as p;
     use repo as r;
@@ -107,6 +111,9 @@ fn router(world: Shared) -> Router {
         )
         .route("/projects/{project}/protected_tags", get(r::list_protected_tags).post(r::protect_tag))
         .route("/projects/{project}/protected_tags/{name}", get(r::show_protected_tag).delete(r::unprotect_tag))
+        .route("/projects/{project}/issues", get(i::list_issues))
+        .route("/projects/{project}/issues/{iid}/resource_state_events", get(i::list_state_events))
+        .route("/projects/{project}/milestones/{id}", get(i::show_milestone))
         .route("/projects/{project}/merge_requests", get(m::list_mrs))
         .route("/projects/{project}/merge_requests/{iid}", get(m::show_mr))
         .route("/projects/{project}/merge_requests/{iid}/notes", get(m::list_notes).post(m::create_note))
@@ -335,10 +342,18 @@ impl GitLabDouble {
         let mut statuses = Vec::new();
         for hook in hooks {
             let key = format!("{:032x}", rand::random::<u128>());
+            self.world().deliveries.push((event.to_string(), bytes.clone(), key.clone()));
             let r = send_webhook(&hook.url, &hook.token, event, &bytes, Some(&key), &hook.uuid).await;
             statuses.push(r.status().as_u16());
         }
         statuses
+    }
+
+    /// Sends the last webhook of a new event again, with the same `Idempotency-Key` (GitLab's resend
+    /// from the hook's history). Returns the statuses.
+    pub async fn redeliver_last(&self, project: &str) -> Vec<u16> {
+        let (event, body, key) = self.world().deliveries.last().cloned().expect("a delivery to resend");
+        self.deliver(project, &event, &body, &key).await
     }
 
     /// A developer opens a merge request from `source` (pushed already) into `target`: the MR appears

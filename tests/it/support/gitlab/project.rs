@@ -153,7 +153,7 @@ pub(super) async fn list_hooks(
     paginated(&format!("/api/v4/projects/{project}/hooks"), all, &q)
 }
 
-const HOOK_EVENTS: [&str; 8] = [
+const HOOK_EVENTS: [&str; 9] = [
     "push_events",
     "tag_push_events",
     "merge_requests_events",
@@ -162,6 +162,7 @@ const HOOK_EVENTS: [&str; 8] = [
     "job_events",
     "deployment_events",
     "releases_events",
+    "issues_events",
 ];
 
 /// Reads a hook body as GitLab does: `url` required, events default to push only.

@@ -1,4 +1,4 @@
-//! The double's world model (users, projects and everything in them, CI jobs), GitLab's rules for who
+//! The double's world model (users, projects and everything in them, CI jobs, a clock), GitLab's rules for who
 //! may see and change it, and its JSON renderings, shaped like `tests/fixtures/gitlab/api/`.
 //!
 //! Handlers (`project`, `repo`, `merge_request`) read and change it under one lock; nothing here
@@ -246,6 +246,10 @@ pub struct Project {
     pub trigger_tokens: Vec<String>,
     /// Files uploaded for Markdown.
     pub uploads: Vec<super::upload::Upload>,
+    /// Issues.
+    pub issues: Vec<super::issue::Issue>,
+    /// Milestones.
+    pub milestones: Vec<super::issue::Milestone>,
 }
 
 impl Project {
@@ -353,7 +357,10 @@ pub struct World {
     pub requests: Vec<Recorded>,
     /// Requests the double does not know.
     pub unexpected: Vec<String>,
+    /// Webhooks sent for new events, in order: (`X-Gitlab-Event`, body, `Idempotency-Key`).
+    pub deliveries: Vec<(String, Vec<u8>, String)>,
     next_id: i64,
+    clock: i64,
 }
 
 impl World {
@@ -361,6 +368,12 @@ impl World {
     pub fn next_id(&mut self) -> i64 {
         self.next_id += 1;
         self.next_id
+    }
+
+    /// The next time of the world's clock, epoch ms: a minute later each call, from 2024-03-01T10:00:00Z.
+    pub fn tick(&mut self) -> i64 {
+        self.clock += 1;
+        1_709_287_200_000 + self.clock * 60_000
     }
 
     /// A project by id or `group/project`.
