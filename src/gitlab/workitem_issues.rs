@@ -11,7 +11,7 @@ use super::client::{GitLabError, ProjectId};
 use super::events::GitLabEvent;
 use super::handlers::{EventHandler, HandlerContext, HandlerFuture, StoredEvent};
 use crate::store;
-use crate::workitems::gitlab::{iteration, record, work_item, IssueFacts};
+use crate::workitems::gitlab::{bug_versions, iteration, record, work_item, IssueFacts};
 use crate::workitems::{StateChange, SOURCE_GITLAB};
 
 /// The handler; registered in `Handlers::standard`.
@@ -35,7 +35,8 @@ impl EventHandler for IssueHandler {
             let item = work_item(&facts, &catalog, &ctx.issue_rules, title.as_deref());
             let author = e.user.as_ref().and_then(|u| u.username.clone());
             let state = StateChange { state: item.state.clone(), at: item.modified_at, author };
-            let added = record(&ctx.pool, &item, &[state]).await.map_err(|e| e.to_string())?;
+            let bug = bug_versions(&facts, &catalog, &item);
+            let added = record(&ctx.pool, &item, bug, &[state]).await.map_err(|e| e.to_string())?;
             tracing::debug!(
                 delivery = %event.row.delivery_id,
                 project = %facts.project,

@@ -266,12 +266,36 @@ pub fn iteration(catalog: &Catalog, project: &str, id: i64, title: &str, state: 
     }
 }
 
-/// Stores `item` unless the store holds a newer version of it (a late webhook must not undo a sync),
-/// then records `states` as transitions (see the module header). Returns how many states were new.
-pub async fn record(pool: &Pool, item: &WorkItem, states: &[StateChange]) -> Result<u64, StoreError> {
+/// The product versions a bug issue was found in (a scoped label `found::1.1.0`, read like milestone
+/// titles) and fixed in (its milestone's version, once closed); `None` for other kinds.
+pub fn bug_versions(f: &IssueFacts, catalog: &Catalog, item: &WorkItem) -> Option<(Option<String>, Option<String>)> {
+    if item.kind != Kind::Bug {
+        return None;
+    }
+    let product = item.product.as_deref()?;
+    let found = f.labels.iter().find_map(|l| {
+        let (scope, value) = l.rsplit_once("::")?;
+        scope.trim().eq_ignore_ascii_case("found").then(|| version_of(catalog, product, value.trim())).flatten()
+    });
+    let fixed = item.completed_at.and(item.version.clone());
+    Some((found, fixed))
+}
+
+/// Stores `item` (with its `bug` versions, from [`bug_versions`]) unless the store holds a newer version
+/// of it (a late webhook must not undo a sync), then records `states` as transitions (see the module
+/// header). Returns how many states were new.
+pub async fn record(
+    pool: &Pool,
+    item: &WorkItem,
+    bug: Option<(Option<String>, Option<String>)>,
+    states: &[StateChange],
+) -> Result<u64, StoreError> {
     let stored = store::workitem::item(pool, &item.source, &item.id).await?;
     if stored.is_none_or(|s| s.modified_at <= item.modified_at) {
         store::workitem::upsert_item(pool, item).await?;
+        if let Some((found, fixed)) = bug {
+            store::workitem::set_bug_versions(pool, item, found.as_deref(), fixed.as_deref()).await?;
+        }
     }
     let history = store::workitem::history(pool, &item.source, &item.id).await?;
     let new = transitions(&history, states);
@@ -429,5 +453,23 @@ mod tests {
         let got = transitions(&history, &[s("closed", 25), s("closed", 20), s("opened", 30), s("closed", 40)]);
         assert_eq!(got, [s("opened", 30), s("closed", 40)]);
         assert_eq!(transitions(&[], &[s("opened", 1), s("opened", 2), s("doing", 3)]), [s("opened", 1), s("doing", 3)]);
+    }
+
+    #[test]
+    fn bugs_are_found_in_their_found_label_and_fixed_in_their_milestone_once_closed() {
+        let rules = IssueRules::default();
+        let c = catalog();
+        let mut f = facts(&["bug", "found::v1.0.0"], None);
+        f.milestone_title = Some("v1.1.0".into());
+        let open = work_item(&f, &c, &rules, None);
+        assert_eq!(bug_versions(&f, &c, &open), Some((Some("1.0.0".into()), None)));
+        f.closed = true;
+        f.closed_at = Some(5);
+        let closed = work_item(&f, &c, &rules, None);
+        assert_eq!(bug_versions(&f, &c, &closed), Some((Some("1.0.0".into()), Some("1.1.0".into()))));
+        let story = facts(&["found::1.0.0"], None);
+        assert_eq!(bug_versions(&story, &c, &work_item(&story, &c, &rules, None)), None);
+        let odd = facts(&["bug", "found::someday"], None);
+        assert_eq!(bug_versions(&odd, &c, &work_item(&odd, &c, &rules, None)), Some((None, None)));
     }
 }

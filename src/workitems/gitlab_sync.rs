@@ -26,7 +26,7 @@ use crate::gitlab::client::{GitLabClient, GitLabError, Issue, IssueQuery, Projec
 use crate::metrics::events::gitlab_time;
 use crate::store::{self, rfc3339, Pool, StoreError};
 
-use super::gitlab::{iteration, record, work_item, IssueError, IssueFacts, IssueRules};
+use super::gitlab::{bug_versions, iteration, record, work_item, IssueError, IssueFacts, IssueRules};
 use super::{StateChange, WorkItem, SOURCE_GITLAB};
 
 /// The cursor kind of issues.
@@ -125,7 +125,8 @@ pub async fn sync_project(
             let item = work_item(&facts, catalog, rules, None);
             let events = client.issue_state_events(&id, issue.iid).await.map_err(gl)?;
             let states = history(issue, &item, &events).map_err(bad)?;
-            report.states_added += record(pool, &item, &states).await?;
+            let bug = bug_versions(&facts, catalog, &item);
+            report.states_added += record(pool, &item, bug, &states).await?;
             newest = newest.max(Some(facts.updated_at));
             report.issues.push(issue.iid);
         }

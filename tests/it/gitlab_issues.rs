@@ -103,7 +103,7 @@ async fn webhooks(db: TestDb) {
     let app = app_with_hook(db, &double).await;
     let new = NewIssue {
         title: "Login fails on Safari".into(),
-        labels: vec!["BUG".into(), "frontend".into()],
+        labels: vec!["BUG".into(), "frontend".into(), "found::1.0.0".into()],
         assignees: vec![dev],
         milestone: Some(v110),
         ..Default::default()
@@ -111,10 +111,17 @@ async fn webhooks(db: TestDb) {
     let (iid, answers) = double.open_issue(PROJECT, alice, new).await;
     assert_eq!(answers, [200]);
     settled(&app).await;
+    let row = |v: &str, found, fixed, open| ("monitor".to_string(), v.to_string(), found, fixed, open);
+    assert_eq!(workitem::bugs_per_version(&app.pool).await.unwrap(), [row("1.0.0", 1, 0, 1)]);
     assert_eq!(double.close_issue(PROJECT, iid, dev).await, [200]);
     settled(&app).await;
+    // Closed: fixed in its milestone's version.
+    let mut bugs = workitem::bugs_per_version(&app.pool).await.unwrap();
+    bugs.sort();
+    assert_eq!(bugs, [row("1.0.0", 1, 0, 0), row("1.1.0", 0, 1, 0)]);
     assert_eq!(double.reopen_issue(PROJECT, iid, alice).await, [200]);
     settled(&app).await;
+    assert_eq!(workitem::bugs_per_version(&app.pool).await.unwrap(), [row("1.0.0", 1, 0, 1)]);
 
     let issue = double.issue(PROJECT, iid);
     let item = workitem::item(&app.pool, SOURCE_GITLAB, &issue.id.to_string()).await.unwrap().expect("work item");
