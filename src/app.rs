@@ -160,7 +160,7 @@ impl App {
         let state = HttpState { services: services.clone(), open_read: settings.open_read, ci };
         let queue = EventQueue::default();
         let intake = http::webhook::Intake {
-            pool: services.pool().clone(),
+            writer: crate::store::intake::EventWriter::new(services.pool().clone()),
             secrets: std::sync::Arc::new(settings.gitlab_webhook_secrets.clone()),
             max_body: settings.webhook_max_body,
             queue: queue.clone(),

@@ -169,6 +169,9 @@ impl Worker {
             if *shutdown.borrow() || tokio::time::Instant::now() >= deadline {
                 break;
             }
+            // Handling is CPU work between awaits; let the intake (and anything else waiting for this
+            // runtime thread) run between events, so acks never queue behind a whole batch.
+            tokio::task::yield_now().await;
         }
         outcomes.release = rows.map(|r| EventId(r.id)).collect();
         outcomes

@@ -20,14 +20,15 @@ use super::error::ApiError;
 use crate::config::Secret;
 use crate::gitlab::webhook::{self, DeliveryHeaders, RejectReason};
 use crate::gitlab::worker::EventQueue;
-use crate::store::event::{self, Inserted};
-use crate::store::{now_ms, Pool};
+use crate::store::event::Inserted;
+use crate::store::intake::EventWriter;
+use crate::store::now_ms;
 
 /// What the intake needs.
 #[derive(Debug, Clone)]
 pub struct Intake {
-    /// The store.
-    pub pool: Pool,
+    /// Stores deliveries (grouped into shared transactions on SQLite: `store::intake`).
+    pub writer: EventWriter,
     /// Accepted `X-Gitlab-Token` values.
     pub secrets: std::sync::Arc<Vec<Secret>>,
     /// Body limit, bytes.
@@ -79,16 +80,17 @@ async fn receive(State(intake): State<Intake>, headers: HeaderMap, body: Body) -
         Ok(new) => new,
         Err(reason) => return reject(StatusCode::BAD_REQUEST, "bad_request", &reason).into_response(),
     };
-    match event::insert(&intake.pool, &new).await {
+    let (delivery, kind) = (new.delivery_id.as_str().to_string(), new.kind.clone());
+    match intake.writer.insert(new).await {
         Ok(Inserted::Stored(id)) => {
             crate::metrics::webhook_delivery("stored");
             intake.queue.wake();
-            tracing::info!(delivery = new.delivery_id.as_str(), event = id.0, kind = %new.kind, "webhook stored");
+            tracing::info!(%delivery, event = id.0, %kind, "webhook stored");
             (StatusCode::OK, Json(json!({ "status": "stored", "id": id.0 }))).into_response()
         }
         Ok(Inserted::Duplicate) => {
             crate::metrics::webhook_delivery("duplicate");
-            tracing::info!(delivery = new.delivery_id.as_str(), "webhook redelivery acknowledged, already stored");
+            tracing::info!(%delivery, "webhook redelivery acknowledged, already stored");
             (StatusCode::OK, Json(json!({ "status": "duplicate" }))).into_response()
         }
         // Not stored: answer 5xx so GitLab counts a failure (an ack would lose the delivery).

@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod change;
 pub mod deployed;
 pub mod event;
+pub mod intake;
 pub mod migrate;
 pub mod notify;
 pub mod policy;
@@ -99,6 +100,31 @@ pub fn describe_url(url: &str) -> String {
     }
 }
 
+/// How often the background checkpointer copies the SQLite WAL into the database.
+const CHECKPOINT_EVERY: Duration = Duration::from_millis(250);
+
+/// SQLite's WAL checkpoints, off the write path: SQLite's automatic checkpoint runs inside the commit that
+/// pushed the WAL past its threshold, so that commit (and every request waiting behind it, e.g. a batch
+/// of webhook deliveries) waits for the copy. Here a `PASSIVE` checkpoint (it never blocks writers or
+/// readers) runs every [`CHECKPOINT_EVERY`] on a pooled connection, until the pool is closed. When the
+/// last connection closes, SQLite checkpoints whatever is left, as always.
+async fn checkpoints(pool: sqlx::SqlitePool) {
+    let mut tick = tokio::time::interval(CHECKPOINT_EVERY);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        if pool.is_closed() {
+            break;
+        }
+        if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").execute(&pool).await {
+            if pool.is_closed() {
+                break;
+            }
+            tracing::warn!(error = %e, "SQLite checkpoint failed; retrying");
+        }
+    }
+}
+
 impl Pool {
     /// Connects to `url` (`sqlite://path`, `sqlite:path` or `postgres://…`), creating a SQLite file if
     /// missing. Does not migrate: call [`migrate::run`].
@@ -118,11 +144,17 @@ impl Pool {
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
                 .foreign_keys(true)
-                .busy_timeout(Duration::from_secs(10));
+                .busy_timeout(Duration::from_secs(10))
+                // Checkpoints run in the background (see `checkpoints`), not in the connection that
+                // happens to commit when the WAL passes 1000 pages; the WAL is cut back to 64 MiB when
+                // it restarts.
+                .pragma("wal_autocheckpoint", "0")
+                .pragma("journal_size_limit", "67108864");
             // No liveness ping on every acquire (sqlx's default): a connection to a local file does not go
             // stale, and the ping is a round trip to the connection's thread before every query.
             let pool =
                 SqlitePoolOptions::new().max_connections(4).test_before_acquire(false).connect_with(opts).await?;
+            tokio::spawn(checkpoints(pool.clone()));
             Ok(Pool::Sqlite(pool))
         } else {
             Err(StoreError::BadUrl(url.to_string()))

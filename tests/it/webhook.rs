@@ -176,6 +176,48 @@ async fn redeliveries(db: TestDb) {
 }
 both_backends!(same_delivery_id_is_stored_once, redeliveries);
 
+/// 40 deliveries, each sent three times at once (120 concurrent requests; on SQLite they are stored in
+/// shared transactions): every request is acknowledged, each delivery id is stored once with its own
+/// payload, and exactly one of its three answers says `stored`, with the row's id.
+async fn concurrent(db: TestDb) {
+    let app = spawn_app_with(db, with_secret).await;
+    let url = hook_url(&app.base);
+    let mut push: serde_json::Value = serde_json::from_slice(&webhook_fixture("push.json")).unwrap();
+    let mut sends = Vec::new();
+    for n in 0..40 {
+        push["checkout_sha"] = format!("{n:040x}").into();
+        let body = serde_json::to_vec(&push).unwrap();
+        for _ in 0..3 {
+            let (url, body, key) = (url.clone(), body.clone(), format!("concurrent-{n}"));
+            sends.push(tokio::spawn(async move {
+                let r = send_webhook(&url, SECRET, "Push Hook", &body, Some(&key), "hook-1").await;
+                assert_eq!(r.status().as_u16(), 200);
+                (key, r.json::<serde_json::Value>().await.unwrap())
+            }));
+        }
+    }
+    let mut stored = std::collections::HashMap::new();
+    for send in sends {
+        let (key, answer) = send.await.unwrap();
+        if answer["status"] == "stored" {
+            assert!(stored.insert(key, answer["id"].as_i64().unwrap()).is_none(), "one stored answer per delivery");
+        } else {
+            assert_eq!(answer["status"], "duplicate", "{answer}");
+        }
+    }
+    assert_eq!(stored.len(), 40);
+    let rows = all_events(&app.pool).await;
+    assert_eq!(rows.len(), 40);
+    for row in rows {
+        let n: usize = row.delivery_id.as_str().trim_start_matches("concurrent-").parse().unwrap();
+        assert_eq!(stored[row.delivery_id.as_str()], row.id, "the answer carried the row's id");
+        let payload: serde_json::Value = serde_json::from_str(row.payload.as_deref().unwrap()).unwrap();
+        assert_eq!(payload["checkout_sha"], format!("{n:040x}"), "each delivery has its own payload");
+    }
+    app.stop().await;
+}
+both_backends!(concurrent_deliveries_are_each_stored_once_with_their_payload, concurrent);
+
 /// Runs an `App` until the returned sender fires.
 async fn serve(app: App) -> (String, tokio::sync::oneshot::Sender<()>, tokio::task::JoinHandle<anyhow::Result<()>>) {
     let base = format!("http://127.0.0.1:{}", app.port());
