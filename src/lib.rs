@@ -2,8 +2,9 @@
 //!
 //! A team ships a product made of components, each a GitLab project delivered as a container image;
 //! Tao keeps the catalog of products, components and environments as code, records immutable product
-//! versions, deploys them over SSH and Docker through a durable queue, and stores every GitLab event; in
-//! later parts it serves the shared CI standard and enforces branch policy; chat and metrics follow.
+//! versions, deploys them over SSH and Docker through a durable queue, stores every GitLab event, serves
+//! the shared CI standard, enforces branch policy, answers chat (Discord, MR comments) and serves
+//! delivery data (work items, DORA, cumulative flow) to Prometheus, Grafana, pandas and chat.
 //!
 //! # Layout
 //!
@@ -25,12 +26,14 @@
 //!                over SSH: sessions and quoting, remote docker, health gates, fan-out, deploy-images
 //! gitlab/        GitLab client, webhook verification and envelope, typed event views, handlers, workers,
 //!                branch policy on GitLab (MR checks, push/tag guard, audit and apply), work item links and
-//!                issues from events
-//! http/          router, one file per area, one auth extractor, one error mapping; workitems.rs: a release's
-//!                work items and where it is deployed
-//! metrics/       Prometheus exposition, DORA from stored deploys, Grafana Infinity series, PNG charts
+//!                issues from events, change sets of component versions from release tags (lead time)
+//! http/          router, one file per area, one auth extractor, one error mapping; list.rs: every list as
+//!                a JSON array or JSON lines; workitems.rs: a release's work items and where it is deployed
+//! metrics/       Prometheus exposition, DORA from stored deploys and change sets, Grafana Infinity series,
+//!                PNG charts and the pictures of `tao report` and chat
 //! policy/        domain: branch model and merge rules -> Verdict { violations } (pure, table-tested)
-//! store/         Pool (SQLite | PostgreSQL), migrations, one file per aggregate
+//! store/         Pool (SQLite | PostgreSQL; SQLite WAL checkpoints in the background), migrations, one file
+//!                per aggregate; intake.rs: group commit of webhook deliveries on SQLite
 //! urlenc.rs      percent-encoding of URL segments (CLI and GitLab client)
 //! workitems/     work items (TAPD stories and bugs, GitLab issues) with state history; references in MR
 //!                titles, branches and commits (pure); the TAPD client and sync; the GitLab issue mapping

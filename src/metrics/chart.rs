@@ -144,12 +144,14 @@ pub fn dora_chart(
     let notes = dora
         .iter()
         .map(|d| {
-            let restore = match d["time_to_restore_median_s"].as_f64() {
+            let hours = |key: &str| match d[key].as_f64() {
                 Some(s) => format!("{:.1} h", s / 3600.0),
                 None => "n/a".into(),
             };
+            let (restore, lead) = (hours("time_to_restore_median_s"), hours("lead_time_median_s"));
             format!(
-                "{}: {} deployments, {:.2}/day, change failure rate {:.0}%, median time to restore {restore}",
+                "{}: {} deployments, {:.2}/day, change failure rate {:.0}%, median time to restore {restore}, \
+                 median lead time {lead}",
                 d["tier"].as_str().unwrap_or("?"),
                 d["deployments"].as_i64().unwrap_or(0),
                 d["deployment_frequency"].as_f64().unwrap_or(0.0),

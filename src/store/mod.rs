@@ -11,6 +11,7 @@ pub mod catalog;
 pub mod change;
 pub mod deployed;
 pub mod event;
+mod event_page;
 pub mod intake;
 pub mod migrate;
 pub mod notify;

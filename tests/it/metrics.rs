@@ -5,7 +5,7 @@
 use serde_json::Value;
 
 use crate::both_backends;
-use crate::support::{spawn_app, TestApp, TestDb};
+use crate::support::{spawn_app, spawn_app_with, TestApp, TestDb};
 
 const H: i64 = 3_600_000;
 const DAY: i64 = 24 * H;
@@ -53,7 +53,8 @@ async fn get_text(app: &TestApp, path: &str) -> (u16, String, String) {
 }
 
 async fn prometheus_text_reports_the_store(db: TestDb) {
-    let app = spawn_app(db).await;
+    // No deploy workers: the history's queued task must stay queued (a worker would claim it).
+    let app = spawn_app_with(db, |s| s.workers = 0).await;
     history(&app).await;
     let (status, ct, text) = get_text(&app, "/metrics").await;
     assert_eq!(status, 200, "{text}");
@@ -83,7 +84,7 @@ async fn prometheus_text_reports_the_store(db: TestDb) {
 both_backends!(metrics_endpoint_parses_as_prometheus_text, prometheus_text_reports_the_store);
 
 async fn infinity_series_from_stored_deploys(db: TestDb) {
-    let app = spawn_app(db).await;
+    let app = spawn_app_with(db, |s| s.workers = 0).await;
     history(&app).await;
     let window = format!("from={T0}&to={}", T0 + 10 * DAY);
     let r = app.get(&format!("/api/v1/metrics/dora?product=monitor&{window}"), &app.reader).await;
