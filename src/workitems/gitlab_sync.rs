@@ -16,13 +16,17 @@
 //!
 //! # History
 //!
-//! For every issue fetched: `opened` at its creation (GitLab's state events never record it), then each
-//! state event (`closed`; `reopened` recorded as `opened`), then the current state at `updated_at` when it
-//! differs from the last (a workflow label's value): so states an issue passed through between two syncs
-//! are kept. Label changes between syncs (workflow states) are seen by webhooks only.
+//! For every issue fetched, its states replayed from its events: at its creation `opened` (GitLab's state
+//! events never record it), or the workflow label it was created with; then each state event (`closed`;
+//! `reopened` back to open) and each added or removed workflow label (`resource_label_events`, read when a
+//! workflow scope is configured) that changes the state; then the current state at `updated_at` when it
+//! still differs from the last. So the states an issue passed through between two syncs are kept, the
+//! workflow ones included.
 
 use crate::catalog::Catalog;
-use crate::gitlab::client::{GitLabClient, GitLabError, Issue, IssueQuery, ProjectId, ResourceStateEvent};
+use crate::gitlab::client::{
+    GitLabClient, GitLabError, Issue, IssueQuery, ProjectId, ResourceLabelEvent, ResourceStateEvent,
+};
 use crate::metrics::events::gitlab_time;
 use crate::store::{self, rfc3339, Pool, StoreError};
 
@@ -124,7 +128,11 @@ pub async fn sync_project(
             }
             let item = work_item(&facts, catalog, rules, None);
             let events = client.issue_state_events(&id, issue.iid).await.map_err(gl)?;
-            let states = history(issue, &item, &events).map_err(bad)?;
+            let label_events = match rules.workflow_scope {
+                Some(_) => client.issue_label_events(&id, issue.iid).await.map_err(gl)?,
+                None => Vec::new(),
+            };
+            let states = history(issue, &item, &events, &label_events, rules).map_err(bad)?;
             let bug = bug_versions(&facts, catalog, &item);
             report.states_added += record(pool, &item, bug, &states).await?;
             newest = newest.max(Some(facts.updated_at));
@@ -148,27 +156,92 @@ pub async fn sync_project(
     Ok(report)
 }
 
-/// The states of an issue from its creation, state events and current state (see the module header).
-pub fn history(issue: &Issue, item: &WorkItem, events: &[ResourceStateEvent]) -> Result<Vec<StateChange>, IssueError> {
-    let author = issue.author.as_ref().map(|a| a.username.clone());
-    let mut states = vec![StateChange { state: "opened".into(), at: item.created_at, author }];
-    let mut sorted: Vec<&ResourceStateEvent> = events.iter().collect();
-    sorted.sort_by_key(|e| (gitlab_time(&e.created_at), e.id));
-    for e in sorted {
-        let state = match e.state.as_str() {
-            "closed" => "closed",
-            "reopened" | "opened" => "opened",
+/// Label events within this long after an issue's creation are the labels it was created with (GitLab
+/// records them as events a moment after the issue itself).
+const CREATED_WITH: i64 = 1_000;
+
+/// The states of an issue from its creation, state and label events and current state (see the module
+/// header).
+pub fn history(
+    issue: &Issue,
+    item: &WorkItem,
+    events: &[ResourceStateEvent],
+    label_events: &[ResourceLabelEvent],
+    rules: &IssueRules,
+) -> Result<Vec<StateChange>, IssueError> {
+    let time = |field: &'static str, at: &str| {
+        gitlab_time(at).ok_or_else(|| IssueError { field, expected: "an ISO 8601 time", found: format!("{at:?}") })
+    };
+    // (time, id, change, who): state events and workflow-label events, in order.
+    enum Change {
+        Open(bool),
+        Label(String, bool),
+    }
+    let mut changes: Vec<(i64, i64, Change, Option<String>)> = Vec::new();
+    for e in events {
+        let open = match e.state.as_str() {
+            "closed" => false,
+            "reopened" | "opened" => true,
             _ => continue,
         };
-        let at = gitlab_time(&e.created_at).ok_or_else(|| IssueError {
-            field: "resource_state_events[].created_at",
-            expected: "an ISO 8601 time",
-            found: format!("{:?}", e.created_at),
-        })?;
-        states.push(StateChange { state: state.into(), at, author: e.user.as_ref().map(|u| u.username.clone()) });
+        let at = time("resource_state_events[].created_at", &e.created_at)?;
+        changes.push((at, e.id, Change::Open(open), e.user.as_ref().map(|u| u.username.clone())));
+    }
+    for e in label_events {
+        let Some(label) = e.label.as_ref().filter(|l| workflow_value(rules, &l.name).is_some()) else { continue };
+        let at = time("resource_label_events[].created_at", &e.created_at)?;
+        let change = Change::Label(label.name.clone(), e.action == "add");
+        changes.push((at, e.id, change, e.user.as_ref().map(|u| u.username.clone())));
+    }
+    changes.sort_by_key(|(at, id, _, _)| (*at, *id));
+    let (mut open, mut labels) = (true, Vec::<String>::new());
+    let state = |open: bool, labels: &[String]| match open {
+        false => "closed".to_string(),
+        true => labels.iter().find_map(|l| workflow_value(rules, l)).unwrap_or_else(|| "opened".into()),
+    };
+    let author = issue.author.as_ref().map(|a| a.username.clone());
+    let mut rest = changes.into_iter().peekable();
+    let created_with = |c: &(i64, i64, Change, Option<String>)| {
+        c.0 <= item.created_at + CREATED_WITH && matches!(c.2, Change::Label(..))
+    };
+    while let Some((_, _, Change::Label(name, added), _)) = rest.next_if(created_with) {
+        labels.retain(|l| *l != name);
+        if added {
+            labels.push(name);
+        }
+    }
+    let mut states = vec![StateChange { state: state(open, &labels), at: item.created_at, author }];
+    // Changes made at one time (a relabel removes one workflow label and adds another) are one step.
+    while let Some((at, _, change, who)) = rest.next() {
+        let mut step = vec![change];
+        while let Some((_, _, more, _)) = rest.next_if(|c| c.0 == at) {
+            step.push(more);
+        }
+        for change in step {
+            match change {
+                Change::Open(o) => open = o,
+                Change::Label(name, added) => {
+                    labels.retain(|l| *l != name);
+                    if added {
+                        labels.push(name);
+                    }
+                }
+            }
+        }
+        let now = state(open, &labels);
+        if states.last().is_none_or(|s| s.state != now) {
+            states.push(StateChange { state: now, at, author: who });
+        }
     }
     if states.last().is_some_and(|s| s.state != item.state) {
         states.push(StateChange { state: item.state.clone(), at: item.modified_at, author: None });
     }
     Ok(states)
+}
+
+/// The workflow state a label names (`workflow::doing` → `doing`), when it is one.
+fn workflow_value(rules: &IssueRules, label: &str) -> Option<String> {
+    let scope = rules.workflow_scope.as_deref()?;
+    let (s, value) = label.rsplit_once("::")?;
+    (s.trim().eq_ignore_ascii_case(scope) && !value.trim().is_empty()).then(|| value.trim().to_string())
 }

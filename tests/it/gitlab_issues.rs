@@ -1,6 +1,6 @@
 //! GitLab issues as work items, through the GitLab double: issue webhooks (open, close, reopen, a
 //! workflow label) build the item and its state history, redeliveries add nothing; the API backfill
-//! pages, keeps states that happened between syncs and asks only for what changed; `#12` in an MR title
+//! pages, keeps states (closes, reopens, workflow labels) that happened between syncs and asks only for what changed; `#12` in an MR title
 //! links the MR to issue 12 of its project; a release lists the issues planned in its milestone; and
 //! `tao sync gitlab-issues` reports what it did. Store-facing tests run on SQLite and PostgreSQL.
 
@@ -230,6 +230,43 @@ async fn backfill_pages(db: TestDb) {
     assert_eq!(backfill(&pool, &double, 100).await.states_added, 0);
 }
 both_backends!(backfill_pages_and_keeps_states_between_syncs, backfill_pages);
+
+/// Workflow labels changed between two syncs: the backfill replays the label events, so the work item
+/// keeps every workflow state it passed through (created as `todo`, then `doing`, then `review`, closed),
+/// and labels outside the workflow scope change nothing.
+async fn backfill_workflow(db: TestDb) {
+    let pool = db.pool().await;
+    let double = GitLabDouble::start().await;
+    double.add_project(PROJECT);
+    let (dev, _) = double.add_user("dev");
+    let new = NewIssue {
+        title: "Export as CSV".into(),
+        labels: vec!["workflow::todo".into(), "frontend".into()],
+        ..Default::default()
+    };
+    double.open_issue(PROJECT, dev, new).await;
+    assert_eq!(backfill(&pool, &double, 100).await.states_added, 1);
+    double.relabel_issue(PROJECT, 1, dev, &["workflow::doing", "frontend"]).await;
+    double.relabel_issue(PROJECT, 1, dev, &["workflow::doing"]).await;
+    double.relabel_issue(PROJECT, 1, dev, &["workflow::review"]).await;
+    double.close_issue(PROJECT, 1, dev).await;
+    assert_eq!(backfill(&pool, &double, 100).await.states_added, 3);
+    let issue = double.issue(PROJECT, 1);
+    let seen: Vec<(String, i64)> = states(&pool, issue.id).await.into_iter().map(|(s, at, _)| (s, at)).collect();
+    let at = |n: usize| issue.label_events[n].2;
+    // Label events: 0-1 at creation, 2-3 doing, 4 frontend removed, 5-6 review; then the close.
+    assert_eq!(
+        seen,
+        [
+            ("todo".to_string(), issue.created_at),
+            ("doing".into(), at(2)),
+            ("review".into(), at(5)),
+            ("closed".into(), issue.state_events[0].2),
+        ]
+    );
+    assert_eq!(backfill(&pool, &double, 100).await.states_added, 0);
+}
+both_backends!(backfill_replays_workflow_labels_between_syncs, backfill_workflow);
 
 async fn mr_links(db: TestDb) {
     let double = GitLabDouble::start().await;

@@ -1,9 +1,10 @@
-//! Issues, their milestones and their state events (`GET /projects/:id/issues`, `…/milestones/:id`,
-//! `…/issues/:iid/resource_state_events`), and the types of those answers. Only HTTP calls and shapes;
-//! what an issue means as a work item is `crate::workitems::gitlab`'s.
+//! Issues, their milestones, state and label events (`GET /projects/:id/issues`, `…/milestones/:id`,
+//! `…/issues/:iid/resource_state_events`, `…/resource_label_events`), and the types of those answers.
+//! Only HTTP calls and shapes; what an issue means as a work item is `crate::workitems::gitlab`'s.
 //!
-//! Field names follow GitLab's Issues, Milestones and Resource state events API documentation. In REST
-//! answers `labels` are plain names (webhooks send objects); times are ISO 8601 (`2024-03-01T10:00:00.000Z`).
+//! Field names follow GitLab's Issues, Milestones, Resource state events and Resource label events API
+//! documentation. In REST answers `labels` are plain names (webhooks send objects); times are ISO 8601
+//! (`2024-03-01T10:00:00.000Z`).
 
 use serde::{Deserialize, Serialize};
 
@@ -114,6 +115,33 @@ pub struct ResourceStateEvent {
     pub state: String,
 }
 
+/// A label added to or removed from an issue (`GET …/issues/:iid/resource_label_events`).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct ResourceLabelEvent {
+    /// Id.
+    pub id: i64,
+    /// Who changed it.
+    #[serde(default)]
+    pub user: Option<UserBrief>,
+    /// When.
+    pub created_at: String,
+    /// The label (`null` when it was deleted since).
+    #[serde(default)]
+    pub label: Option<LabelBrief>,
+    /// `add` or `remove`.
+    pub action: String,
+}
+
+/// A label as label events show it.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq, Eq)]
+pub struct LabelBrief {
+    /// Id.
+    #[serde(default)]
+    pub id: Option<i64>,
+    /// Name, e.g. `workflow::doing`.
+    pub name: String,
+}
+
 impl GitLabClient {
     /// One page of a project's issues, least recently updated first.
     pub async fn project_issues(&self, project: &ProjectId, query: &IssueQuery) -> Result<Page<Issue>, GitLabError> {
@@ -137,6 +165,16 @@ impl GitLabClient {
     ) -> Result<Vec<ResourceStateEvent>, GitLabError> {
         let path = format!("/projects/{}/issues/{iid}/resource_state_events", project.segment());
         self.get_all("list issue state events", &path).await
+    }
+
+    /// Every label event of an issue (all pages), oldest first.
+    pub async fn issue_label_events(
+        &self,
+        project: &ProjectId,
+        iid: i64,
+    ) -> Result<Vec<ResourceLabelEvent>, GitLabError> {
+        let path = format!("/projects/{}/issues/{iid}/resource_label_events", project.segment());
+        self.get_all("list issue label events", &path).await
     }
 
     /// One project milestone.

@@ -41,7 +41,9 @@ mod repo;
 mod types;
 
 pub use ci::{Deployment, DeploymentStatus, EnvironmentRef, NewDeployment, Pipeline};
-pub use issue::{Issue, IssueQuery, Milestone, Page, ResourceStateEvent, UserBrief, MAX_PER_PAGE};
+pub use issue::{
+    Issue, IssueQuery, LabelBrief, Milestone, Page, ResourceLabelEvent, ResourceStateEvent, UserBrief, MAX_PER_PAGE,
+};
 pub use merge_request::Upload;
 pub use types::*;
 

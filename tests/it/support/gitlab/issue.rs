@@ -1,7 +1,8 @@
-//! The double's issues and milestones: what people do (open, close, reopen an issue, with the `Issue
-//! Hook` GitLab sends and the resource state events it records) and what the API answers
-//! (`GET /projects/:id/issues`, `…/issues/:iid/resource_state_events`, `…/milestones/:id`), with field
-//! names and shapes from GitLab's Issues, Resource state events and Milestones API documentation.
+//! The double's issues and milestones: what people do (open, close, reopen, relabel an issue, with the
+//! `Issue Hook` GitLab sends and the resource state and label events it records) and what the API answers
+//! (`GET /projects/:id/issues`, `…/issues/:iid/resource_state_events` and `…/resource_label_events`,
+//! `…/milestones/:id`), with field names and shapes from GitLab's Issues, Resource state events, Resource
+//! label events and Milestones API documentation.
 //!
 //! Issue times come from the world's clock ([`World::tick`]): a minute per change from
 //! 2024-03-01T10:00:00Z, so tests can name them and no two changes share a time. Strict: the issue list
@@ -54,6 +55,21 @@ pub struct Issue {
     pub closed_at: Option<i64>,
     /// Resource state events: (id, user id, epoch ms, `closed`/`reopened`).
     pub state_events: Vec<(i64, i64, i64, String)>,
+    /// Resource label events: (id, user id, epoch ms, label, `add`/`remove`).
+    pub label_events: Vec<(i64, i64, i64, String, String)>,
+}
+
+impl Issue {
+    /// Records the label events of going from the current labels to `labels` at `at`.
+    fn set_labels(&mut self, labels: Vec<String>, user_id: i64, at: i64, event_id: i64) {
+        let removed = self.labels.iter().filter(|l| !labels.contains(l)).map(|l| (l.clone(), "remove"));
+        let added = labels.iter().filter(|l| !self.labels.contains(l)).map(|l| (l.clone(), "add"));
+        let changes: Vec<(String, &str)> = removed.chain(added).collect();
+        for (k, (label, action)) in changes.into_iter().enumerate() {
+            self.label_events.push((event_id * 100 + k as i64, user_id, at, label, action.into()));
+        }
+        self.labels = labels;
+    }
 }
 
 /// A project milestone.
@@ -235,7 +251,6 @@ impl GitLabDouble {
                 iid,
                 title: new.title,
                 state: "opened".into(),
-                labels: new.labels,
                 issue_type: new.issue_type.unwrap_or_else(|| "issue".into()),
                 assignees: new.assignees,
                 author_id,
@@ -245,7 +260,13 @@ impl GitLabDouble {
             w.projects[at].issues.push(issue);
             iid
         };
-        let answers = self.change_issue(project, iid, "open", author_id, |i, now, _| i.created_at = now).await;
+        let labels = new.labels;
+        let answers = self
+            .change_issue(project, iid, "open", author_id, |i, now, ev| {
+                i.created_at = now;
+                i.set_labels(labels, author_id, now, ev);
+            })
+            .await;
         (iid, answers)
     }
 
@@ -274,7 +295,7 @@ impl GitLabDouble {
     /// `user_id` replaces an issue's labels. Returns the hook answers.
     pub async fn relabel_issue(&self, project: &str, iid: i64, user_id: i64, labels: &[&str]) -> Vec<u16> {
         let labels: Vec<String> = labels.iter().map(|l| l.to_string()).collect();
-        self.change_issue(project, iid, "update", user_id, |i, _, _| i.labels = labels).await
+        self.change_issue(project, iid, "update", user_id, |i, now, ev| i.set_labels(labels, user_id, now, ev)).await
     }
 
     /// An issue, as the world holds it.
@@ -324,28 +345,57 @@ pub(super) async fn list_issues(
     paginated(&format!("/api/v4/projects/{project}/issues"), all, &q)
 }
 
+/// `GET /projects/:id/issues/:iid/resource_label_events`, oldest first.
+pub(super) async fn list_label_events(
+    world: State<Shared>,
+    headers: HeaderMap,
+    path: Path<(String, i64)>,
+    q: Q,
+) -> Response {
+    resource_events(world, headers, path, q, "resource_label_events", |w, i| {
+        let rows = i.label_events.iter().map(|(id, user, at, label, action)| {
+            // A stable id per label name (the double keeps no label list).
+            let l = label.bytes().fold(7i64, |h, b| (h * 31 + i64::from(b)) % 1_000_000);
+            json!({ "id": id, "user": user_by_id(w, *user), "created_at": iso(*at), "resource_type": "Issue",
+                    "resource_id": i.id, "label": { "id": l, "name": label, "color": "#6699cc", "description": null },
+                    "action": action })
+        });
+        rows.collect()
+    })
+}
+
 /// `GET /projects/:id/issues/:iid/resource_state_events`, oldest first.
 pub(super) async fn list_state_events(
+    world: State<Shared>,
+    headers: HeaderMap,
+    path: Path<(String, i64)>,
+    q: Q,
+) -> Response {
+    resource_events(world, headers, path, q, "resource_state_events", |w, i| {
+        let rows = i.state_events.iter().map(|(id, user, at, state)| {
+            json!({ "id": id, "user": user_by_id(w, *user), "created_at": iso(*at), "resource_type": "Issue",
+                    "resource_id": i.id, "state": state })
+        });
+        rows.collect()
+    })
+}
+
+/// An issue's events of one kind (`resource_state_events`, …), rendered by `rows`, paginated.
+fn resource_events(
     State(world): State<Shared>,
     headers: HeaderMap,
     Path((project, iid)): Path<(String, i64)>,
     Query(q): Q,
+    kind: &str,
+    rows: impl FnOnce(&World, &Issue) -> Vec<Value>,
 ) -> Response {
     let w = world.lock().unwrap();
     let (_, at) = guarded!(w, headers, project, GUEST);
-    let p = &w.projects[at];
-    let Some(i) = p.issues.iter().find(|i| i.iid == iid) else {
+    let Some(i) = w.projects[at].issues.iter().find(|i| i.iid == iid) else {
         return message(StatusCode::NOT_FOUND, "404 Issue Not Found");
     };
-    let all = i
-        .state_events
-        .iter()
-        .map(|(id, user, at, state)| {
-            json!({ "id": id, "user": user_by_id(&w, *user), "created_at": iso(*at), "resource_type": "Issue",
-                    "resource_id": i.id, "state": state })
-        })
-        .collect();
-    paginated(&format!("/api/v4/projects/{project}/issues/{iid}/resource_state_events"), all, &q)
+    let all = rows(&w, i);
+    paginated(&format!("/api/v4/projects/{project}/issues/{iid}/{kind}"), all, &q)
 }
 
 /// `GET /projects/:id/milestones/:milestone_id`.

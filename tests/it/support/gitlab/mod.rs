@@ -113,6 +113,7 @@ fn router(world: Shared) -> Router {
         .route("/projects/{project}/protected_tags/{name}", get(r::show_protected_tag).delete(r::unprotect_tag))
         .route("/projects/{project}/issues", get(i::list_issues))
         .route("/projects/{project}/issues/{iid}/resource_state_events", get(i::list_state_events))
+        .route("/projects/{project}/issues/{iid}/resource_label_events", get(i::list_label_events))
         .route("/projects/{project}/milestones/{id}", get(i::show_milestone))
         .route("/projects/{project}/merge_requests", get(m::list_mrs))
         .route("/projects/{project}/merge_requests/{iid}", get(m::show_mr))
