@@ -1,8 +1,9 @@
 //! GitLab issues as work items, through the GitLab double: issue webhooks (open, close, reopen, a
 //! workflow label) build the item and its state history, redeliveries add nothing; the API backfill
-//! pages, keeps states (closes, reopens, workflow labels) that happened between syncs and asks only for what changed; `#12` in an MR title
-//! links the MR to issue 12 of its project; a release lists the issues planned in its milestone; and
-//! `tao sync gitlab-issues` reports what it did. Store-facing tests run on SQLite and PostgreSQL.
+//! pages, keeps states that happened between syncs (closes, reopens, workflow labels) and asks only for
+//! what changed; `#12` in an MR title links the MR to issue 12 of its project; a release lists the issues
+//! planned in its milestone; and `tao sync gitlab-issues` reports what it did. Store-facing tests run on
+//! SQLite and PostgreSQL.
 
 use std::time::Duration;
 
