@@ -54,12 +54,9 @@ impl EventWriter {
     pub async fn insert(&self, event: NewEvent) -> Result<Inserted, StoreError> {
         let Some(batches) = &self.batches else { return event::insert(&self.pool, &event).await };
         let (reply, answer) = oneshot::channel();
-        let gone = || StoreError::Db(sqlx::Error::WorkerCrashed);
+        let gone = || StoreError::SharedWrite("the webhook delivery writer stopped; nothing was stored".into());
         batches.send((event, reply)).await.map_err(|_| gone())?;
-        match answer.await.map_err(|_| gone())? {
-            Ok(inserted) => Ok(inserted),
-            Err(message) => Err(StoreError::Db(sqlx::Error::Protocol(message))),
-        }
+        answer.await.map_err(|_| gone())?.map_err(StoreError::SharedWrite)
     }
 }
 

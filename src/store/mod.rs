@@ -80,6 +80,10 @@ pub enum StoreError {
         /// Newest migration this build ships.
         known: i64,
     },
+    /// A write shared with other requests (a group commit of webhook deliveries, `intake`) failed, or its
+    /// writer stopped: nothing of it was stored.
+    #[error("{0}")]
+    SharedWrite(String),
     /// A stored value does not parse (the database was edited by hand, or by a buggy build).
     #[error("corrupt stored value in {what}: {detail}")]
     Corrupt {

@@ -263,3 +263,26 @@ async fn sqlite_wal_is_checkpointed_in_the_background() {
     assert!(size < 16 * 1024 * 1024, "the WAL grew to {size} bytes: nothing checkpoints it");
     assert_eq!(event::count(&pool).await.unwrap(), 4000);
 }
+
+/// A failed group commit stores nothing and fails every delivery in it: with the payload table gone, the
+/// batch's second insert fails, its transaction is rolled back (no event row without its payload) and
+/// each waiting delivery gets the error (the intake answers 5xx, so GitLab retries).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_sqlite_batch_stores_nothing() {
+    let db = TestDb::sqlite();
+    let pool = db.pool().await;
+    let writer = tao::store::intake::EventWriter::new(pool.clone());
+    assert_eq!(writer.insert(new_event(0, 0, 1)).await.unwrap(), Inserted::Stored(EventId(1)));
+    tao::with_pool!(&pool, p => sqlx::query("DROP TABLE gitlab_event_payload").execute(p).await.map(|_| ())).unwrap();
+    let sends: Vec<_> = (1..9)
+        .map(|n| {
+            let writer = writer.clone();
+            tokio::spawn(async move { writer.insert(new_event(n, n, n as i64)).await })
+        })
+        .collect();
+    for send in sends {
+        let e = send.await.unwrap().unwrap_err();
+        assert!(e.to_string().contains("gitlab_event_payload"), "{e}");
+    }
+    assert_eq!(event::count(&pool).await.unwrap(), 1, "nothing of the failed batches was stored");
+}
