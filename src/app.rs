@@ -78,6 +78,37 @@ impl App {
 
     /// Like [`App::build`] with another deploy executor.
     pub async fn build_with(settings: Settings, executor: ExecutorFactory) -> anyhow::Result<App> {
+        // Everything that can be wrong with the files and the address is checked before the store is
+        // touched: a typo in `--catalog` or a port in use must not create a database or run migrations.
+        let catalog_yaml = match &settings.catalog {
+            Some(path) => {
+                let yaml =
+                    std::fs::read_to_string(path).with_context(|| format!("reading catalog {}", path.display()))?;
+                if let Err(errors) = crate::catalog::Catalog::from_yaml(&yaml) {
+                    let list: Vec<String> = errors.0.iter().map(|e| format!("  {e}")).collect();
+                    anyhow::bail!("catalog {} is invalid:\n{}", path.display(), list.join("\n"));
+                }
+                Some((path, yaml))
+            }
+            None => None,
+        };
+        let notify_config = match &settings.notify_config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading the notification rules {}", path.display()))?;
+                Some(crate::chat::notify::NotifyConfig::from_yaml(&text).map_err(|errors| {
+                    anyhow::anyhow!("notification rules {} are invalid:\n  {}", path.display(), errors.join("\n  "))
+                })?)
+            }
+            None => None,
+        };
+        let ci = crate::ci_templates::CiTemplates::load(
+            settings.ci_templates_dir.as_deref(),
+            settings.public_url.as_deref(),
+        )
+        .context("loading the CI templates")?;
+        let listener =
+            TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
         let pool = Pool::connect(&settings.database_url)
             .await
             .with_context(|| format!("opening the database {}", store::describe_url(&settings.database_url)))?;
@@ -107,12 +138,7 @@ impl App {
         };
         services.set_gitlab(gitlab.clone());
         services.set_public_url(settings.public_url.clone());
-        if let Some(path) = &settings.notify_config {
-            let text = std::fs::read_to_string(path)
-                .with_context(|| format!("reading the notification rules {}", path.display()))?;
-            let config = crate::chat::notify::NotifyConfig::from_yaml(&text).map_err(|errors| {
-                anyhow::anyhow!("notification rules {} are invalid:\n  {}", path.display(), errors.join("\n  "))
-            })?;
+        if let Some(config) = notify_config {
             let notifier = crate::chat::notify::Notifier::new(
                 services.pool().clone(),
                 crate::chat::notify::NotifierSettings {
@@ -125,8 +151,7 @@ impl App {
             );
             services.set_notifier(Some(notifier));
         }
-        if let Some(path) = &settings.catalog {
-            let yaml = std::fs::read_to_string(path).with_context(|| format!("reading catalog {}", path.display()))?;
+        if let Some((path, yaml)) = catalog_yaml {
             let actor = Actor::Local(format!("file:{}", path.display()));
             match services.apply_catalog(&actor, &yaml).await {
                 Ok(applied) if applied.changed => tracing::info!(revision = applied.revision, "applied catalog file"),
@@ -138,8 +163,6 @@ impl App {
                 Err(e) => return Err(e.into()),
             }
         }
-        let listener =
-            TcpListener::bind(settings.listen).await.with_context(|| format!("binding {}", settings.listen))?;
         let config = QueueConfig {
             workers: settings.workers,
             lease: settings.lease,
@@ -152,11 +175,6 @@ impl App {
         // Finish GitLab deployments of tasks that ended (or were just interrupted) while no Tao told GitLab.
         let syncing = services.clone();
         tokio::spawn(async move { syncing.sync_gitlab_deployments().await });
-        let ci = crate::ci_templates::CiTemplates::load(
-            settings.ci_templates_dir.as_deref(),
-            settings.public_url.as_deref(),
-        )
-        .context("loading the CI templates")?;
         let state = HttpState { services: services.clone(), open_read: settings.open_read, ci };
         let queue = EventQueue::default();
         let intake = http::webhook::Intake {

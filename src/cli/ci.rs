@@ -11,18 +11,18 @@ use clap::{Args, Subcommand};
 use serde_json::json;
 
 use super::output::print_json;
-use super::{read_file, Outcome};
-use crate::catalog::{Catalog, ProjectPath};
+use super::{read_file, CatalogArgs, Outcome};
+use crate::catalog::ProjectPath;
 use crate::ci_templates::{lint, CiTemplates, RenderRequest, TemplateName};
 
 /// Where templates and the catalog come from.
 #[derive(Debug, Clone, Args)]
 pub struct TemplateSource {
     /// Directory overriding the embedded CI templates.
-    #[arg(long, env = "TAO_CI_TEMPLATES_DIR")]
+    #[arg(long, env = "TAO_CI_TEMPLATES_DIR", hide_env_values = true)]
     pub ci_templates_dir: Option<PathBuf>,
     /// Tao's external URL, written into the templates as TAO_URL.
-    #[arg(long, env = "TAO_PUBLIC_URL")]
+    #[arg(long, env = "TAO_PUBLIC_URL", hide_env_values = true)]
     pub public_url: Option<String>,
 }
 
@@ -43,8 +43,8 @@ pub enum CiCommand {
         #[arg(long)]
         integrity: bool,
         /// Catalog file.
-        #[arg(long, env = "TAO_CATALOG", default_value = "tao.yaml")]
-        catalog: PathBuf,
+        #[command(flatten)]
+        catalog: CatalogArgs,
         /// Templates.
         #[command(flatten)]
         source: TemplateSource,
@@ -67,9 +67,7 @@ pub fn ci(cmd: CiCommand, json: bool) -> Outcome {
     match cmd {
         CiCommand::Render { template, project, branch, integrity, catalog, source } => {
             let templates = load(&source)?;
-            let text = read_file(&catalog)?;
-            let catalog = Catalog::from_yaml(&text)
-                .map_err(|e| anyhow::anyhow!("catalog {} is invalid: {e}", catalog.display()))?;
+            let (_, catalog) = catalog.load()?;
             let project = ProjectPath::parse(&project)?;
             let file = if template == "cci.sh" {
                 template

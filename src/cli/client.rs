@@ -8,6 +8,12 @@ use serde_json::Value;
 use super::ServerArgs;
 use crate::config::Secret;
 
+/// The server is not set up for the request (a setting is missing there): the CLI exits 2, as for a
+/// usage error, since no retry helps until someone changes the configuration.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct NotConfigured(pub String);
+
 /// A client of one Tao server.
 pub struct Client {
     base: String,
@@ -124,6 +130,9 @@ impl Client {
             return Ok((status.as_u16(), body));
         }
         let message = body["error"]["message"].as_str().map(str::to_string).unwrap_or_else(|| body.to_string());
+        if body["error"]["code"] == "not_configured" {
+            return Err(NotConfigured(format!("{message} (HTTP {})", status.as_u16())).into());
+        }
         let mut lines = vec![format!("{message} (HTTP {})", status.as_u16())];
         if let Some(details) = body["error"]["details"].as_array() {
             lines = vec![format!("{} problems (HTTP {}):", details.len(), status.as_u16())];

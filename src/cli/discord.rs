@@ -15,20 +15,20 @@ use crate::config::{Secret, Settings, DEFAULT_DISCORD_API};
 pub struct DiscordServeArgs {
     /// The Discord application's public key (64 hex characters); the interactions endpoint refuses every
     /// call without it.
-    #[arg(long, env = "TAO_DISCORD_PUBLIC_KEY")]
+    #[arg(long, env = "TAO_DISCORD_PUBLIC_KEY", hide_env_values = true)]
     pub discord_public_key: Option<String>,
     /// Discord users and roles → Tao levels: inline JSON/YAML (starting with `{`) or a YAML/JSON file.
-    #[arg(long, env = "TAO_DISCORD_ROLES")]
+    #[arg(long, env = "TAO_DISCORD_ROLES", hide_env_values = true)]
     pub discord_roles: Option<String>,
     /// Guild ids (comma-separated) whose slash commands are replaced with Tao's at start.
-    #[arg(long, env = "TAO_DISCORD_GUILDS")]
+    #[arg(long, env = "TAO_DISCORD_GUILDS", hide_env_values = true)]
     pub discord_guilds: Option<String>,
     /// The Discord application id (for registering commands).
-    #[arg(long, env = "TAO_DISCORD_APPLICATION_ID")]
+    #[arg(long, env = "TAO_DISCORD_APPLICATION_ID", hide_env_values = true)]
     pub discord_application_id: Option<String>,
     /// Take interactions over Discord's gateway: Tao connects out to Discord as the bot (needs the bot
     /// token; no inbound access from Discord). May be combined with the interactions endpoint.
-    #[arg(long, env = "TAO_DISCORD_GATEWAY")]
+    #[arg(long, env = "TAO_DISCORD_GATEWAY", hide_env_values = true)]
     pub discord_gateway: bool,
 }
 
@@ -39,10 +39,10 @@ pub struct BotArgs {
     #[arg(long, env = "TAO_DISCORD_BOT_TOKEN", hide_env_values = true)]
     pub discord_bot_token: Option<Secret>,
     /// The Discord application id (for registering commands).
-    #[arg(long, env = "TAO_DISCORD_APPLICATION_ID")]
+    #[arg(long, env = "TAO_DISCORD_APPLICATION_ID", hide_env_values = true)]
     pub discord_application_id: Option<String>,
     /// Discord's API base URL.
-    #[arg(long, env = "TAO_DISCORD_API_URL", default_value = DEFAULT_DISCORD_API)]
+    #[arg(long, env = "TAO_DISCORD_API_URL", hide_env_values = true, default_value = DEFAULT_DISCORD_API)]
     pub discord_api_url: String,
 }
 

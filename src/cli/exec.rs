@@ -23,19 +23,19 @@ use crate::deploy::ssh::{SshOptions, SshTarget};
 #[derive(Debug, Clone, Args)]
 pub struct SshArgs {
     /// Private key for SSH (else ssh-agent and ssh's default keys).
-    #[arg(long, env = "TAO_SSH_IDENTITY")]
+    #[arg(long, env = "TAO_SSH_IDENTITY", hide_env_values = true)]
     pub identity: Option<PathBuf>,
     /// known_hosts file to verify host keys against (else ~/.ssh/known_hosts). Unknown keys are refused.
-    #[arg(long, env = "TAO_SSH_KNOWN_HOSTS")]
+    #[arg(long, env = "TAO_SSH_KNOWN_HOSTS", hide_env_values = true)]
     pub known_hosts: Option<PathBuf>,
     /// Directory for SSH control sockets [default: $XDG_RUNTIME_DIR/tao-ssh or /tmp/tao-ssh-$USER].
-    #[arg(long, env = "TAO_SSH_CONTROL_DIR", hide = true)]
+    #[arg(long, env = "TAO_SSH_CONTROL_DIR", hide_env_values = true, hide = true)]
     pub control_dir: Option<PathBuf>,
     /// Seconds an idle SSH master connection stays open.
     #[arg(long, default_value_t = 60, hide = true)]
     pub ssh_idle_secs: u64,
     /// SSH key exchange algorithms (ssh's KexAlgorithms syntax, e.g. ^curve25519-sha256) [default: ssh's].
-    #[arg(long, env = "TAO_SSH_KEX_ALGORITHMS", hide = true)]
+    #[arg(long, env = "TAO_SSH_KEX_ALGORITHMS", hide_env_values = true, hide = true)]
     pub ssh_kex: Option<String>,
 }
 

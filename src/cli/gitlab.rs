@@ -6,7 +6,6 @@
 //! project of a catalog file.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
@@ -14,8 +13,7 @@ use clap::{Args, Subcommand};
 
 use super::client::{self, Client};
 use super::output::{print_json, table};
-use super::ServerArgs;
-use crate::catalog::Catalog;
+use super::{CatalogArgs, ServerArgs};
 use crate::config::{self, Secret};
 use crate::gitlab::client::{Auth, GitLabClient, RetryPolicy};
 use crate::gitlab::hook_sync::{self, HookChange, HookSpec};
@@ -72,10 +70,10 @@ pub enum HooksCommand {
 #[derive(Debug, Args)]
 pub struct SyncArgs {
     /// The catalog file whose components' projects get the hook.
-    #[arg(short = 'f', long = "file", env = "TAO_CATALOG", default_value = "tao.yaml")]
-    pub file: PathBuf,
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
     /// GitLab base URL.
-    #[arg(long, env = "TAO_GITLAB_URL")]
+    #[arg(long, env = "TAO_GITLAB_URL", hide_env_values = true)]
     pub gitlab_url: String,
     /// GitLab API token (needs Maintainer on the projects).
     #[arg(long, env = "TAO_GITLAB_TOKEN", hide_env_values = true)]
@@ -84,7 +82,7 @@ pub struct SyncArgs {
     #[arg(long, env = "TAO_GITLAB_WEBHOOK_SECRET", hide_env_values = true)]
     pub gitlab_webhook_secret: Secret,
     /// Tao's external URL; the hook points at <public-url>/api/v1/gitlab/webhook.
-    #[arg(long, env = "TAO_PUBLIC_URL")]
+    #[arg(long, env = "TAO_PUBLIC_URL", hide_env_values = true)]
     pub public_url: String,
     /// Also push the secret to hooks that are otherwise right (GitLab never shows a hook's secret).
     #[arg(long)]
@@ -109,20 +107,22 @@ pub async fn events(cmd: EventsCommand) -> anyhow::Result<ExitCode> {
     let mut response = Client::new(&a.server)?.get_stream(&path).await?;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
+    let mut written = 0usize;
     while let Some(chunk) = response.chunk().await.context("reading the event stream")? {
+        written += chunk.len();
         out.write_all(&chunk)?;
     }
     out.flush()?;
+    if written == 0 {
+        eprintln!("no stored event matches these filters");
+    }
     Ok(ExitCode::SUCCESS)
 }
 
 /// Runs `tao gitlab …`.
 pub async fn gitlab(cmd: GitlabCommand, json: bool) -> anyhow::Result<ExitCode> {
     let GitlabCommand::Hooks(HooksCommand::Sync(a)) = cmd;
-    let yaml = std::fs::read_to_string(&a.file).with_context(|| format!("cannot read {}", a.file.display()))?;
-    let catalog = Catalog::from_yaml(&yaml).map_err(|e| {
-        anyhow::anyhow!("{} is invalid ({} errors); run `tao catalog check`", a.file.display(), e.0.len())
-    })?;
+    let (_, catalog) = a.catalog.load()?;
     let mut projects: Vec<String> =
         catalog.components.values().filter_map(|c| c.project.as_ref().map(|p| p.as_str().to_string())).collect();
     projects.sort();

@@ -3,7 +3,8 @@
 //! Offline commands (`serve`, `migrate`, `backup`, `token`, `catalog check`) open the store or files
 //! directly; online commands (`catalog apply`, `release`, `env`) are HTTP clients of a running server
 //! (`--server` / `TAO_SERVER`, token from `TAO_TOKEN`). Human output is aligned tables; `--json` prints
-//! JSON for scripts. Exit codes: 0 success, 1 failure (invalid input, rejected request), 2 usage.
+//! JSON for scripts. Exit codes: 0 success, 1 failure (invalid input, rejected request), 2 usage (or a
+//! setting the server lacks for the request).
 
 mod ci;
 mod client;
@@ -107,20 +108,89 @@ pub enum Command {
     Discord(discord::DiscordCommand),
 }
 
-/// Where the store is.
+/// Where the catalog file is: `-f FILE` / `--catalog FILE` (also spelled `--file`) or `TAO_CATALOG`, else
+/// `./tao.yaml` when that file exists. Every command that reads a catalog takes exactly this argument.
+#[derive(Debug, Clone, Default, Args)]
+pub struct CatalogArgs {
+    /// Catalog file [default: ./tao.yaml when it exists].
+    #[arg(
+        short = 'f',
+        long = "catalog",
+        visible_alias = "file",
+        value_name = "FILE",
+        env = "TAO_CATALOG",
+        hide_env_values = true,
+        hide_env_values = true
+    )]
+    pub catalog: Option<PathBuf>,
+}
+
+/// The catalog file looked for when neither `--catalog` nor `TAO_CATALOG` names one.
+pub const DEFAULT_CATALOG: &str = "tao.yaml";
+
+impl CatalogArgs {
+    /// The catalog file named, else `./tao.yaml` when it exists, else none.
+    pub fn find(&self) -> Option<PathBuf> {
+        match &self.catalog {
+            Some(path) if !path.as_os_str().is_empty() => Some(path.clone()),
+            _ => Some(PathBuf::from(DEFAULT_CATALOG)).filter(|p| p.is_file()),
+        }
+    }
+
+    /// The catalog file to read; an error says where it looked and how to name another.
+    pub fn require(&self) -> anyhow::Result<PathBuf> {
+        self.find().ok_or_else(|| {
+            anyhow::anyhow!(
+                "no catalog file: looked for {} (the default); name one with -f/--catalog FILE or TAO_CATALOG",
+                absolute(Path::new(DEFAULT_CATALOG)).display()
+            )
+        })
+    }
+
+    /// Reads and validates the catalog file; an invalid one is refused with its error count.
+    pub fn load(&self) -> anyhow::Result<(PathBuf, Catalog)> {
+        let path = self.require()?;
+        let yaml = read_file(&path)?;
+        let catalog = Catalog::from_yaml(&yaml).map_err(|e| {
+            anyhow::anyhow!("{} is invalid ({} errors); run `tao catalog check`", path.display(), e.0.len())
+        })?;
+        Ok((path, catalog))
+    }
+}
+
+/// `path` made absolute against the working directory (for messages that say where Tao looked).
+fn absolute(path: &Path) -> PathBuf {
+    std::path::absolute(path).unwrap_or_else(|_| path.to_path_buf())
+}
+
+/// Where the store is: `--database-url` / `TAO_DATABASE_URL`, else `tao.db` beside the catalog file (the
+/// rule `tao serve` uses, so offline commands and the server find the same store), else `./tao.db`.
 #[derive(Debug, Clone, Args)]
 pub struct DbArgs {
     /// Database URL: sqlite://PATH or postgres://… [default: tao.db beside the catalog, else ./tao.db]
     #[arg(long, env = "TAO_DATABASE_URL", hide_env_values = true)]
     pub database_url: Option<String>,
-    /// Catalog file (locates the default SQLite store beside it).
-    #[arg(long, env = "TAO_CATALOG")]
-    pub catalog: Option<PathBuf>,
+    /// The catalog file (locates the default SQLite store beside it).
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
 }
 
 impl DbArgs {
-    fn url(&self) -> String {
-        config::resolve_database_url(self.database_url.as_deref(), self.catalog.as_deref())
+    /// The store's URL by the rule above. A catalog that is named but missing is refused rather than
+    /// silently creating a store beside a file that is not there.
+    pub fn url(&self) -> anyhow::Result<String> {
+        if let Some(url) = self.database_url.as_deref().filter(|u| !u.is_empty()) {
+            return Ok(url.to_string());
+        }
+        let catalog = self.catalog.find();
+        if let Some(path) = catalog.as_deref().filter(|p| !p.is_file()) {
+            anyhow::bail!(
+                "catalog {} does not exist; the default store lives beside it: name an existing -f/--catalog FILE \
+                 or TAO_CATALOG, or set TAO_DATABASE_URL",
+                absolute(path).display()
+            );
+        }
+        Ok(config::resolve_database_url(None, catalog.as_deref()))
     }
 }
 
@@ -161,15 +231,15 @@ pub enum CatalogCommand {
     /// Validate a catalog file offline; lists every error, exit 1 when any.
     Check {
         /// The catalog file.
-        #[arg(short = 'f', long = "file", env = "TAO_CATALOG", default_value = "tao.yaml")]
-        file: PathBuf,
+        #[command(flatten)]
+        catalog: CatalogArgs,
     },
     /// Send a catalog file to the running server as the new live revision (validated, rejected whole on
     /// any error).
     Apply {
         /// The catalog file.
-        #[arg(short = 'f', long = "file", env = "TAO_CATALOG", default_value = "tao.yaml")]
-        file: PathBuf,
+        #[command(flatten)]
+        catalog: CatalogArgs,
         /// The server.
         #[command(flatten)]
         server: ServerArgs,
@@ -180,7 +250,7 @@ pub enum CatalogCommand {
 #[derive(Debug, Clone, Args)]
 pub struct ServerArgs {
     /// Tao server URL.
-    #[arg(long, env = "TAO_SERVER", default_value = "http://127.0.0.1:8080")]
+    #[arg(long, env = "TAO_SERVER", hide_env_values = true, default_value = "http://127.0.0.1:8080")]
     pub server: String,
 }
 
@@ -279,7 +349,11 @@ pub async fn run(cli: Cli) -> ExitCode {
             } else {
                 eprintln!("error: {e:#}");
             }
-            ExitCode::FAILURE
+            if e.downcast_ref::<client::NotConfigured>().is_some() {
+                ExitCode::from(2)
+            } else {
+                ExitCode::FAILURE
+            }
         }
     }
 }
@@ -289,7 +363,9 @@ async fn dispatch(cli: Cli) -> Outcome {
     match cli.command {
         Command::Serve(args) => serve::serve(*args).await,
         Command::Migrate(db) => {
-            let pool = Pool::connect(&db.url()).await?;
+            let url = db.url()?;
+            eprintln!("store: {}", store::describe_url(&url));
+            let pool = Pool::connect(&url).await?;
             let applied = store::migrate::run(&pool).await?;
             let now = store::migrate::current_version(&pool).await?;
             if json {
@@ -312,8 +388,9 @@ async fn dispatch(cli: Cli) -> Outcome {
             Ok(ExitCode::SUCCESS)
         }
         Command::Token(cmd) => token(cmd, json).await,
-        Command::Catalog(CatalogCommand::Check { file }) => catalog_check(&file, json),
-        Command::Catalog(CatalogCommand::Apply { file, server }) => {
+        Command::Catalog(CatalogCommand::Check { catalog }) => catalog_check(&catalog.require()?, json),
+        Command::Catalog(CatalogCommand::Apply { catalog, server }) => {
+            let file = catalog.require()?;
             let yaml = read_file(&file)?;
             let (status, body) = Client::new(&server)?.post_yaml("/api/v1/catalog", yaml).await?;
             if json {
@@ -343,8 +420,10 @@ async fn dispatch(cli: Cli) -> Outcome {
     }
 }
 
-async fn open_store(db: &DbArgs) -> anyhow::Result<Pool> {
-    let url = db.url();
+/// Opens (and migrates) the store an offline command works on, saying on stderr which one it is.
+pub(crate) async fn open_store(db: &DbArgs) -> anyhow::Result<Pool> {
+    let url = db.url()?;
+    eprintln!("store: {}", store::describe_url(&url));
     let pool = Pool::connect(&url).await?;
     store::migrate::run(&pool).await?;
     Ok(pool)
@@ -414,7 +493,9 @@ async fn token(cmd: TokenCommand, json: bool) -> Outcome {
                             t.scope.to_string(),
                             store::rfc3339(t.created_at),
                             t.last_used_at.map(store::rfc3339).unwrap_or_else(|| "-".into()),
-                            t.revoked_at.map(store::rfc3339).unwrap_or_else(|| "active".into()),
+                            t.revoked_at
+                                .map(|at| format!("revoked ({})", store::rfc3339(at)))
+                                .unwrap_or_else(|| "active".into()),
                         ]
                     })
                     .collect();
@@ -458,5 +539,52 @@ mod tests {
     fn command_line_definition_is_consistent() {
         // clap checks names, conflicts and defaults of every subcommand only when asked (or when parsed).
         super::Cli::command().debug_assert();
+    }
+
+    /// Every argument read from an environment variable, in every subcommand (`path` is the command line
+    /// leading to it), with whether clap hides its value in `--help`.
+    fn env_args(cmd: &clap::Command, path: &str, out: &mut Vec<(String, String, bool)>) {
+        for arg in cmd.get_arguments() {
+            if let Some(var) = arg.get_env() {
+                out.push((path.to_string(), var.to_string_lossy().into_owned(), arg.is_hide_env_values_set()));
+            }
+        }
+        for sub in cmd.get_subcommands() {
+            env_args(sub, &format!("{path} {}", sub.get_name()), out);
+        }
+    }
+
+    #[test]
+    fn help_never_prints_an_environment_value() {
+        let mut args = Vec::new();
+        env_args(&super::Cli::command(), "tao", &mut args);
+        assert!(args.len() > 40, "walked every subcommand: {}", args.len());
+        let shown: Vec<_> = args.iter().filter(|(_, _, hidden)| !hidden).collect();
+        assert!(shown.is_empty(), "help would print these values: {shown:?}");
+    }
+
+    #[test]
+    fn every_catalog_argument_is_the_shared_one() {
+        // One spelling everywhere: `-f` / `--catalog` (alias `--file`), from TAO_CATALOG.
+        fn walk(cmd: &clap::Command, path: &str, bad: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let reads_catalog = arg.get_env().is_some_and(|v| v == "TAO_CATALOG");
+                let named_like_one = matches!(arg.get_long(), Some("catalog" | "file")) && arg.get_id() != "file";
+                if (reads_catalog || named_like_one)
+                    && !(arg.get_short() == Some('f')
+                        && arg.get_long() == Some("catalog")
+                        && reads_catalog
+                        && arg.get_visible_aliases().is_some_and(|a| a.contains(&"file")))
+                {
+                    bad.push(format!("{path}: {}", arg.get_id()));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                walk(sub, &format!("{path} {}", sub.get_name()), bad);
+            }
+        }
+        let mut bad = Vec::new();
+        walk(&super::Cli::command(), "tao", &mut bad);
+        assert!(bad.is_empty(), "catalog arguments that differ from CatalogArgs: {bad:?}");
     }
 }

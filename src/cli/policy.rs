@@ -5,16 +5,13 @@
 //! when anything differs; apply changes GitLab to match (idempotent: a second run changes nothing) and
 //! reports each change. `reconcile` asks the server to re-check open MRs that missed their verdict.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use super::client::Client;
 use super::output::{print_json, table};
-use super::ServerArgs;
-use crate::catalog::Catalog;
+use super::{CatalogArgs, ServerArgs};
 use crate::config::Secret;
 use crate::gitlab::client::{Auth, GitLabClient, RetryPolicy};
 use crate::gitlab::policy::audit::{apply, audit_project, Applied, ProjectAudit};
@@ -43,13 +40,13 @@ pub enum PolicyCommand {
 #[derive(Debug, Args)]
 pub struct GitLabArgs {
     /// The catalog file: its projects and its `policy:` section.
-    #[arg(short = 'f', long = "file", env = "TAO_CATALOG", default_value = "tao.yaml")]
-    pub file: PathBuf,
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
     /// Only this project (group/project).
     #[arg(long)]
     pub project: Option<String>,
     /// GitLab base URL.
-    #[arg(long, env = "TAO_GITLAB_URL")]
+    #[arg(long, env = "TAO_GITLAB_URL", hide_env_values = true)]
     pub gitlab_url: String,
     /// GitLab API token (needs Maintainer on the projects to apply).
     #[arg(long, env = "TAO_GITLAB_TOKEN", hide_env_values = true)]
@@ -57,13 +54,10 @@ pub struct GitLabArgs {
 }
 
 async fn audits(a: &GitLabArgs) -> anyhow::Result<(GitLabClient, Vec<ProjectAudit>)> {
-    let yaml = std::fs::read_to_string(&a.file).with_context(|| format!("cannot read {}", a.file.display()))?;
-    let catalog = Catalog::from_yaml(&yaml).map_err(|e| {
-        anyhow::anyhow!("{} is invalid ({} errors); run `tao catalog check`", a.file.display(), e.0.len())
-    })?;
+    let (file, catalog) = a.catalog.load()?;
     let mut projects = catalog.project_paths();
     if let Some(p) = &a.project {
-        anyhow::ensure!(projects.contains(p), "project {p} is not in {}", a.file.display());
+        anyhow::ensure!(projects.contains(p), "project {p} is not in {}", file.display());
         projects.retain(|x| x == p);
     }
     let client = GitLabClient::new(&a.gitlab_url, Auth::PrivateToken(a.gitlab_token.clone()), RetryPolicy::default())?;

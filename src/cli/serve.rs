@@ -14,58 +14,58 @@ use crate::config::{self, Settings};
 #[derive(Debug, Clone, Args)]
 pub struct ServeArgs {
     /// Address to listen on.
-    #[arg(long, env = "TAO_LISTEN", default_value = "127.0.0.1:8080")]
+    #[arg(long, env = "TAO_LISTEN", hide_env_values = true, default_value = "127.0.0.1:8080")]
     pub listen: SocketAddr,
     /// The store (and the catalog file applied at start when it differs from the live revision).
     #[command(flatten)]
     pub db: DbArgs,
     /// Serve read-only /api/v1 endpoints without a token.
-    #[arg(long, env = "TAO_OPEN_READ")]
+    #[arg(long, env = "TAO_OPEN_READ", hide_env_values = true)]
     pub open_read: bool,
     /// Request body limit of the API, in bytes.
-    #[arg(long, env = "TAO_MAX_BODY", default_value_t = config::DEFAULT_MAX_BODY)]
+    #[arg(long, env = "TAO_MAX_BODY", hide_env_values = true, default_value_t = config::DEFAULT_MAX_BODY)]
     pub max_body: usize,
     /// Tao's external URL, used in links it posts.
-    #[arg(long, env = "TAO_PUBLIC_URL")]
+    #[arg(long, env = "TAO_PUBLIC_URL", hide_env_values = true)]
     pub public_url: Option<String>,
     /// Deploy tasks running at once (0: this instance serves and queues but never deploys).
-    #[arg(long, env = "TAO_WORKERS", default_value_t = 5, value_parser = clap::value_parser!(u16).range(0..=256))]
+    #[arg(long, env = "TAO_WORKERS", hide_env_values = true, default_value_t = 5, value_parser = clap::value_parser!(u16).range(0..=256))]
     pub workers: u16,
     /// Identity of this instance in environment leases [default: the host name].
-    #[arg(long, env = "TAO_INSTANCE")]
+    #[arg(long, env = "TAO_INSTANCE", hide_env_values = true)]
     pub instance: Option<String>,
     /// Private key for deploys over SSH [default: ssh-agent / ssh's defaults].
-    #[arg(long, env = "TAO_SSH_IDENTITY")]
+    #[arg(long, env = "TAO_SSH_IDENTITY", hide_env_values = true)]
     pub ssh_identity: Option<PathBuf>,
     /// known_hosts file host keys are checked against [default: ~/.ssh/known_hosts].
-    #[arg(long, env = "TAO_SSH_KNOWN_HOSTS")]
+    #[arg(long, env = "TAO_SSH_KNOWN_HOSTS", hide_env_values = true)]
     pub ssh_known_hosts: Option<PathBuf>,
     /// Directory of SSH control sockets [default: $XDG_RUNTIME_DIR/tao-ssh or /tmp/tao-ssh-$USER].
-    #[arg(long, env = "TAO_SSH_CONTROL_DIR")]
+    #[arg(long, env = "TAO_SSH_CONTROL_DIR", hide_env_values = true)]
     pub ssh_control_dir: Option<PathBuf>,
     /// SSH key exchange algorithms in ssh's KexAlgorithms syntax (e.g. ^curve25519-sha256) [default: ssh's].
-    #[arg(long, env = "TAO_SSH_KEX_ALGORITHMS")]
+    #[arg(long, env = "TAO_SSH_KEX_ALGORITHMS", hide_env_values = true)]
     pub ssh_kex: Option<String>,
     /// Directory of secret files: a catalog `{secret: NAME}` reads DIR/NAME on the Tao host.
-    #[arg(long, env = "TAO_SECRETS_DIR")]
+    #[arg(long, env = "TAO_SECRETS_DIR", hide_env_values = true)]
     pub secrets_dir: Option<PathBuf>,
     /// Seconds a shutdown waits for running deploys before interrupting them.
-    #[arg(long, env = "TAO_DRAIN_TIMEOUT", default_value_t = 60)]
+    #[arg(long, env = "TAO_DRAIN_TIMEOUT", hide_env_values = true, default_value_t = 60)]
     pub drain_timeout: u64,
     /// Directory of configuration file templates the catalog names [default: the catalog file's directory].
-    #[arg(long, env = "TAO_TEMPLATES_DIR")]
+    #[arg(long, env = "TAO_TEMPLATES_DIR", hide_env_values = true)]
     pub templates_dir: Option<PathBuf>,
     /// Directory overriding the embedded CI templates (`*.yml.hbs`, `cci.sh.hbs`), read at start.
-    #[arg(long, env = "TAO_CI_TEMPLATES_DIR")]
+    #[arg(long, env = "TAO_CI_TEMPLATES_DIR", hide_env_values = true)]
     pub ci_templates_dir: Option<PathBuf>,
     /// Hosts of one deploy wave worked on at once.
-    #[arg(long, env = "TAO_HOST_PARALLEL", default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    #[arg(long, env = "TAO_HOST_PARALLEL", hide_env_values = true, default_value_t = 16, value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub host_parallel: u16,
     /// Registry user for digest look-ups (the password comes from TAO_REGISTRY_PASSWORD only).
-    #[arg(long, env = "TAO_REGISTRY_USER")]
+    #[arg(long, env = "TAO_REGISTRY_USER", hide_env_values = true)]
     pub registry_user: Option<String>,
     /// GitLab base URL, e.g. https://gitlab.example.com.
-    #[arg(long, env = "TAO_GITLAB_URL")]
+    #[arg(long, env = "TAO_GITLAB_URL", hide_env_values = true)]
     pub gitlab_url: Option<String>,
     /// GitLab API token.
     #[arg(long, env = "TAO_GITLAB_TOKEN", hide_env_values = true)]
@@ -74,25 +74,25 @@ pub struct ServeArgs {
     #[arg(long, env = "TAO_GITLAB_WEBHOOK_SECRET", hide_env_values = true)]
     pub gitlab_webhook_secret: Option<config::Secret>,
     /// Body limit of the GitLab webhook, in bytes.
-    #[arg(long, env = "TAO_WEBHOOK_MAX_BODY", default_value_t = config::DEFAULT_WEBHOOK_MAX_BODY)]
+    #[arg(long, env = "TAO_WEBHOOK_MAX_BODY", hide_env_values = true, default_value_t = config::DEFAULT_WEBHOOK_MAX_BODY)]
     pub webhook_max_body: usize,
     /// Age after which processed events' raw payloads are pruned (e.g. 90d, 12h), or `keep`.
-    #[arg(long, env = "TAO_EVENT_RETENTION", default_value = "keep")]
+    #[arg(long, env = "TAO_EVENT_RETENTION", hide_env_values = true, default_value = "keep")]
     pub event_retention: String,
     /// GitLab event workers (0: store events without handling them).
-    #[arg(long, env = "TAO_EVENT_WORKERS", default_value_t = config::DEFAULT_EVENT_WORKERS)]
+    #[arg(long, env = "TAO_EVENT_WORKERS", hide_env_values = true, default_value_t = config::DEFAULT_EVENT_WORKERS)]
     pub event_workers: usize,
     /// Shared secret of GitLab's external status checks (HMAC-SHA256 of the body in X-Gitlab-Signature).
     #[arg(long, env = "TAO_GITLAB_STATUS_CHECK_SECRET", hide_env_values = true)]
     pub gitlab_status_check_secret: Option<config::Secret>,
     /// How often to re-check open MRs without a final tao/policy status (e.g. 10m, 1h), or `off`.
-    #[arg(long, env = "TAO_POLICY_RECONCILE_INTERVAL", default_value = "10m")]
+    #[arg(long, env = "TAO_POLICY_RECONCILE_INTERVAL", hide_env_values = true, default_value = "10m")]
     pub policy_reconcile_interval: String,
     /// Notification rules file (events → Discord channels, Discord webhooks, JSON webhooks).
-    #[arg(long, env = "TAO_NOTIFY_CONFIG")]
+    #[arg(long, env = "TAO_NOTIFY_CONFIG", hide_env_values = true)]
     pub notify_config: Option<PathBuf>,
     /// Discord API base URL.
-    #[arg(long, env = "TAO_DISCORD_API_URL", default_value = config::DEFAULT_DISCORD_API)]
+    #[arg(long, env = "TAO_DISCORD_API_URL", hide_env_values = true, default_value = config::DEFAULT_DISCORD_API)]
     pub discord_api_url: String,
     /// Discord bot token (for channel notifications and interaction follow-ups).
     #[arg(long, env = "TAO_DISCORD_BOT_TOKEN", hide_env_values = true)]
@@ -101,13 +101,13 @@ pub struct ServeArgs {
     #[command(flatten)]
     pub tapd: sync::TapdArgs,
     /// How often to sync work items from TAPD (e.g. 15m, 1h), or `off`; needs TAPD credentials.
-    #[arg(long, env = "TAO_TAPD_SYNC_INTERVAL", default_value = "off")]
+    #[arg(long, env = "TAO_TAPD_SYNC_INTERVAL", hide_env_values = true, default_value = "off")]
     pub tapd_sync_interval: String,
     /// GitLab issue mapping (work items).
     #[command(flatten)]
     pub issue_rules: sync::IssueRuleArgs,
     /// How often to backfill GitLab issues through the API (e.g. 1h), or `off` (webhooks keep them current).
-    #[arg(long, env = "TAO_GITLAB_ISSUE_SYNC_INTERVAL", default_value = "off")]
+    #[arg(long, env = "TAO_GITLAB_ISSUE_SYNC_INTERVAL", hide_env_values = true, default_value = "off")]
     pub gitlab_issue_sync_interval: String,
     /// Discord.
     #[command(flatten)]
@@ -117,8 +117,8 @@ pub struct ServeArgs {
 pub(super) async fn serve(args: ServeArgs) -> Outcome {
     let mut settings = Settings {
         listen: args.listen,
-        database_url: args.db.url(),
-        catalog: args.db.catalog.clone(),
+        database_url: args.db.url()?,
+        catalog: args.db.catalog.find(),
         open_read: args.open_read,
         max_body: args.max_body,
         public_url: args.public_url,

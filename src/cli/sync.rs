@@ -7,17 +7,16 @@
 //! component project of the catalog or one `--project`, through `TAO_GITLAB_URL` and `TAO_GITLAB_TOKEN`.
 //! [`IssueRuleArgs`] are shared with `tao serve` (its webhook handler maps issues the same way).
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use super::output::{print_json, table};
-use crate::catalog::Catalog;
-use crate::config::{self, Secret};
+use super::{open_store, DbArgs};
+use crate::config::Secret;
 use crate::gitlab::client::{self as gl, GitLabClient};
-use crate::store::{self, Pool};
+use crate::store;
 use crate::workitems::gitlab::{IssueRules, DEFAULT_BUG_LABELS, DEFAULT_WORKFLOW_SCOPE};
 use crate::workitems::tapd::{self, Auth, RetryPolicy, TapdClient};
 use crate::workitems::{gitlab_sync, sync, SOURCE_GITLAB};
@@ -35,10 +34,10 @@ pub enum SyncCommand {
 #[derive(Debug, Clone, Args)]
 pub struct IssueRuleArgs {
     /// Labels that make a GitLab issue a bug, comma-separated, case-insensitive (incidents are bugs too).
-    #[arg(long, env = "TAO_GITLAB_BUG_LABELS", default_value = DEFAULT_BUG_LABELS)]
+    #[arg(long, env = "TAO_GITLAB_BUG_LABELS", hide_env_values = true, default_value = DEFAULT_BUG_LABELS)]
     pub gitlab_bug_labels: String,
     /// Scope of the labels whose value is an open issue's state (`workflow::doing` → doing), or `off`.
-    #[arg(long, env = "TAO_GITLAB_WORKFLOW_SCOPE", default_value = DEFAULT_WORKFLOW_SCOPE)]
+    #[arg(long, env = "TAO_GITLAB_WORKFLOW_SCOPE", hide_env_values = true, default_value = DEFAULT_WORKFLOW_SCOPE)]
     pub gitlab_workflow_scope: String,
 }
 
@@ -52,12 +51,9 @@ impl IssueRuleArgs {
 /// `tao sync gitlab-issues` arguments.
 #[derive(Debug, Args)]
 pub struct GitLabIssuesSyncArgs {
-    /// The catalog file: component projects, products, version patterns.
-    #[arg(short = 'f', long = "file", env = "TAO_CATALOG", default_value = "tao.yaml")]
-    pub file: PathBuf,
-    /// Database URL: sqlite://PATH or postgres://… [default: tao.db beside the catalog]
-    #[arg(long, env = "TAO_DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
+    /// The store, and the catalog file: component projects, products, version patterns.
+    #[command(flatten)]
+    pub db: DbArgs,
     /// Only this GitLab project (group/project) [default: every component project of the catalog].
     #[arg(long)]
     pub project: Option<String>,
@@ -68,7 +64,7 @@ pub struct GitLabIssuesSyncArgs {
     #[arg(long)]
     pub full: bool,
     /// GitLab base URL.
-    #[arg(long, env = "TAO_GITLAB_URL")]
+    #[arg(long, env = "TAO_GITLAB_URL", hide_env_values = true)]
     pub gitlab_url: String,
     /// GitLab API token (Reporter on the projects suffices).
     #[arg(long, env = "TAO_GITLAB_TOKEN", hide_env_values = true)]
@@ -82,10 +78,10 @@ pub struct GitLabIssuesSyncArgs {
 #[derive(Debug, Clone, Args)]
 pub struct TapdArgs {
     /// TAPD open API base URL.
-    #[arg(long, env = "TAO_TAPD_URL", default_value = tapd::DEFAULT_URL)]
+    #[arg(long, env = "TAO_TAPD_URL", hide_env_values = true, default_value = tapd::DEFAULT_URL)]
     pub tapd_url: String,
     /// TAPD API account (HTTP Basic, with TAO_TAPD_PASSWORD).
-    #[arg(long, env = "TAO_TAPD_USER")]
+    #[arg(long, env = "TAO_TAPD_USER", hide_env_values = true)]
     pub tapd_user: Option<String>,
     /// Password of the TAPD API account.
     #[arg(long, env = "TAO_TAPD_PASSWORD", hide_env_values = true)]
@@ -127,12 +123,9 @@ pub fn parse_interval_named(name: &str, s: &str) -> anyhow::Result<Option<std::t
 /// `tao sync tapd` arguments.
 #[derive(Debug, Args)]
 pub struct TapdSyncArgs {
-    /// The catalog file: products with a `tapd:` mapping.
-    #[arg(short = 'f', long = "file", env = "TAO_CATALOG", default_value = "tao.yaml")]
-    pub file: PathBuf,
-    /// Database URL: sqlite://PATH or postgres://… [default: tao.db beside the catalog]
-    #[arg(long, env = "TAO_DATABASE_URL", hide_env_values = true)]
-    pub database_url: Option<String>,
+    /// The store, and the catalog file: products with a `tapd:` mapping.
+    #[command(flatten)]
+    pub db: DbArgs,
     /// Entities per page (TAPD allows at most 200).
     #[arg(long, default_value_t = tapd::MAX_LIMIT, value_parser = clap::value_parser!(u32).range(1..=200))]
     pub page_size: u32,
@@ -152,29 +145,16 @@ pub async fn sync(cmd: SyncCommand, json: bool) -> anyhow::Result<ExitCode> {
     }
 }
 
-fn read_catalog(file: &std::path::Path) -> anyhow::Result<Catalog> {
-    let yaml = std::fs::read_to_string(file).with_context(|| format!("cannot read {}", file.display()))?;
-    Catalog::from_yaml(&yaml)
-        .map_err(|e| anyhow::anyhow!("{} is invalid ({} errors); run `tao catalog check`", file.display(), e.0.len()))
-}
-
-/// The store `--database-url` names (default beside the catalog), migrated.
-async fn open_store(file: &std::path::Path, database_url: Option<&str>) -> anyhow::Result<Pool> {
-    let pool = Pool::connect(&config::resolve_database_url(database_url, Some(file))).await?;
-    store::migrate::run(&pool).await?;
-    Ok(pool)
-}
-
 async fn sync_tapd(args: TapdSyncArgs, json: bool) -> anyhow::Result<ExitCode> {
-    let catalog = read_catalog(&args.file)?;
+    let (file, catalog) = args.db.catalog.load()?;
     anyhow::ensure!(
         !sync::targets(&catalog).is_empty(),
         "no product of {} has a tapd: mapping (tapd: {{ workspace_id: …, iteration_name: \"v{{version}}\" }})",
-        args.file.display()
+        file.display()
     );
     let auth = args.tapd.auth()?.context("set TAO_TAPD_TOKEN, or TAO_TAPD_USER and TAO_TAPD_PASSWORD")?;
     let client = TapdClient::new(&args.tapd.tapd_url, auth, RetryPolicy::default())?;
-    let pool = open_store(&args.file, args.database_url.as_deref()).await?;
+    let pool = open_store(&args.db).await?;
     if args.full {
         for t in sync::targets(&catalog) {
             store::workitem::clear_cursors(&pool, crate::workitems::SOURCE_TAPD, &t.mapping.workspace_id).await?;
@@ -203,7 +183,7 @@ async fn sync_tapd(args: TapdSyncArgs, json: bool) -> anyhow::Result<ExitCode> {
 }
 
 async fn sync_gitlab_issues(args: GitLabIssuesSyncArgs, json: bool) -> anyhow::Result<ExitCode> {
-    let catalog = read_catalog(&args.file)?;
+    let (file, catalog) = args.db.catalog.load()?;
     let rules = args.rules.rules()?;
     let projects = match &args.project {
         Some(p) => vec![crate::catalog::ProjectPath::parse(p)
@@ -215,11 +195,11 @@ async fn sync_gitlab_issues(args: GitLabIssuesSyncArgs, json: bool) -> anyhow::R
     anyhow::ensure!(
         !projects.is_empty(),
         "no component of {} names a GitLab project (project: group/name); give one with --project",
-        args.file.display()
+        file.display()
     );
     let client =
         GitLabClient::new(&args.gitlab_url, gl::Auth::PrivateToken(args.gitlab_token), gl::RetryPolicy::default())?;
-    let pool = open_store(&args.file, args.database_url.as_deref()).await?;
+    let pool = open_store(&args.db).await?;
     if args.full {
         for p in &projects {
             store::workitem::clear_cursors(&pool, SOURCE_GITLAB, p).await?;

@@ -129,6 +129,32 @@ fn i64_at(v: &Value, path: &[&str]) -> Option<i64> {
     path.iter().try_fold(v, |v, k| v.get(k))?.as_i64()
 }
 
+/// The kinds GitLab's webhook documentation names (`object_kind`, or the header's snake case where a
+/// payload has none), plus Tao's own status-check requests. A filter on any other kind is refused unless
+/// events of that kind are stored (GitLab adds kinds; system hooks name many in `event_name`).
+pub const DOCUMENTED_KINDS: &[&str] = &[
+    "push",
+    "tag_push",
+    "issue",
+    "note",
+    "merge_request",
+    "wiki_page",
+    "pipeline",
+    "build",
+    "deployment",
+    "feature_flag",
+    "release",
+    "milestone",
+    "emoji",
+    "access_token",
+    "resource_access_token",
+    "member",
+    "project",
+    "subgroup",
+    "vulnerability",
+    crate::gitlab::events::EXTERNAL_STATUS_CHECK,
+];
+
 /// The event kind: `object_kind`, else `event_name` (system and group hooks), else the header without
 /// " Hook", in snake case (`"Member Hook"` → `member`).
 pub fn kind_of(event_header: &str, payload: &Value) -> String {

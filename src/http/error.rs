@@ -70,6 +70,7 @@ impl From<ServiceError> for ApiError {
             ServiceError::Conflict(msg) => ApiError::new(StatusCode::CONFLICT, "conflict", msg),
             ServiceError::Forbidden(msg) => ApiError::new(StatusCode::FORBIDDEN, "forbidden", msg),
             ServiceError::Locked(msg) => ApiError::new(StatusCode::LOCKED, "frozen", msg),
+            ServiceError::NotConfigured(msg) => ApiError::new(StatusCode::CONFLICT, "not_configured", msg),
             ServiceError::Upstream(msg) => ApiError::new(StatusCode::BAD_GATEWAY, "upstream", msg),
             ServiceError::Store(cause) => ApiError::internal(&cause),
         }

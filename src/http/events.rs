@@ -18,6 +18,7 @@ use super::auth::{Authorized, NeedRead};
 use super::error::ApiError;
 use super::HttpState;
 use crate::catalog::FieldError;
+use crate::gitlab::webhook::DOCUMENTED_KINDS;
 use crate::store::event::{self, EventFilter, EventRow, EventState};
 use crate::store::rfc3339;
 
@@ -104,6 +105,16 @@ async fn export(
 ) -> Result<Response, ApiError> {
     let (filter, fields) = filter_of(&q)?;
     let pool = s.services.pool().clone();
+    if let Some(kind) = filter.kind.as_deref() {
+        let stored = event::has_kind(&pool, kind).await.map_err(|e| ApiError::internal(&e))?;
+        if !stored && !DOCUMENTED_KINDS.contains(&kind) {
+            return Err(ApiError::invalid_field(FieldError::new(
+                "kind",
+                format!("a GitLab event kind ({}) or one stored", DOCUMENTED_KINDS.join(", ")),
+                format!("{kind:?}"),
+            )));
+        }
+    }
     // State: the last id sent, or None once a short page showed the end.
     let pages = futures_util::stream::unfold(Some(0i64), move |after| {
         let (pool, filter, fields) = (pool.clone(), filter.clone(), fields.clone());

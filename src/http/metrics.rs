@@ -73,9 +73,6 @@ async fn series_of(
     if from >= to {
         errors.push(FieldError::new("from", "a time before `to`", format!("{:?}", q.from)));
     }
-    if !errors.is_empty() {
-        return Err(ApiError::invalid(errors));
-    }
     let query = series::Query {
         product: q.product.filter(|p| !p.is_empty()),
         env: q.env.filter(|e| !e.is_empty()),
@@ -84,6 +81,26 @@ async fn series_of(
         to,
     };
     let catalog = s.services.catalog_now();
+    // A filter naming nothing the catalog has would draw an empty picture that looks like "no activity".
+    if let Some(p) = query.product.as_deref().filter(|p| !catalog.products.keys().any(|k| k.as_str() == *p)) {
+        let known: Vec<&str> = catalog.products.keys().map(|k| k.as_str()).collect();
+        errors.push(FieldError::new(
+            "product",
+            format!("a product of the catalog ({})", known.join(", ")),
+            format!("{p:?}"),
+        ));
+    }
+    if let Some(e) = query.env.as_deref().filter(|e| !catalog.environments.keys().any(|k| k.as_str() == *e)) {
+        let known: Vec<&str> = catalog.environments.keys().map(|k| k.as_str()).collect();
+        errors.push(FieldError::new(
+            "env",
+            format!("an environment of the catalog ({})", known.join(", ")),
+            format!("{e:?}"),
+        ));
+    }
+    if !errors.is_empty() {
+        return Err(ApiError::invalid(errors));
+    }
     let rows = series::rows(s.services.pool(), &catalog, &name, &query)
         .await
         .map_err(|e| ApiError::internal(&e))?

@@ -75,6 +75,10 @@ pub enum ServiceError {
     /// The target refuses changes for now (a frozen environment); the message says why.
     #[error("{0}")]
     Locked(String),
+    /// This Tao is not set up for the request (GitLab not configured): a local configuration problem,
+    /// not an upstream failure; the message names the missing settings.
+    #[error("{0}")]
+    NotConfigured(String),
     /// A service Tao depends on (GitLab) failed; the message says which and how.
     #[error("{0}")]
     Upstream(String),

@@ -11,7 +11,11 @@ impl Services {
     /// What policy checks need; an error when GitLab is not configured.
     pub fn policy_context(&self) -> Result<PolicyContext, ServiceError> {
         let gitlab = self.gitlab.clone().ok_or_else(|| {
-            ServiceError::Upstream("GitLab is not configured (TAO_GITLAB_URL, TAO_GITLAB_TOKEN)".into())
+            ServiceError::NotConfigured(
+                "GitLab is not configured on this Tao: start `tao serve` with TAO_GITLAB_URL and TAO_GITLAB_TOKEN \
+                 (or --gitlab-url and --gitlab-token)"
+                    .into(),
+            )
         })?;
         Ok(PolicyContext {
             gitlab,

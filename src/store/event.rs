@@ -536,6 +536,13 @@ pub async fn prune_payloads(pool: &Pool, before: i64) -> Result<u64, StoreError>
     Ok(crate::with_pool!(pool, p => sqlx::query(sql).bind(before).execute(p).await.map(|r| r.rows_affected()))?)
 }
 
+/// Whether any stored event has this kind.
+pub async fn has_kind(pool: &Pool, kind: &str) -> Result<bool, StoreError> {
+    let sql = "SELECT COUNT(*) FROM (SELECT 1 FROM gitlab_event WHERE kind = $1 LIMIT 1) AS k";
+    let n: i64 = crate::with_pool!(pool, p => sqlx::query_scalar(sql).bind(kind).fetch_one(p).await)?;
+    Ok(n > 0)
+}
+
 /// How many events are stored (tests and the benchmark compare this with what was sent).
 pub async fn count(pool: &Pool) -> Result<i64, StoreError> {
     Ok(crate::with_pool!(pool, p => sqlx::query_scalar("SELECT COUNT(*) FROM gitlab_event").fetch_one(p).await)?)
