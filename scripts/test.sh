@@ -38,7 +38,8 @@ PG_PORT=${TAO_TEST_PG_PORT:-54329}
 PG_DIR=${TAO_TEST_PG_DIR:-/tmp/tao-test-pg}
 export TAO_TEST_PG_URL="postgres://postgres@127.0.0.1:${PG_PORT}/postgres"
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-if ! "$pg_bin/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; then
+# `-U postgres`: without it pg_isready logs in as the calling user, and the server logs a FATAL each run.
+if ! "$pg_bin/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -U postgres; then
   say "starting PostgreSQL on 127.0.0.1:$PG_PORT ($PG_DIR)"
   if [ ! -f "$PG_DIR/PG_VERSION" ]; then
     rm -rf "$PG_DIR"; mkdir -p "$PG_DIR"
@@ -48,7 +49,7 @@ if ! "$pg_bin/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT"; then
   as_pg "$pg_bin/pg_ctl" -D "$PG_DIR" -l "$PG_DIR/server.log" -w -t 60 \
     -o "-h 127.0.0.1 -p $PG_PORT -k /tmp -c fsync=off -c max_connections=200" start >/dev/null
 fi
-"$pg_bin/pg_isready" -h 127.0.0.1 -p "$PG_PORT"
+"$pg_bin/pg_isready" -h 127.0.0.1 -p "$PG_PORT" -U postgres
 
 # ---- 2b. deploy test prerequisites ------------------------------------------------------------------
 # The harness starts its own sshd instances and registry; sshd needs its privilege separation directory,
@@ -62,8 +63,15 @@ cargo fmt --all -- --check
 say "cargo clippy --all-targets -- -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
 say "cargo test (SQLite and PostgreSQL at $TAO_TEST_PG_URL)"
-cargo test --locked --all-targets --no-fail-fast 2>&1 | tee "${TMPDIR:-/tmp}/tao-test.log"
-test "${PIPESTATUS[0]}" -eq 0
+# CI must never hang: each test has its own limit (tests/it/support: `limit`, HTTP and PostgreSQL
+# timeouts), and the whole run has this one (build included; exit 124 when it fires). libtest names any
+# test running for over 60 s as it goes.
+TEST_TIMEOUT=${TAO_TEST_TIMEOUT:-1500}
+timeout --signal=TERM --kill-after=30 "$TEST_TIMEOUT" \
+  cargo test --locked --all-targets --no-fail-fast 2>&1 | tee "${TMPDIR:-/tmp}/tao-test.log"
+status=${PIPESTATUS[0]}
+[ "$status" -ne 124 ] || echo "cargo test exceeded ${TEST_TIMEOUT}s (TAO_TEST_TIMEOUT) and was stopped" >&2
+test "$status" -eq 0
 
 # ---- 4. smoke run of the built binary --------------------------------------------------------------
 say "smoke run of the built binary"

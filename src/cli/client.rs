@@ -33,6 +33,9 @@ impl Client {
         let token = std::env::var("TAO_TOKEN").ok().filter(|t| !t.is_empty()).map(Secret::new);
         let http = reqwest::Client::builder()
             .user_agent(concat!("tao-cli/", env!("CARGO_PKG_VERSION")))
+            // No overall timeout: `events export` and `task show --follow` stream for as long as they
+            // need (a deploy step may log nothing for minutes). A server that is not there fails fast.
+            .connect_timeout(std::time::Duration::from_secs(10))
             .build()
             .context("building the HTTP client")?;
         Ok(Client { base, token, http })

@@ -11,6 +11,10 @@ async fn release_count(app: &TestApp) -> usize {
 
 #[tokio::test]
 async fn create_list_show_product_versions() {
+    crate::support::limit(create_list_show_product_versions_body()).await
+}
+
+async fn create_list_show_product_versions_body() {
     let app = spawn_app(TestDb::sqlite()).await;
     let r = app.create_release(&app.deployer, monitor_release("v1.0.0", &[])).await;
     assert_eq!(r.status, 201, "{:?}", r.body);
@@ -46,6 +50,10 @@ async fn create_list_show_product_versions() {
 
 #[tokio::test]
 async fn re_creating_is_idempotent_and_changed_content_conflicts() {
+    crate::support::limit(re_creating_is_idempotent_and_changed_content_conflicts_body()).await
+}
+
+async fn re_creating_is_idempotent_and_changed_content_conflicts_body() {
     let app = spawn_app(TestDb::sqlite()).await;
     assert_eq!(app.create_release(&app.deployer, monitor_release("1.0.0", &[])).await.status, 201);
     let again = app.create_release(&app.admin, monitor_release("1.0.0", &[])).await;
@@ -65,6 +73,10 @@ async fn re_creating_is_idempotent_and_changed_content_conflicts() {
 
 #[tokio::test]
 async fn tokens_and_scopes_are_enforced() {
+    crate::support::limit(tokens_and_scopes_are_enforced_body()).await
+}
+
+async fn tokens_and_scopes_are_enforced_body() {
     let app = spawn_app(TestDb::sqlite()).await;
     let none = app.send(reqwest::Method::GET, "/api/v1/products", None, None).await;
     assert_eq!(none.status, 401);
@@ -93,6 +105,10 @@ async fn tokens_and_scopes_are_enforced() {
 
 #[tokio::test]
 async fn read_endpoints_can_be_opened_by_configuration() {
+    crate::support::limit(read_endpoints_can_be_opened_by_configuration_body()).await
+}
+
+async fn read_endpoints_can_be_opened_by_configuration_body() {
     let app = spawn_app_with(TestDb::sqlite(), |s| s.open_read = true).await;
     let products = app.send(reqwest::Method::GET, "/api/v1/products", None, None).await;
     assert_eq!(products.status, 200);
@@ -103,6 +119,10 @@ async fn read_endpoints_can_be_opened_by_configuration() {
 
 #[tokio::test]
 async fn invalid_release_requests_get_field_errors_and_change_nothing() {
+    crate::support::limit(invalid_release_requests_get_field_errors_and_change_nothing_body()).await
+}
+
+async fn invalid_release_requests_get_field_errors_and_change_nothing_body() {
     let app = spawn_app(TestDb::sqlite()).await;
     let mut missing = monitor_release("1.0.0", &[]);
     missing["components"].as_object_mut().unwrap().remove("graph");
@@ -146,6 +166,10 @@ async fn invalid_release_requests_get_field_errors_and_change_nothing() {
 
 #[tokio::test]
 async fn oversized_bodies_are_rejected() {
+    crate::support::limit(oversized_bodies_are_rejected_body()).await
+}
+
+async fn oversized_bodies_are_rejected_body() {
     let app = spawn_app_with(TestDb::sqlite(), |s| s.max_body = 4096).await;
     let mut body = monitor_release("1.0.0", &[]);
     body["padding"] = json!("x".repeat(8192));
@@ -158,6 +182,10 @@ async fn oversized_bodies_are_rejected() {
 
 #[tokio::test]
 async fn products_and_environments_come_from_the_catalog() {
+    crate::support::limit(products_and_environments_come_from_the_catalog_body()).await
+}
+
+async fn products_and_environments_come_from_the_catalog_body() {
     let app = spawn_app(TestDb::sqlite()).await;
     let products = app.get("/api/v1/products", &app.reader).await;
     assert_eq!(products.body[0]["name"], "monitor");
@@ -181,6 +209,10 @@ async fn products_and_environments_come_from_the_catalog() {
 
 #[tokio::test]
 async fn catalog_apply_validates_first_and_rejects_whole() {
+    crate::support::limit(catalog_apply_validates_first_and_rejects_whole_body()).await
+}
+
+async fn catalog_apply_validates_first_and_rejects_whole_body() {
     let app = spawn_app(TestDb::sqlite()).await;
     let before = app.get("/api/v1/catalog", &app.reader).await.body["revision"].clone();
     let post = |token: String, yaml: String| {
@@ -215,6 +247,10 @@ async fn catalog_apply_validates_first_and_rejects_whole() {
 
 #[tokio::test]
 async fn postgres_smoke() {
+    crate::support::limit(postgres_smoke_body()).await
+}
+
+async fn postgres_smoke_body() {
     let app = spawn_app(TestDb::postgres().await).await;
     assert_eq!(app.create_release(&app.deployer, monitor_release("1.0.0", &[])).await.status, 201);
     assert_eq!(app.create_release(&app.deployer, monitor_release("1.0.0", &[])).await.status, 200);
@@ -229,6 +265,10 @@ async fn postgres_smoke() {
 
 #[tokio::test]
 async fn with_gitlab_configured_product_versions_need_their_git_tags() {
+    crate::support::limit(with_gitlab_configured_product_versions_need_their_git_tags_body()).await
+}
+
+async fn with_gitlab_configured_product_versions_need_their_git_tags_body() {
     use tao::gitlab::client::ProjectId;
 
     use crate::support::gitlab::{GitLabDouble, ROOT_TOKEN};

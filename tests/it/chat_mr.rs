@@ -105,6 +105,10 @@ impl Scene {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_developer_deploys_to_test_from_a_comment_and_gets_a_reply_in_the_thread() {
+    crate::support::limit(a_developer_deploys_to_test_from_a_comment_and_gets_a_reply_in_the_thread_body()).await
+}
+
+async fn a_developer_deploys_to_test_from_a_comment_and_gets_a_reply_in_the_thread_body() {
     let s = scene().await;
     let note = s.say(s.dev, "Ready to try this.\n\n/tao deploy monitor 1.0.0 env-1\n").await;
     let reply = s.reply(note);
@@ -139,6 +143,10 @@ async fn a_developer_deploys_to_test_from_a_comment_and_gets_a_reply_in_the_thre
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn production_needs_a_maintainer_and_a_confirmation() {
+    crate::support::limit(production_needs_a_maintainer_and_a_confirmation_body()).await
+}
+
+async fn production_needs_a_maintainer_and_a_confirmation_body() {
     let s = scene().await;
     let denied = s.say(s.dev, "/tao deploy monitor 1.0.0 prod").await;
     let text = s.reply(denied).body;
@@ -159,6 +167,10 @@ async fn production_needs_a_maintainer_and_a_confirmation() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frozen_environments_bad_commands_outsiders_and_tao_itself() {
+    crate::support::limit(frozen_environments_bad_commands_outsiders_and_tao_itself_body()).await
+}
+
+async fn frozen_environments_bad_commands_outsiders_and_tao_itself_body() {
     let s = scene().await;
     let freeze = s.say(s.dev, "/tao freeze env-1 database migration tonight").await;
     assert!(s.reply(freeze).body.contains("env-1 is frozen by gitlab:dev: database migration tonight"));
@@ -189,6 +201,10 @@ async fn frozen_environments_bad_commands_outsiders_and_tao_itself() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dora_uploads_the_picture_and_the_reply_shows_it() {
+    crate::support::limit(dora_uploads_the_picture_and_the_reply_shows_it_body()).await
+}
+
+async fn dora_uploads_the_picture_and_the_reply_shows_it_body() {
     let s = scene().await;
     let now = tao::store::now_ms();
     crate::metrics::history_at(&s.app, now - now.rem_euclid(86_400_000) - 10 * 86_400_000).await;
@@ -216,6 +232,10 @@ async fn dora_uploads_the_picture_and_the_reply_shows_it() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_upload_is_retried_after_a_5xx_and_a_refused_one_is_said_in_the_reply() {
+    crate::support::limit(an_upload_is_retried_after_a_5xx_and_a_refused_one_is_said_in_the_reply_body()).await
+}
+
+async fn an_upload_is_retried_after_a_5xx_and_a_refused_one_is_said_in_the_reply_body() {
     let s = scene().await;
     s.double.fail_next("/uploads", 502, None);
     let retried = s.say(s.dev, "/tao cfd monitor").await;

@@ -106,6 +106,10 @@ async fn deployment_reaches(double: &GitLabDouble, project: &str, env: &str, sta
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn job_tokens_are_verified_with_gitlab() {
+    crate::support::limit(job_tokens_are_verified_with_gitlab_body()).await
+}
+
+async fn job_tokens_are_verified_with_gitlab_body() {
     let (app, double) = setup().await;
     let api = project_id(&double, "monitor/api");
     let (status, body) = post(&app, "/api/v1/deploys", "glcbt-forged", component_deploy("env-1", "abc")).await;
@@ -132,6 +136,10 @@ async fn job_tokens_are_verified_with_gitlab() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn what_a_job_may_deploy_follows_its_project_and_ref() {
+    crate::support::limit(what_a_job_may_deploy_follows_its_project_and_ref_body()).await
+}
+
+async fn what_a_job_may_deploy_follows_its_project_and_ref_body() {
     let (app, double) = setup().await;
     let api = project_id(&double, "monitor/api");
     double.push("monitor/api", "feature/login", "a feature");
@@ -187,6 +195,10 @@ async fn what_a_job_may_deploy_follows_its_project_and_ref() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_job_deploy_is_idempotent_recorded_and_mirrored_in_gitlab() {
+    crate::support::limit(a_job_deploy_is_idempotent_recorded_and_mirrored_in_gitlab_body()).await
+}
+
+async fn a_job_deploy_is_idempotent_recorded_and_mirrored_in_gitlab_body() {
     let (app, double) = setup().await;
     let api = project_id(&double, "monitor/api");
     let sha = double.push("monitor/api", "feature/login", "a feature");
@@ -222,6 +234,10 @@ async fn a_job_deploy_is_idempotent_recorded_and_mirrored_in_gitlab() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn only_the_release_project_creates_product_versions_with_its_job_token() {
+    crate::support::limit(only_the_release_project_creates_product_versions_with_its_job_token_body()).await
+}
+
+async fn only_the_release_project_creates_product_versions_with_its_job_token_body() {
     let (app, double) = setup().await;
     let (_, api_job) = double.start_job(project_id(&double, "monitor/api"), "v1.0.0");
     let (status, body) = post(&app, "/api/v1/releases", &api_job, monitor_release("1.0.0", &[])).await;
@@ -257,6 +273,10 @@ async fn run_deploy_job(app: &TestApp, yaml: &Value, token: &str, job: i64, sha:
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rendered_deploy_job_runs_under_sh_and_exits_with_the_task_result() {
+    crate::support::limit(the_rendered_deploy_job_runs_under_sh_and_exits_with_the_task_result_body()).await
+}
+
+async fn the_rendered_deploy_job_runs_under_sh_and_exits_with_the_task_result_body() {
     let (app, double) = setup().await;
     let res = app.http.get(format!("{}/ci/v1/monitor/api/component.yml", app.base)).send().await.unwrap();
     let yaml: Value = serde_yaml_ng::from_str(&res.text().await.unwrap()).unwrap();
@@ -302,6 +322,10 @@ async fn run_release_job(app: &TestApp, yaml: &Value, token: &str, tag: &str, co
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_rendered_release_job_creates_the_product_version_from_components_txt() {
+    crate::support::limit(the_rendered_release_job_creates_the_product_version_from_components_txt_body()).await
+}
+
+async fn the_rendered_release_job_creates_the_product_version_from_components_txt_body() {
     let (app, double) = setup().await;
     let res = app.http.get(format!("{}/ci/v1/monitor/release/product-release.yml", app.base)).send().await.unwrap();
     let yaml: Value = serde_yaml_ng::from_str(&res.text().await.unwrap()).unwrap();
@@ -337,6 +361,10 @@ impl Executor for Hold {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gitlab_deployment_left_running_by_a_killed_tao_is_finished_at_the_next_start() {
+    crate::support::limit(a_gitlab_deployment_left_running_by_a_killed_tao_is_finished_at_the_next_start_body()).await
+}
+
+async fn a_gitlab_deployment_left_running_by_a_killed_tao_is_finished_at_the_next_start_body() {
     let double = GitLabDouble::start().await;
     double.add_project("monitor/api");
     let url = double.url.clone();

@@ -107,6 +107,10 @@ async fn deployment_status(double: &GitLabDouble, project: &str, want: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_pipeline_job_deploys_its_commit_through_tao_to_real_hosts() {
+    crate::support::limit(a_pipeline_job_deploys_its_commit_through_tao_to_real_hosts_body()).await
+}
+
+async fn a_pipeline_job_deploys_its_commit_through_tao_to_real_hosts_body() {
     let hosts = TestHosts::start(1);
     let env = format!("ci{:06x}", rand::random::<u32>() & 0xff_ffff);
     let _cleanup = Cleanup(env.clone());

@@ -28,6 +28,10 @@ fn stderr(o: &Output) -> String {
 
 #[tokio::test]
 async fn catalog_check_accepts_the_example() {
+    crate::support::limit(catalog_check_accepts_the_example_body()).await
+}
+
+async fn catalog_check_accepts_the_example_body() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("tao.yaml");
     std::fs::write(&file, EXAMPLE).unwrap();
@@ -38,6 +42,10 @@ async fn catalog_check_accepts_the_example() {
 
 #[tokio::test]
 async fn catalog_check_lists_every_error_and_exits_1() {
+    crate::support::limit(catalog_check_lists_every_error_and_exits_1_body()).await
+}
+
+async fn catalog_check_lists_every_error_and_exits_1_body() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("tao.yaml");
     let broken = EXAMPLE.replace("depends_on: [sql, ops]", "depends_on: [sql, billing]").replacen(
@@ -66,6 +74,10 @@ async fn catalog_check_lists_every_error_and_exits_1() {
 
 #[tokio::test]
 async fn tokens_offline() {
+    crate::support::limit(tokens_offline_body()).await
+}
+
+async fn tokens_offline_body() {
     let db = TestDb::sqlite();
     let url = db.url();
     let env = [("TAO_DATABASE_URL", url.as_str())];
@@ -92,6 +104,10 @@ async fn tokens_offline() {
 
 #[tokio::test]
 async fn release_create_and_show_against_a_server() {
+    crate::support::limit(release_create_and_show_against_a_server_body()).await
+}
+
+async fn release_create_and_show_against_a_server_body() {
     let app = spawn_app(TestDb::sqlite()).await;
     let env = [("TAO_SERVER", app.base.as_str()), ("TAO_TOKEN", app.deployer.as_str())];
     let mut args = vec!["release", "create", "monitor", "v1.1.0"];
@@ -136,6 +152,10 @@ async fn release_create_and_show_against_a_server() {
 
 #[tokio::test]
 async fn help_is_complete() {
+    crate::support::limit(help_is_complete_body()).await
+}
+
+async fn help_is_complete_body() {
     let out = tao(&["--help"], &[]).await;
     let help = stdout(&out);
     for cmd in ["serve", "migrate", "backup", "token", "catalog", "release", "env"] {
@@ -149,6 +169,10 @@ async fn help_is_complete() {
 
 #[tokio::test]
 async fn backup_copies_a_live_store() {
+    crate::support::limit(backup_copies_a_live_store_body()).await
+}
+
+async fn backup_copies_a_live_store_body() {
     let db = TestDb::sqlite();
     let pool = db.pool().await;
     tao::store::token::create(&pool, "keep", tao::store::token::Scope::Read).await.unwrap();
@@ -221,6 +245,10 @@ impl Server {
 
 #[tokio::test]
 async fn the_readme_tour_finds_the_servers_store() {
+    crate::support::limit(the_readme_tour_finds_the_servers_store_body()).await
+}
+
+async fn the_readme_tour_finds_the_servers_store_body() {
     // README: `export TAO_CATALOG=examples/tao.yaml`, serve, then offline `token create` from the same
     // shell (the repository root, not the catalog's directory).
     let root = tempfile::tempdir().unwrap();
@@ -248,6 +276,10 @@ async fn the_readme_tour_finds_the_servers_store() {
 
 #[tokio::test]
 async fn one_catalog_flag_everywhere_and_errors_that_say_where_they_looked() {
+    crate::support::limit(one_catalog_flag_everywhere_and_errors_that_say_where_they_looked_body()).await
+}
+
+async fn one_catalog_flag_everywhere_and_errors_that_say_where_they_looked_body() {
     let examples = example_dir();
     let file = examples.path().join("tao.yaml");
     let file = file.to_str().unwrap();
@@ -301,6 +333,10 @@ async fn one_catalog_flag_everywhere_and_errors_that_say_where_they_looked() {
 
 #[tokio::test]
 async fn help_never_shows_an_environment_value() {
+    crate::support::limit(help_never_shows_an_environment_value_body()).await
+}
+
+async fn help_never_shows_an_environment_value_body() {
     // clap prints `[env: NAME=VALUE]` unless told not to: an unset variable showed as `[env: TAO_CATALOG=]`
     // and a set one would print its value (a token, say).
     let secretish = [("TAO_CATALOG", "/secret/path.yaml"), ("TAO_SERVER", "http://user:pw@example.com")];
@@ -324,6 +360,10 @@ async fn help_never_shows_an_environment_value() {
 
 #[tokio::test]
 async fn revoked_tokens_say_so_in_the_status_column() {
+    crate::support::limit(revoked_tokens_say_so_in_the_status_column_body()).await
+}
+
+async fn revoked_tokens_say_so_in_the_status_column_body() {
     let db = TestDb::sqlite();
     let url = db.url();
     let env = [("TAO_DATABASE_URL", url.as_str())];
@@ -339,6 +379,10 @@ async fn revoked_tokens_say_so_in_the_status_column() {
 
 #[tokio::test]
 async fn reports_and_exports_refuse_what_does_not_exist() {
+    crate::support::limit(reports_and_exports_refuse_what_does_not_exist_body()).await
+}
+
+async fn reports_and_exports_refuse_what_does_not_exist_body() {
     let app = spawn_app(TestDb::sqlite()).await;
     let dir = tempfile::tempdir().unwrap();
     let env = [("TAO_SERVER", app.base.as_str()), ("TAO_TOKEN", app.reader.as_str())];
@@ -367,6 +411,10 @@ async fn reports_and_exports_refuse_what_does_not_exist() {
 
 #[tokio::test]
 async fn serve_checks_the_catalog_and_the_port_before_touching_the_store() {
+    crate::support::limit(serve_checks_the_catalog_and_the_port_before_touching_the_store_body()).await
+}
+
+async fn serve_checks_the_catalog_and_the_port_before_touching_the_store_body() {
     let dir = tempfile::tempdir().unwrap();
     let db = dir.path().join("tao.db");
     let url = format!("sqlite://{}", db.display());
@@ -409,6 +457,10 @@ async fn serve_checks_the_catalog_and_the_port_before_touching_the_store() {
 
 #[tokio::test]
 async fn policy_reconcile_without_gitlab_names_the_missing_settings() {
+    crate::support::limit(policy_reconcile_without_gitlab_names_the_missing_settings_body()).await
+}
+
+async fn policy_reconcile_without_gitlab_names_the_missing_settings_body() {
     let app = spawn_app(TestDb::sqlite()).await;
     let r = app.send(reqwest::Method::POST, "/api/v1/policy/reconcile", Some(&app.admin), None).await;
     assert_eq!(r.status, 409, "a local configuration problem, not a bad gateway: {:?}", r.body);

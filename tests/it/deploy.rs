@@ -256,6 +256,10 @@ fn docker(args: &[&str]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn release_upgrade_rollback_component_build_and_drift() {
+    crate::support::limit(release_upgrade_rollback_component_build_and_drift_body()).await
+}
+
+async fn release_upgrade_rollback_component_build_and_drift_body() {
     let w = World::new(false).await;
     let created = w.release("1.0.0", "1.0.0", "1.0.0").await;
     let digests: Vec<_> =
@@ -323,6 +327,10 @@ async fn release_upgrade_rollback_component_build_and_drift() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broken_image_fails_with_its_reason_and_rolls_back() {
+    crate::support::limit(a_broken_image_fails_with_its_reason_and_rolls_back_body()).await
+}
+
+async fn a_broken_image_fails_with_its_reason_and_rolls_back_body() {
     let w = World::new(false).await;
     w.release("1.0.0", "1.0.0", "1.0.0").await;
     let first = w.deploy(json!({ "product": "shop", "version": "1.0.0", "env": w.env })).await;
@@ -350,6 +358,10 @@ async fn a_broken_image_fails_with_its_reason_and_rolls_back() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn hostile_values_reach_containers_intact_and_secrets_stay_out_of_logs() {
+    crate::support::limit(hostile_values_reach_containers_intact_and_secrets_stay_out_of_logs_body()).await
+}
+
+async fn hostile_values_reach_containers_intact_and_secrets_stay_out_of_logs_body() {
     let tao_log = capture_tao_log();
     let w = World::new(true).await;
     w.release("1.0.0", "1.0.0", "1.0.0").await;
@@ -379,6 +391,10 @@ async fn hostile_values_reach_containers_intact_and_secrets_stay_out_of_logs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn logs_stream_while_a_health_check_holds_and_a_killed_tao_recovers() {
+    crate::support::limit(logs_stream_while_a_health_check_holds_and_a_killed_tao_recovers_body()).await
+}
+
+async fn logs_stream_while_a_health_check_holds_and_a_killed_tao_recovers_body() {
     let w = World::new(false).await;
     // front's health check passes only once the test says so (it creates /www/ready in the container).
     let held = catalog(&w.env, &w.prod, &w.hosts, &w.ports, "web").replace(

@@ -176,6 +176,10 @@ pub(crate) fn deploy(env: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unsigned_stale_or_badly_signed_requests_are_refused_and_ping_is_answered() {
+    crate::support::limit(unsigned_stale_or_badly_signed_requests_are_refused_and_ping_is_answered_body()).await
+}
+
+async fn unsigned_stale_or_badly_signed_requests_are_refused_and_ping_is_answered_body() {
     let s = scene(TestDb::sqlite()).await;
     let (status, body) = s.post(&serde_json::from_str(PING).unwrap()).await;
     assert_eq!((status, body), (200, json!({"type": 1})));
@@ -239,6 +243,10 @@ crate::both_backends!(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_interaction_twice_is_one_task_and_one_follower() {
+    crate::support::limit(the_same_interaction_twice_is_one_task_and_one_follower_body()).await
+}
+
+async fn the_same_interaction_twice_is_one_task_and_one_follower_body() {
     let s = scene(TestDb::sqlite()).await;
     let (cmd, token) = s.command(DEVELOPER, &[], "deploy", deploy("env-1"));
     let (a, b) = tokio::join!(s.post(&cmd), s.post(&cmd));
@@ -255,6 +263,10 @@ async fn the_same_interaction_twice_is_one_task_and_one_follower() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prod_is_denied_to_a_developer_and_to_strangers_with_the_reason() {
+    crate::support::limit(prod_is_denied_to_a_developer_and_to_strangers_with_the_reason_body()).await
+}
+
+async fn prod_is_denied_to_a_developer_and_to_strangers_with_the_reason_body() {
     let s = scene(TestDb::sqlite()).await;
     let (cmd, token) = s.command(DEVELOPER, &[], "deploy", deploy("prod"));
     s.post(&cmd).await;
@@ -272,6 +284,10 @@ async fn prod_is_denied_to_a_developer_and_to_strangers_with_the_reason() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_maintainer_confirms_prod_with_the_button_and_a_double_click_is_one_task() {
+    crate::support::limit(a_maintainer_confirms_prod_with_the_button_and_a_double_click_is_one_task_body()).await
+}
+
+async fn a_maintainer_confirms_prod_with_the_button_and_a_double_click_is_one_task_body() {
     let s = scene(TestDb::sqlite()).await;
     let (cmd, token) = s.command(NOBODY, &[OPS_ROLE], "deploy", deploy("prod"));
     s.post(&cmd).await;
@@ -314,6 +330,10 @@ async fn a_maintainer_confirms_prod_with_the_button_and_a_double_click_is_one_ta
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_environment_refuses_with_the_freeze_reason() {
+    crate::support::limit(a_frozen_environment_refuses_with_the_freeze_reason_body()).await
+}
+
+async fn a_frozen_environment_refuses_with_the_freeze_reason_body() {
     let s = scene(TestDb::sqlite()).await;
     let (cmd, token) = s.command(
         DEVELOPER,
@@ -332,6 +352,10 @@ async fn a_frozen_environment_refuses_with_the_freeze_reason() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_arguments_get_the_grammars_error() {
+    crate::support::limit(bad_arguments_get_the_grammars_error_body()).await
+}
+
+async fn bad_arguments_get_the_grammars_error_body() {
     let s = scene(TestDb::sqlite()).await;
     let (cmd, token) = s.command(DEVELOPER, &[], "deploy", json!([{"name":"product","value":"monitor"},{"name":"version","value":"latest"},{"name":"env","value":"env-1"}]));
     s.post(&cmd).await;
@@ -342,6 +366,10 @@ async fn bad_arguments_get_the_grammars_error() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn progress_moves_to_a_channel_message_when_the_interaction_token_expires() {
+    crate::support::limit(progress_moves_to_a_channel_message_when_the_interaction_token_expires_body()).await
+}
+
+async fn progress_moves_to_a_channel_message_when_the_interaction_token_expires_body() {
     let s = scene_with(TestDb::sqlite(), |s| s.discord_token_lifetime = Duration::from_secs(1)).await;
     let (cmd, token) = s.command(DEVELOPER, &[], "deploy", deploy("env-1"));
     s.post(&cmd).await;
@@ -368,6 +396,10 @@ async fn progress_moves_to_a_channel_message_when_the_interaction_token_expires(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn autocomplete_offers_environments_and_versions_to_known_users() {
+    crate::support::limit(autocomplete_offers_environments_and_versions_to_known_users_body()).await
+}
+
+async fn autocomplete_offers_environments_and_versions_to_known_users_body() {
     let s = scene(TestDb::sqlite()).await;
     let (mut cmd, _) =
         s.command(DEVELOPER, &[], "deploy", json!([{"name":"env","type":3,"value":"pr","focused":true}]));
@@ -389,6 +421,10 @@ async fn autocomplete_offers_environments_and_versions_to_known_users() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tao_discord_register_replaces_the_guild_commands() {
+    crate::support::limit(tao_discord_register_replaces_the_guild_commands_body()).await
+}
+
+async fn tao_discord_register_replaces_the_guild_commands_body() {
     let double = DiscordDouble::start().await;
     let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_tao"))
         .args(["discord", "register", "--guild", "1380488052169769110", "--json"])
@@ -429,6 +465,10 @@ async fn tao_discord_register_replaces_the_guild_commands() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_public_key_every_interaction_is_refused() {
+    crate::support::limit(without_a_public_key_every_interaction_is_refused_body()).await
+}
+
+async fn without_a_public_key_every_interaction_is_refused_body() {
     let app = crate::support::spawn_app(TestDb::sqlite()).await;
     let res = app
         .http
@@ -446,6 +486,10 @@ async fn without_a_public_key_every_interaction_is_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn configured_guilds_get_the_slash_commands_at_start() {
+    crate::support::limit(configured_guilds_get_the_slash_commands_at_start_body()).await
+}
+
+async fn configured_guilds_get_the_slash_commands_at_start_body() {
     let guilds = vec!["1380488052169769110".to_string(), "1380488052169769111".to_string()];
     let s = scene_with(TestDb::sqlite(), move |s| s.discord_register = Some((APPLICATION.into(), guilds))).await;
     let puts: Vec<String> = s.double.requests().into_iter().filter(|r| r.method == "PUT").map(|r| r.path).collect();
@@ -461,6 +505,10 @@ async fn configured_guilds_get_the_slash_commands_at_start() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn long_progress_is_cut_with_a_link_to_the_task_page() {
+    crate::support::limit(long_progress_is_cut_with_a_link_to_the_task_page_body()).await
+}
+
+async fn long_progress_is_cut_with_a_link_to_the_task_page_body() {
     let s = scene(TestDb::sqlite()).await;
     let mut options = deploy("env-1");
     options.as_array_mut().unwrap().push(json!({"name": "components", "type": 3, "value": "api"}));
@@ -477,6 +525,10 @@ async fn long_progress_is_cut_with_a_link_to_the_task_page() {
 
 #[tokio::test]
 async fn tao_serve_refuses_bad_discord_settings_naming_them() {
+    crate::support::limit(tao_serve_refuses_bad_discord_settings_naming_them_body()).await
+}
+
+async fn tao_serve_refuses_bad_discord_settings_naming_them_body() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("tao.db").display());
     let key = DiscordKey::generate().public_hex();

@@ -102,6 +102,10 @@ impl Scene {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tao_identifies_as_the_bot_and_answers_a_command_with_a_callback_then_edits() {
+    crate::support::limit(tao_identifies_as_the_bot_and_answers_a_command_with_a_callback_then_edits_body()).await
+}
+
+async fn tao_identifies_as_the_bot_and_answers_a_command_with_a_callback_then_edits_body() {
     let s = scene(TestDb::sqlite()).await;
     // serenity asked the REST base for the gateway URL and connected to it as Discord expects.
     assert_eq!(s.rest.requests()[0].path, "/api/v10/gateway");
@@ -140,6 +144,10 @@ async fn tao_identifies_as_the_bot_and_answers_a_command_with_a_callback_then_ed
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_redelivered_interaction_is_one_task_and_one_callback() {
+    crate::support::limit(a_redelivered_interaction_is_one_task_and_one_callback_body()).await
+}
+
+async fn a_redelivered_interaction_is_one_task_and_one_callback_body() {
     let s = scene(TestDb::sqlite()).await;
     let (d, id) = s.interaction(2, DEVELOPER, &[], "deploy", deploy("env-1"));
     // Delivered three times, twice back to back.
@@ -161,6 +169,10 @@ async fn a_redelivered_interaction_is_one_task_and_one_callback() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn autocomplete_over_the_gateway_gets_choices_by_the_members_roles() {
+    crate::support::limit(autocomplete_over_the_gateway_gets_choices_by_the_members_roles_body()).await
+}
+
+async fn autocomplete_over_the_gateway_gets_choices_by_the_members_roles_body() {
     let s = scene(TestDb::sqlite()).await;
     let focused = |typed: &str| json!([{"name":"env","type":3,"value":typed,"focused":true}]);
     let (d, _) = s.interaction(4, DEVELOPER, &[], "deploy", focused("pr"));
@@ -186,6 +198,10 @@ async fn autocomplete_over_the_gateway_gets_choices_by_the_members_roles() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tao_serve_connects_the_gateway_and_logs_off_on_sigterm() {
+    crate::support::limit(tao_serve_connects_the_gateway_and_logs_off_on_sigterm_body()).await
+}
+
+async fn tao_serve_connects_the_gateway_and_logs_off_on_sigterm_body() {
     let rest = DiscordDouble::start().await;
     let gateway = GatewayDouble::start().await;
     rest.serve_gateway(&gateway.url);

@@ -21,6 +21,10 @@ async fn ask(s: &Scene, user: &str, name: &str, options: Value) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dora_posts_the_report_picture_as_an_attachment() {
+    crate::support::limit(dora_posts_the_report_picture_as_an_attachment_body()).await
+}
+
+async fn dora_posts_the_report_picture_as_an_attachment_body() {
     let s = scene(TestDb::sqlite()).await;
     let now = tao::store::now_ms();
     history_at(&s.app, now - now.rem_euclid(DAY) - 10 * DAY).await;
@@ -49,6 +53,10 @@ async fn dora_posts_the_report_picture_as_an_attachment() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cfd_posts_the_flow_of_an_iteration() {
+    crate::support::limit(cfd_posts_the_flow_of_an_iteration_body()).await
+}
+
+async fn cfd_posts_the_flow_of_an_iteration_body() {
     use crate::cfd::{item, T0};
     let s = scene(TestDb::sqlite()).await;
     let ago = |days: i64| tao::store::now_ms() - T0 - days * DAY;
@@ -73,6 +81,10 @@ async fn cfd_posts_the_flow_of_an_iteration() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unknown_products_bad_days_and_outsiders_get_text_and_no_file() {
+    crate::support::limit(unknown_products_bad_days_and_outsiders_get_text_and_no_file_body()).await
+}
+
+async fn unknown_products_bad_days_and_outsiders_get_text_and_no_file_body() {
     let s = scene(TestDb::sqlite()).await;
     let product = |p: &str| json!({"name": "product", "type": 3, "value": p});
     let unknown = ask(&s, DEVELOPER, "dora", json!([product("monitr")])).await;
@@ -97,6 +109,10 @@ async fn unknown_products_bad_days_and_outsiders_get_text_and_no_file() {
 /// the content limit.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_double_refuses_uploads_discord_would_refuse() {
+    crate::support::limit(the_double_refuses_uploads_discord_would_refuse_body()).await
+}
+
+async fn the_double_refuses_uploads_discord_would_refuse_body() {
     use reqwest::multipart::{Form, Part};
     let double = crate::support::discord::DiscordDouble::start().await;
     let app = crate::support::discord::APPLICATION;
@@ -104,7 +120,7 @@ async fn the_double_refuses_uploads_discord_would_refuse() {
         let form = Form::new()
             .text("payload_json", payload.to_string())
             .part(part, Part::bytes(b"\x89PNG".to_vec()).file_name("a.png").mime_str("image/png").unwrap());
-        reqwest::Client::new()
+        crate::support::http_client()
             .patch(format!("{}{path}", double.url))
             .header("Authorization", format!("Bot {}", crate::support::discord::BOT_TOKEN))
             .header("User-Agent", "DiscordBot (tests, 1)")

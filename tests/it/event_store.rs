@@ -245,6 +245,10 @@ both_backends!(redeliveries_and_abandoned_inserts_keep_the_store_consistent, red
 /// checkpoints are off) the WAL would hold all 40 MB.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqlite_wal_is_checkpointed_in_the_background() {
+    crate::support::limit(sqlite_wal_is_checkpointed_in_the_background_body()).await
+}
+
+async fn sqlite_wal_is_checkpointed_in_the_background_body() {
     let db = TestDb::sqlite();
     let pool = db.pool().await;
     let wal = std::path::PathBuf::from(format!("{}-wal", db.url().trim_start_matches("sqlite://")));
@@ -269,6 +273,10 @@ async fn sqlite_wal_is_checkpointed_in_the_background() {
 /// each waiting delivery gets the error (the intake answers 5xx, so GitLab retries).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failed_sqlite_batch_stores_nothing() {
+    crate::support::limit(a_failed_sqlite_batch_stores_nothing_body()).await
+}
+
+async fn a_failed_sqlite_batch_stores_nothing_body() {
     let db = TestDb::sqlite();
     let pool = db.pool().await;
     let writer = tao::store::intake::EventWriter::new(pool.clone());

@@ -129,7 +129,7 @@ async fn hundred_thousand(db: TestDb) {
         .unwrap();
     let pid = server.id().unwrap();
     let base = format!("http://127.0.0.1:{port}");
-    let http = reqwest::Client::new();
+    let http = crate::support::http_client();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while http.get(format!("{base}/healthz")).send().await.is_err() {
         assert!(tokio::time::Instant::now() < deadline, "tao serve did not come up");

@@ -69,6 +69,10 @@ async fn http_get(port: u16) -> Option<String> {
 
 #[tokio::test]
 async fn sessions_run_commands_on_two_hosts_with_strict_host_keys() {
+    crate::support::limit(sessions_run_commands_on_two_hosts_with_strict_host_keys_body()).await
+}
+
+async fn sessions_run_commands_on_two_hosts_with_strict_host_keys_body() {
     let hosts = TestHosts::start(2);
     for i in 0..2 {
         let mut opts = hosts.options();
@@ -98,6 +102,10 @@ async fn sessions_run_commands_on_two_hosts_with_strict_host_keys() {
 
 #[tokio::test]
 async fn unknown_or_changed_host_keys_are_refused_with_a_clear_message() {
+    crate::support::limit(unknown_or_changed_host_keys_are_refused_with_a_clear_message_body()).await
+}
+
+async fn unknown_or_changed_host_keys_are_refused_with_a_clear_message_body() {
     let hosts = TestHosts::start(2);
     let mut opts = hosts.options();
     opts.known_hosts = Some(hosts.dir().join("empty_known_hosts"));
@@ -119,6 +127,10 @@ async fn unknown_or_changed_host_keys_are_refused_with_a_clear_message() {
 
 #[tokio::test]
 async fn one_master_connection_per_host_serves_every_command() {
+    crate::support::limit(one_master_connection_per_host_serves_every_command_body()).await
+}
+
+async fn one_master_connection_per_host_serves_every_command_body() {
     let hosts = TestHosts::start(1);
     let s = std::sync::Arc::new(SshSession::connect(&hosts.target(0), &hosts.options()).await.unwrap());
     let socket = s.control_socket().to_path_buf();
@@ -148,6 +160,10 @@ fn wait_until(what: &str, mut done: impl FnMut() -> bool) {
 
 #[tokio::test]
 async fn a_killed_tao_leaves_no_master_behind() {
+    crate::support::limit(a_killed_tao_leaves_no_master_behind_body()).await
+}
+
+async fn a_killed_tao_leaves_no_master_behind_body() {
     let hosts = TestHosts::start(1);
     let ctl = hosts.control_dir.to_str().unwrap().to_string();
     let spawn = |idle: &str| {
@@ -183,6 +199,10 @@ async fn a_killed_tao_leaves_no_master_behind() {
 
 #[tokio::test]
 async fn deploy_images_pulls_serves_and_replaces() {
+    crate::support::limit(deploy_images_pulls_serves_and_replaces_body()).await
+}
+
+async fn deploy_images_pulls_serves_and_replaces_body() {
     let reg = registry();
     let hosts = TestHosts::start(1);
     let p = prefix();
@@ -212,6 +232,10 @@ async fn deploy_images_pulls_serves_and_replaces() {
 
 #[tokio::test]
 async fn a_broken_image_fails_with_its_logs() {
+    crate::support::limit(a_broken_image_fails_with_its_logs_body()).await
+}
+
+async fn a_broken_image_fails_with_its_logs_body() {
     let reg = registry();
     let hosts = TestHosts::start(1);
     let p = prefix();
@@ -232,6 +256,10 @@ async fn a_broken_image_fails_with_its_logs() {
 
 #[tokio::test]
 async fn hostile_image_refs_are_rejected_before_any_connection() {
+    crate::support::limit(hostile_image_refs_are_rejected_before_any_connection_body()).await
+}
+
+async fn hostile_image_refs_are_rejected_before_any_connection_body() {
     let hosts = TestHosts::logged(1);
     for bad in ["127.0.0.1:5000/a/web:1;id", "127.0.0.1:5000/a/web:$(id)", "127.0.0.1:5000/a/`id`:1", "a/web:1 -v /:/h"]
     {
@@ -254,6 +282,10 @@ async fn hostile_image_refs_are_rejected_before_any_connection() {
 
 #[tokio::test]
 async fn hostile_env_arrives_byte_for_byte_and_secrets_stay_off_command_lines() {
+    crate::support::limit(hostile_env_arrives_byte_for_byte_and_secrets_stay_off_command_lines_body()).await
+}
+
+async fn hostile_env_arrives_byte_for_byte_and_secrets_stay_off_command_lines_body() {
     let reg = registry();
     let hosts = TestHosts::logged(1);
     let name = format!("{}web", prefix());
@@ -296,6 +328,10 @@ async fn hostile_env_arrives_byte_for_byte_and_secrets_stay_off_command_lines() 
 
 #[tokio::test]
 async fn health_checks_pass_on_healthy_containers_and_fail_with_the_last_error() {
+    crate::support::limit(health_checks_pass_on_healthy_containers_and_fail_with_the_last_error_body()).await
+}
+
+async fn health_checks_pass_on_healthy_containers_and_fail_with_the_last_error_body() {
     let reg = registry();
     let hosts = TestHosts::start(1);
     let name = format!("{}web", prefix());

@@ -80,6 +80,10 @@ fn typed_views_parse_every_relevant_fixture() {
 
 #[tokio::test]
 async fn client_authenticates_like_gitlab() {
+    crate::support::limit(client_authenticates_like_gitlab_body()).await
+}
+
+async fn client_authenticates_like_gitlab_body() {
     let double = GitLabDouble::start().await;
     assert_eq!(client(&double, root()).current_user().await.unwrap().username, "root");
     let bearer = client(&double, Auth::Bearer(Secret::new(ROOT_TOKEN)));
@@ -96,6 +100,10 @@ async fn client_authenticates_like_gitlab() {
 
 #[tokio::test]
 async fn job_token_identifies_its_job() {
+    crate::support::limit(job_token_identifies_its_job_body()).await
+}
+
+async fn job_token_identifies_its_job_body() {
     let double = GitLabDouble::start().await;
     let project = double.add_project("monitor/api");
     let (job_id, token) = double.start_job(project, "main");
@@ -111,6 +119,10 @@ async fn job_token_identifies_its_job() {
 
 #[tokio::test]
 async fn client_retries_429_and_5xx_but_not_4xx() {
+    crate::support::limit(client_retries_429_and_5xx_but_not_4xx_body()).await
+}
+
+async fn client_retries_429_and_5xx_but_not_4xx_body() {
     let double = GitLabDouble::start().await;
     let c = client(&double, root());
 
@@ -152,6 +164,10 @@ async fn client_retries_429_and_5xx_but_not_4xx() {
 
 #[tokio::test]
 async fn hook_sync_creates_and_updates_hooks_in_the_double() {
+    crate::support::limit(hook_sync_creates_and_updates_hooks_in_the_double_body()).await
+}
+
+async fn hook_sync_creates_and_updates_hooks_in_the_double_body() {
     let double = GitLabDouble::start().await;
     for p in ["monitor/api", "monitor/ops"] {
         double.add_project(p);
@@ -200,6 +216,10 @@ async fn hook_sync_creates_and_updates_hooks_in_the_double() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn synced_hooks_deliver_gitlab_events_into_tao() {
+    crate::support::limit(synced_hooks_deliver_gitlab_events_into_tao_body()).await
+}
+
+async fn synced_hooks_deliver_gitlab_events_into_tao_body() {
     let app = spawn_app_with(TestDb::sqlite(), |s| s.gitlab_webhook_secrets = vec![Secret::new(SECRET)]).await;
     let double = GitLabDouble::start().await;
     for p in ["monitor/ops", "monitor/api", "monitor/graph", "monitor/agent", "monitor/self-monitor"] {

@@ -37,6 +37,10 @@ async fn with_open_mr() -> (GitLabDouble, i64, String) {
 
 #[tokio::test]
 async fn merge_requests_are_read_and_listed_by_state() {
+    crate::support::limit(merge_requests_are_read_and_listed_by_state_body()).await
+}
+
+async fn merge_requests_are_read_and_listed_by_state_body() {
     let (double, iid, head) = with_open_mr().await;
     let c = client(&double, root());
     let mr = c.merge_request(&api(), iid).await.unwrap();
@@ -52,6 +56,10 @@ async fn merge_requests_are_read_and_listed_by_state() {
 
 #[tokio::test]
 async fn notes_are_created_edited_and_listed_across_pages() {
+    crate::support::limit(notes_are_created_edited_and_listed_across_pages_body()).await
+}
+
+async fn notes_are_created_edited_and_listed_across_pages_body() {
     let (double, iid, _) = with_open_mr().await;
     let dev = double.world().users.iter().find(|u| u.username == "dev").unwrap().id;
     {
@@ -94,6 +102,10 @@ async fn notes_are_created_edited_and_listed_across_pages() {
 
 #[tokio::test]
 async fn upsert_mr_note_keeps_one_note_edited_in_place() {
+    crate::support::limit(upsert_mr_note_keeps_one_note_edited_in_place_body()).await
+}
+
+async fn upsert_mr_note_keeps_one_note_edited_in_place_body() {
     let (double, iid, _) = with_open_mr().await;
     let dev = double.world().users.iter().find(|u| u.username == "dev").unwrap().id;
     // A developer quoting the marker must not have their comment taken over.
@@ -122,6 +134,10 @@ async fn upsert_mr_note_keeps_one_note_edited_in_place() {
 
 #[tokio::test]
 async fn upsert_mr_note_after_a_lost_answer_creates_no_duplicate() {
+    crate::support::limit(upsert_mr_note_after_a_lost_answer_creates_no_duplicate_body()).await
+}
+
+async fn upsert_mr_note_after_a_lost_answer_creates_no_duplicate_body() {
     let (double, iid, _) = with_open_mr().await;
     let c = client(&double, root());
     // GitLab creates the note, but the answer is lost on the way back.
@@ -141,6 +157,10 @@ async fn upsert_mr_note_after_a_lost_answer_creates_no_duplicate() {
 
 #[tokio::test]
 async fn commit_status_round_trip_on_the_head_pipeline() {
+    crate::support::limit(commit_status_round_trip_on_the_head_pipeline_body()).await
+}
+
+async fn commit_status_round_trip_on_the_head_pipeline_body() {
     let (double, _, head) = with_open_mr().await;
     let pipeline = double.start_pipeline("monitor/api", "feature");
     let c = client(&double, root());
@@ -175,6 +195,10 @@ async fn commit_status_round_trip_on_the_head_pipeline() {
 
 #[tokio::test]
 async fn status_check_response_round_trip() {
+    crate::support::limit(status_check_response_round_trip_body()).await
+}
+
+async fn status_check_response_round_trip_body() {
     let (double, iid, head) = with_open_mr().await;
     let check = double.add_status_check("monitor/api", "Tao policy");
     let c = client(&double, root());
@@ -198,6 +222,10 @@ async fn status_check_response_round_trip() {
 
 #[tokio::test]
 async fn deployments_and_pipelines() {
+    crate::support::limit(deployments_and_pipelines_body()).await
+}
+
+async fn deployments_and_pipelines_body() {
     let (double, _, head) = with_open_mr().await;
     let c = client(&double, root());
     let new = NewDeployment {
@@ -255,6 +283,10 @@ async fn apply(c: &GitLabClient) -> Result<(), GitLabError> {
 
 #[tokio::test]
 async fn the_recorder_proves_an_apply_is_idempotent() {
+    crate::support::limit(the_recorder_proves_an_apply_is_idempotent_body()).await
+}
+
+async fn the_recorder_proves_an_apply_is_idempotent_body() {
     let double = GitLabDouble::start().await;
     double.add_project("monitor/api");
     let c = client(&double, root());
@@ -271,6 +303,10 @@ async fn the_recorder_proves_an_apply_is_idempotent() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn story_mr_opened_and_commented_reaches_tao() {
+    crate::support::limit(story_mr_opened_and_commented_reaches_tao_body()).await
+}
+
+async fn story_mr_opened_and_commented_reaches_tao_body() {
     let app = spawn_app_with(TestDb::sqlite(), |s| s.gitlab_webhook_secrets = vec![Secret::new(SECRET)]).await;
     let double = GitLabDouble::start().await;
     let project_id = double.add_project("monitor/api");

@@ -64,6 +64,10 @@ async fn world_with_developer() -> (GitLabDouble, tao::gitlab::client::GitLabCli
 
 #[tokio::test]
 async fn update_project_sends_only_the_given_settings() {
+    crate::support::limit(update_project_sends_only_the_given_settings_body()).await
+}
+
+async fn update_project_sends_only_the_given_settings_body() {
     let (double, dev) = world_with_developer().await;
     let c = client(&double, root());
     let settings = ProjectSettings {
@@ -89,6 +93,10 @@ async fn update_project_sends_only_the_given_settings() {
 
 #[tokio::test]
 async fn branches_are_listed_across_pages_and_read_one_by_one() {
+    crate::support::limit(branches_are_listed_across_pages_and_read_one_by_one_body()).await
+}
+
+async fn branches_are_listed_across_pages_and_read_one_by_one_body() {
     let double = GitLabDouble::start().await;
     double.add_project("monitor/api");
     for i in 0..120 {
@@ -112,6 +120,10 @@ async fn branches_are_listed_across_pages_and_read_one_by_one() {
 
 #[tokio::test]
 async fn tags_are_created_read_and_an_existing_tag_is_its_own_error() {
+    crate::support::limit(tags_are_created_read_and_an_existing_tag_is_its_own_error_body()).await
+}
+
+async fn tags_are_created_read_and_an_existing_tag_is_its_own_error_body() {
     let double = GitLabDouble::start().await;
     double.add_project("monitor/api");
     let head = double.push("monitor/api", "main", "release me");
@@ -136,6 +148,10 @@ async fn tags_are_created_read_and_an_existing_tag_is_its_own_error() {
 
 #[tokio::test]
 async fn protected_branches_are_created_read_and_deleted() {
+    crate::support::limit(protected_branches_are_created_read_and_deleted_body()).await
+}
+
+async fn protected_branches_are_created_read_and_deleted_body() {
     let (double, dev) = world_with_developer().await;
     let c = client(&double, root());
     let rule = ProtectBranchRequest {
@@ -172,6 +188,10 @@ async fn protected_branches_are_created_read_and_deleted() {
 
 #[tokio::test]
 async fn protected_tags_limit_who_creates_release_tags() {
+    crate::support::limit(protected_tags_limit_who_creates_release_tags_body()).await
+}
+
+async fn protected_tags_limit_who_creates_release_tags_body() {
     let (double, dev) = world_with_developer().await;
     let c = client(&double, root());
     let rule = c.protect_tag(&api(), "v*", AccessLevel::MAINTAINER).await.unwrap();
@@ -191,6 +211,10 @@ async fn protected_tags_limit_who_creates_release_tags() {
 
 #[tokio::test]
 async fn compare_lists_what_a_branch_adds() {
+    crate::support::limit(compare_lists_what_a_branch_adds_body()).await
+}
+
+async fn compare_lists_what_a_branch_adds_body() {
     let double = GitLabDouble::start().await;
     double.add_project("monitor/api");
     let first = double.push("monitor/api", "feature", "first");
@@ -208,6 +232,10 @@ async fn compare_lists_what_a_branch_adds() {
 
 #[tokio::test]
 async fn member_roles_are_looked_up_for_permission_checks() {
+    crate::support::limit(member_roles_are_looked_up_for_permission_checks_body()).await
+}
+
+async fn member_roles_are_looked_up_for_permission_checks_body() {
     let (double, dev) = world_with_developer().await;
     let dev_id = double.world().users.iter().find(|u| u.username == "dev").unwrap().id;
     let (lead, _) = double.add_user("lead");

@@ -22,6 +22,7 @@ mod gitlab;
 mod gitlab_issues;
 mod gitlab_mr;
 mod gitlab_repo;
+mod harness;
 mod lead_time;
 mod lists;
 mod metrics;

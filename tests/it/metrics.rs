@@ -128,6 +128,10 @@ both_backends!(metrics_series_for_grafana_infinity, infinity_series_from_stored_
 /// metric `/metrics` exposes.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_grafana_dashboard_queries_what_tao_serves() {
+    crate::support::limit(the_grafana_dashboard_queries_what_tao_serves_body()).await
+}
+
+async fn the_grafana_dashboard_queries_what_tao_serves_body() {
     let app = spawn_app(TestDb::postgres().await).await;
     history(&app).await;
     let path = concat!(env!("CARGO_MANIFEST_DIR"), "/grafana/tao-dashboard.json");
@@ -206,6 +210,10 @@ pub async fn report_bytes(app: &TestApp, args: &[&str]) -> Vec<u8> {
 /// `tao report dora` (the built binary) writes a valid PNG of the asked size from the server's series.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_dora_report_is_a_png_of_the_asked_size() {
+    crate::support::limit(the_dora_report_is_a_png_of_the_asked_size_body()).await
+}
+
+async fn the_dora_report_is_a_png_of_the_asked_size_body() {
     let app = spawn_app(TestDb::sqlite()).await;
     history(&app).await;
     assert_eq!(report_png(&app, &["dora", "monitor", "--days", "366", "--size", "900x500"]).await, (900, 500));
@@ -231,6 +239,10 @@ async fn store_event(app: &TestApp, header: &str, key: &str, payload: &Value, re
 /// MR cycle time and pipeline outcomes come from stored webhooks (fixtures with known times).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn event_series_mr_cycle_time_and_pipelines() {
+    crate::support::limit(event_series_mr_cycle_time_and_pipelines_body()).await
+}
+
+async fn event_series_mr_cycle_time_and_pipelines_body() {
     let app = spawn_app(TestDb::sqlite()).await;
     let fixture =
         |name: &str| -> Value { serde_json::from_slice(&crate::support::gitlab::webhook_fixture(name)).unwrap() };

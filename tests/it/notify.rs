@@ -114,6 +114,10 @@ async fn app_with_rules(rules: &str, discord_api: &str) -> (TestApp, tempfile::T
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deploys_releases_and_freezes_reach_their_receivers() {
+    crate::support::limit(deploys_releases_and_freezes_reach_their_receivers_body()).await
+}
+
+async fn deploys_releases_and_freezes_reach_their_receivers_body() {
     let (url, r) = receiver(0).await;
     let rules = format!(
         "rules:\n  - events: [\"deploy.*\"]\n    envs: [env-1]\n    webhook: {url}/hooks/tao\n  - events: [release.created]\n    discord_webhook: {url}/api/webhooks/1/abc\n  - events: [env.frozen]\n    discord_channel: \"4242\"\n  - events: [\"deploy.*\"]\n    envs: [prod]\n    webhook: {url}/hooks/prod-only\ntemplates:\n  release.created: \"new version {{{{product}}}} {{{{version}}}}\"\n"
@@ -160,6 +164,10 @@ async fn deploys_releases_and_freezes_reach_their_receivers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_failing_receiver_is_retried_and_never_slows_a_deploy() {
+    crate::support::limit(a_failing_receiver_is_retried_and_never_slows_a_deploy_body()).await
+}
+
+async fn a_failing_receiver_is_retried_and_never_slows_a_deploy_body() {
     // The receiver hangs until the gate opens, then fails three times before accepting.
     let (url, r, gate) = gated_receiver(3).await;
     let rules = format!("rules:\n  - events: [deploy.succeeded, deploy.queued]\n    webhook: {url}/flaky\n");

@@ -98,6 +98,10 @@ fn tao_notes(double: &GitLabDouble, iid: i64) -> Vec<crate::support::gitlab::Not
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_compliant_feature_to_release_mr_gets_pending_then_success_and_no_noise() {
+    crate::support::limit(a_compliant_feature_to_release_mr_gets_pending_then_success_and_no_noise_body()).await
+}
+
+async fn a_compliant_feature_to_release_mr_gets_pending_then_success_and_no_noise_body() {
     let s = scene(TestDb::sqlite(), true).await;
     s.double.branch_from(PROJECT, "feature/login", "release/1.2");
     let head = s.double.push(PROJECT, "feature/login", "add login");
@@ -127,6 +131,10 @@ async fn a_compliant_feature_to_release_mr_gets_pending_then_success_and_no_nois
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_pipeline_on_the_same_head_gets_its_own_verdict() {
+    crate::support::limit(a_new_pipeline_on_the_same_head_gets_its_own_verdict_body()).await
+}
+
+async fn a_new_pipeline_on_the_same_head_gets_its_own_verdict_body() {
     let s = scene(TestDb::sqlite(), true).await;
     s.double.branch_from(PROJECT, "feature/login", "release/1.2");
     let head = s.double.push(PROJECT, "feature/login", "add login");
@@ -169,6 +177,10 @@ async fn a_new_pipeline_on_the_same_head_gets_its_own_verdict() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_feature_into_main_fails_with_the_reason_and_the_fix() {
+    crate::support::limit(a_feature_into_main_fails_with_the_reason_and_the_fix_body()).await
+}
+
+async fn a_feature_into_main_fails_with_the_reason_and_the_fix_body() {
     let s = scene(TestDb::sqlite(), true).await;
     let head = s.double.push(PROJECT, "feature/x", "quick fix");
     let (iid, _) = s.double.open_merge_request(PROJECT, "feature/x", "main", "Quick fix", s.dev).await;
@@ -189,6 +201,10 @@ async fn a_feature_into_main_fails_with_the_reason_and_the_fix() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_behind_source_fails_until_rebased_then_passes_in_the_same_note() {
+    crate::support::limit(a_behind_source_fails_until_rebased_then_passes_in_the_same_note_body()).await
+}
+
+async fn a_behind_source_fails_until_rebased_then_passes_in_the_same_note_body() {
     let s = scene(TestDb::sqlite(), true).await;
     s.double.branch_from(PROJECT, "feature/login", "release/1.2");
     let first = s.double.push(PROJECT, "feature/login", "add login");
@@ -273,6 +289,10 @@ both_backends!(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gitlab_failing_mid_check_leaves_pending_and_never_a_false_success() {
+    crate::support::limit(gitlab_failing_mid_check_leaves_pending_and_never_a_false_success_body()).await
+}
+
+async fn gitlab_failing_mid_check_leaves_pending_and_never_a_false_success_body() {
     let s = scene(TestDb::sqlite(), true).await;
     s.double.branch_from(PROJECT, "feature/login", "release/1.2");
     let head = s.double.push(PROJECT, "feature/login", "add login");
@@ -303,6 +323,10 @@ fn sign(body: &[u8], secret: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn external_status_checks_are_verified_stored_and_answered_for_the_head() {
+    crate::support::limit(external_status_checks_are_verified_stored_and_answered_for_the_head_body()).await
+}
+
+async fn external_status_checks_are_verified_stored_and_answered_for_the_head_body() {
     let s = scene(TestDb::sqlite(), true).await;
     let check = s.double.add_status_check(PROJECT, "Tao policy");
     let head = s.double.push(PROJECT, "feature/x", "quick fix");
@@ -354,6 +378,10 @@ async fn external_status_checks_are_verified_stored_and_answered_for_the_head() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn direct_pushes_and_bad_tags_are_recorded_as_violations() {
+    crate::support::limit(direct_pushes_and_bad_tags_are_recorded_as_violations_body()).await
+}
+
+async fn direct_pushes_and_bad_tags_are_recorded_as_violations_body() {
     let s = scene(TestDb::sqlite(), true).await;
     // A developer pushes to main directly (the project's protections are not applied yet).
     let before = s.double.world().projects[0].branch_head("main").unwrap().to_string();
@@ -407,6 +435,10 @@ async fn direct_pushes_and_bad_tags_are_recorded_as_violations() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reconcile_checks_open_mrs_that_missed_their_webhook() {
+    crate::support::limit(reconcile_checks_open_mrs_that_missed_their_webhook_body()).await
+}
+
+async fn reconcile_checks_open_mrs_that_missed_their_webhook_body() {
     let s = scene(TestDb::sqlite(), false).await;
     s.double.branch_from(PROJECT, "feature/login", "release/1.2");
     let head = s.double.push(PROJECT, "feature/login", "add login");

@@ -61,6 +61,10 @@ async fn misconfigured() -> GitLabDouble {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn audit_finds_every_drift_apply_fixes_it_and_a_second_apply_changes_nothing() {
+    crate::support::limit(audit_finds_every_drift_apply_fixes_it_and_a_second_apply_changes_nothing_body()).await
+}
+
+async fn audit_finds_every_drift_apply_fixes_it_and_a_second_apply_changes_nothing_body() {
     let double = misconfigured().await;
 
     let out = tao(&double, &["audit"]).await;
@@ -126,6 +130,10 @@ async fn audit_finds_every_drift_apply_fixes_it_and_a_second_apply_changes_nothi
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_audit_api_reports_drifts_per_project() {
+    crate::support::limit(the_audit_api_reports_drifts_per_project_body()).await
+}
+
+async fn the_audit_api_reports_drifts_per_project_body() {
     let double = misconfigured().await;
     let url = double.url.clone();
     let app = spawn_app_with(TestDb::sqlite(), move |s| {

@@ -117,6 +117,10 @@ async fn next_start(started: &mut mpsc::UnboundedReceiver<i64>) -> i64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_environment_at_a_time_other_environments_proceed() {
+    crate::support::limit(one_environment_at_a_time_other_environments_proceed_body()).await
+}
+
+async fn one_environment_at_a_time_other_environments_proceed_body() {
     let (app, gate, mut started) = with_gate(2).await;
     let (s, a) = deploy(&app, &app.deployer, "env-1", None).await;
     assert_eq!(s, 202, "{a}");
@@ -145,6 +149,10 @@ async fn one_environment_at_a_time_other_environments_proceed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_idempotency_key_yields_one_task() {
+    crate::support::limit(the_same_idempotency_key_yields_one_task_body()).await
+}
+
+async fn the_same_idempotency_key_yields_one_task_body() {
     let (app, gate, mut started) = with_gate(1).await;
     let (s1, first) = deploy(&app, &app.deployer, "env-1", Some("ci-job-4711")).await;
     let (s2, second) = deploy(&app, &app.deployer, "env-1", Some("ci-job-4711")).await;
@@ -160,6 +168,10 @@ async fn the_same_idempotency_key_yields_one_task() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deploys_are_authorized_by_tier_and_validated() {
+    crate::support::limit(deploys_are_authorized_by_tier_and_validated_body()).await
+}
+
+async fn deploys_are_authorized_by_tier_and_validated_body() {
     let (app, _gate, _started) = with_gate(1).await;
     assert_eq!(deploy(&app, &app.reader, "env-1", None).await.0, 403, "a read-only token cannot deploy");
     let (s, body) = deploy(&app, &app.deployer, "prod", None).await;
@@ -196,6 +208,10 @@ async fn deploys_are_authorized_by_tier_and_validated() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plans_can_be_previewed() {
+    crate::support::limit(plans_can_be_previewed_body()).await
+}
+
+async fn plans_can_be_previewed_body() {
     let (app, _gate, _started) = with_gate(1).await;
     let r = app.get("/api/v1/deploys/plan?env=env-1&product=monitor&version=1.0.0", &app.reader).await;
     assert_eq!(r.status, 200, "{:?}", r.body);
@@ -209,6 +225,10 @@ async fn plans_can_be_previewed() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_queued_and_running_tasks() {
+    crate::support::limit(cancel_queued_and_running_tasks_body()).await
+}
+
+async fn cancel_queued_and_running_tasks_body() {
     let (app, _gate, mut started) = with_gate(1).await;
     let a = deploy(&app, &app.deployer, "env-1", None).await.1["task_id"].as_i64().unwrap();
     assert_eq!(next_start(&mut started).await, a);
@@ -232,6 +252,10 @@ async fn cancel_queued_and_running_tasks() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn frozen_environments_refuse_new_deploys() {
+    crate::support::limit(frozen_environments_refuse_new_deploys_body()).await
+}
+
+async fn frozen_environments_refuse_new_deploys_body() {
     let (app, _gate, _started) = with_gate(1).await;
     let freeze = app
         .send(
@@ -255,6 +279,10 @@ async fn frozen_environments_refuse_new_deploys() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_tao_leaves_its_task_interrupted_and_the_environment_deployable() {
+    crate::support::limit(a_killed_tao_leaves_its_task_interrupted_and_the_environment_deployable_body()).await
+}
+
+async fn a_killed_tao_leaves_its_task_interrupted_and_the_environment_deployable_body() {
     let (app, _gate, mut started) = with_gate(1).await;
     let a = deploy(&app, &app.deployer, "env-1", None).await.1["task_id"].as_i64().unwrap();
     assert_eq!(next_start(&mut started).await, a);
@@ -279,6 +307,10 @@ async fn a_killed_tao_leaves_its_task_interrupted_and_the_environment_deployable
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn shutdown_drains_then_interrupts() {
+    crate::support::limit(shutdown_drains_then_interrupts_body()).await
+}
+
+async fn shutdown_drains_then_interrupts_body() {
     let (gate, mut started) = Gate::new();
     let app = spawn_app_exec(TestDb::sqlite(), |s| s.drain_timeout = Duration::from_millis(300), gate.factory()).await;
     app.create_release(&app.deployer, monitor_release("1.0.0", &[])).await;
@@ -295,6 +327,10 @@ async fn shutdown_drains_then_interrupts() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn task_logs_stream_as_json_lines_until_the_task_ends() {
+    crate::support::limit(task_logs_stream_as_json_lines_until_the_task_ends_body()).await
+}
+
+async fn task_logs_stream_as_json_lines_until_the_task_ends_body() {
     let (app, gate, mut started) = with_gate(1).await;
     let a = deploy(&app, &app.deployer, "env-1", None).await.1["task_id"].as_i64().unwrap();
     assert_eq!(next_start(&mut started).await, a);
@@ -325,6 +361,10 @@ async fn task_logs_stream_as_json_lines_until_the_task_ends() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replicas_on_postgres_wake_each_other() {
+    crate::support::limit(replicas_on_postgres_wake_each_other_body()).await
+}
+
+async fn replicas_on_postgres_wake_each_other_body() {
     // Replica A deploys; replica B only serves the API (0 workers). A task queued through B starts on A
     // at once: B's NOTIFY reaches A's LISTEN (A has no lease to expire and nothing else to wake it).
     let db = TestDb::postgres().await;

@@ -187,6 +187,10 @@ both_backends!(links_from_titles_branches_and_commit_messages, links);
 
 #[tokio::test]
 async fn a_429_is_retried_after_its_delay() {
+    crate::support::limit(a_429_is_retried_after_its_delay_body()).await
+}
+
+async fn a_429_is_retried_after_its_delay_body() {
     let db = TestDb::sqlite();
     let pool = db.pool().await;
     let double = arranged().await;
@@ -200,6 +204,10 @@ async fn a_429_is_retried_after_its_delay() {
 
 #[tokio::test]
 async fn a_repeated_page_stops_the_sync_without_moving_the_cursor() {
+    crate::support::limit(a_repeated_page_stops_the_sync_without_moving_the_cursor_body()).await
+}
+
+async fn a_repeated_page_stops_the_sync_without_moving_the_cursor_body() {
     let db = TestDb::sqlite();
     let pool = db.pool().await;
     let double = arranged().await;
@@ -212,6 +220,10 @@ async fn a_repeated_page_stops_the_sync_without_moving_the_cursor() {
 
 #[tokio::test]
 async fn errors_name_the_call_and_never_the_secret() {
+    crate::support::limit(errors_name_the_call_and_never_the_secret_body()).await
+}
+
+async fn errors_name_the_call_and_never_the_secret_body() {
     let double = arranged().await;
     let retry =
         RetryPolicy { max_attempts: 2, base_delay: Duration::from_millis(10), max_delay: Duration::from_secs(1) };
@@ -349,6 +361,10 @@ both_backends!(cli_sync_tapd_writes_the_store, cli);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_syncs_on_its_schedule() {
+    crate::support::limit(the_server_syncs_on_its_schedule_body()).await
+}
+
+async fn the_server_syncs_on_its_schedule_body() {
     let double = arranged().await;
     let url = double.url.clone();
     let app = crate::support::spawn_app_with(TestDb::sqlite(), |s| {

@@ -31,9 +31,15 @@ pub fn hook_url(base: &str) -> String {
 
 /// Polls `check` until it holds, failing after 30 s (tests wait on state, never on fixed sleeps).
 pub async fn wait_for<F: Future<Output = bool>>(what: &str, mut check: impl FnMut() -> F) {
+    // The deadline bounds each check too: a check that never answers (a query stuck behind a lock, a
+    // request nobody answers) must fail here, not hang the run.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}");
+    loop {
+        match tokio::time::timeout_at(deadline, check()).await {
+            Ok(true) => return,
+            Ok(false) => assert!(tokio::time::Instant::now() < deadline, "timed out waiting for {what}"),
+            Err(_) => panic!("timed out waiting for {what}: the check itself did not answer"),
+        }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -295,7 +301,7 @@ async fn retries(db: TestDb) {
 
     // The failure is visible through the API while the push (another object) goes through.
     let failed = || async {
-        let r = reqwest::Client::new()
+        let r = crate::support::http_client()
             .get(format!("{base}/api/v1/events?state=failed&fields=delivery_id,last_error,attempts"))
             .bearer_auth(token.expose())
             .send()

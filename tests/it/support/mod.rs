@@ -15,6 +15,9 @@ pub mod gitlab;
 pub mod multipart;
 pub mod tapd;
 
+use std::future::Future;
+use std::time::Duration;
+
 use serde_json::Value;
 use tao::app::{App, ExecutorFactory};
 use tao::config::Settings;
@@ -29,6 +32,44 @@ pub const API_TEMPLATE: &str = include_str!("../../../examples/templates/api.con
 
 /// The components of `monitor` in the example, for building release requests.
 pub const MONITOR: [&str; 6] = ["ops", "sql", "graph", "agent", "api", "self-monitor"];
+
+/// How long one test may run before it fails ([`limit`]); `TAO_TEST_LIMIT_SECS` overrides it. Generous:
+/// it exists so that a wait without an end fails the test by name instead of hanging CI.
+pub fn test_limit() -> Duration {
+    let secs = std::env::var("TAO_TEST_LIMIT_SECS").ok().and_then(|s| s.parse().ok()).unwrap_or(300);
+    Duration::from_secs(secs)
+}
+
+/// Runs a test body within [`test_limit`]; past it the test fails (its future is dropped, which cleans
+/// up what it holds: servers, databases). Every test of this binary runs through it (checked by
+/// `harness::every_test_has_a_time_limit`).
+pub async fn limit(test: impl Future<Output = ()>) {
+    limit_to(test_limit(), test).await
+}
+
+/// [`limit`] with an explicit limit.
+pub async fn limit_to(limit: Duration, test: impl Future<Output = ()>) {
+    if tokio::time::timeout(limit, test).await.is_err() {
+        panic!("test exceeded its time limit of {limit:?} (TAO_TEST_LIMIT_SECS): something waits without an end");
+    }
+}
+
+/// The longest any one HTTP exchange of a test (to Tao or to a double) may take.
+pub const HTTP_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// An HTTP client for tests: every request ends within [`HTTP_TIMEOUT`].
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(HTTP_TIMEOUT)
+        .build()
+        .expect("HTTP client")
+}
+
+/// PostgreSQL session settings of every test database: a statement (or a lock wait) that runs past a
+/// minute fails instead of waiting forever, and so does a transaction left idle.
+const PG_TEST_OPTIONS: &str =
+    "options=-c%20statement_timeout%3D60000%20-c%20lock_timeout%3D30000%20-c%20idle_in_transaction_session_timeout%3D60000";
 
 /// A database that exists for one test.
 pub enum TestDb {
@@ -80,7 +121,7 @@ impl TestDb {
             TestDb::Borrowed => panic!("a borrowed database has no URL of its own"),
             TestDb::Postgres { admin, name } => {
                 let base = admin.rsplit_once('/').map(|(b, _)| b).unwrap_or(admin);
-                format!("{base}/{name}")
+                format!("{base}/{name}?{PG_TEST_OPTIONS}")
             }
         }
     }
@@ -155,11 +196,11 @@ macro_rules! both_backends {
         mod $name {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn sqlite() {
-                super::$body($crate::support::TestDb::sqlite()).await
+                $crate::support::limit(async { super::$body($crate::support::TestDb::sqlite()).await }).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn postgres() {
-                super::$body($crate::support::TestDb::postgres().await).await
+                $crate::support::limit(async { super::$body($crate::support::TestDb::postgres().await).await }).await
             }
         }
     };
@@ -265,7 +306,7 @@ fn start(app: App, parts: Parts) -> TestApp {
         admin,
         deployer,
         reader,
-        http: reqwest::Client::new(),
+        http: http_client(),
         parts: Some(parts),
         shutdown: Some(tx),
         server: Some(server),

@@ -474,7 +474,7 @@ pub async fn send_webhook(
     hook_uuid: &str,
 ) -> reqwest::Response {
     let event_uuid = format!("evt-{:016x}", rand::random::<u64>());
-    let mut rb = reqwest::Client::new()
+    let mut rb = crate::support::http_client()
         .post(url)
         .header("Content-Type", "application/json")
         .header("User-Agent", "GitLab/17.5.0")
