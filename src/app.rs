@@ -62,6 +62,27 @@ pub fn runner_executor() -> ExecutorFactory {
     })
 }
 
+/// Which handler takes which stored GitLab event, in the order they run for every event (each ignores
+/// the kinds it does not handle). The one place handlers are registered.
+///
+/// | handler | kinds | does |
+/// |---|---|---|
+/// | index | all | logs what arrived (the intake already indexed it) |
+/// | policy | `merge_request`, `pipeline`, `push`, `tag_push`, `external_status_check` | `tao/policy` status and note; push and tag guard |
+/// | chat | `note` | `/tao` commands in MR comments, through the services |
+/// | work item links | `merge_request`, `push` | links work items named in titles, branches, commits |
+/// | changes | `tag_push` | change sets of component versions (lead time) |
+/// | issues | `issue` | GitLab issues as work items with state history |
+pub fn event_handlers(services: &Services) -> Handlers {
+    Handlers::default()
+        .register(crate::gitlab::handlers::IndexHandler)
+        .register(crate::gitlab::policy::PolicyHandler)
+        .register(crate::gitlab::chat::ChatNoteHandler { services: services.clone() })
+        .register(crate::gitlab::workitem_links::WorkItemLinkHandler)
+        .register(crate::gitlab::changes::ChangeHandler)
+        .register(crate::gitlab::workitem_issues::IssueHandler)
+}
+
 /// What the GitLab event workers need.
 struct EventWiring {
     queue: EventQueue,
@@ -96,7 +117,7 @@ impl App {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("reading the notification rules {}", path.display()))?;
-                Some(crate::chat::notify::NotifyConfig::from_yaml(&text).map_err(|errors| {
+                Some(crate::notify::NotifyConfig::from_yaml(&text).map_err(|errors| {
                     anyhow::anyhow!("notification rules {} are invalid:\n  {}", path.display(), errors.join("\n  "))
                 })?)
             }
@@ -139,9 +160,9 @@ impl App {
         services.set_gitlab(gitlab.clone());
         services.set_public_url(settings.public_url.clone());
         if let Some(config) = notify_config {
-            let notifier = crate::chat::notify::Notifier::new(
+            let notifier = crate::notify::Notifier::new(
                 services.pool().clone(),
-                crate::chat::notify::NotifierSettings {
+                crate::notify::NotifierSettings {
                     config,
                     discord_api: settings.discord_api_url.clone(),
                     bot_token: settings.discord_bot_token.clone(),
@@ -222,10 +243,10 @@ impl App {
                     Arc::new(move || services.catalog_now())
                 },
                 public_url: settings.public_url.clone(),
-                services: Some(services.clone()),
+                notifier: services.notifier().cloned(),
                 issue_rules: settings.issue_rules.clone(),
             },
-            handlers: Handlers::standard(),
+            handlers: event_handlers(&services),
         };
         let reconcile_every = settings.policy_reconcile_interval.filter(|_| settings.gitlab_url.is_some());
         let tapd_sync = match (settings.tapd_sync_interval, &settings.tapd_auth) {
@@ -248,7 +269,12 @@ impl App {
         Ok(App { listener, router, services, dispatcher, events, reconcile_every, tapd_sync, issue_sync, gateway })
     }
 
-    /// Replaces the event handlers (tests and embedders; Tao's own are [`Handlers::standard`]).
+    /// Tao's own event handlers ([`event_handlers`]) over this app's services, e.g. to add one.
+    pub fn event_handlers(&self) -> Handlers {
+        event_handlers(&self.services)
+    }
+
+    /// Replaces the event handlers (tests and embedders; Tao's own are [`event_handlers`]).
     pub fn with_handlers(mut self, handlers: Handlers) -> App {
         self.events.handlers = handlers;
         self
@@ -286,7 +312,7 @@ impl App {
         // workers go with it, exactly like a killed process.
         if let Some(notifier) = self.services.notifier().cloned() {
             tokio::spawn(notifier.clone().run(stop_rx.clone()));
-            tokio::spawn(notifier.watch_tasks(self.services.queue().clone(), stop_rx.clone()));
+            tokio::spawn(notifier.watch_tasks(self.services.queue().subscribe(), stop_rx.clone()));
         }
         if let Some(every) = self.reconcile_every {
             tokio::spawn(reconcile_policy(self.services.clone(), every, stop_rx.clone()));

@@ -11,7 +11,8 @@
 //! ```text
 //! main.rs        the binary: parse the CLI, init telemetry, call cli::run
 //! cli/           clap commands; offline ones open the store, online ones are HTTP clients of the server
-//! config.rs      settings (flag = env var TAO_*), Secret (never prints)
+//! config/        settings (flag = env var TAO_*), Secret (never prints); plain data of the Discord role
+//!                map, GitLab issue rules and TAPD credentials
 //! telemetry.rs   tracing subscriber (TAO_LOG, TAO_LOG_FORMAT)
 //! app.rs         App::build(settings) -> bound App; port(); run_until_stopped(shutdown)
 //! service/       what front ends do: validate against the live catalog, authorize, change the store,
@@ -21,7 +22,9 @@
 //!                dispatch (authorize, act, audit, reply); discord/: the Discord adapter (signature, slash
 //!                commands, REST client, progress edits, the gateway connection), endpoint in
 //!                http/discord.rs
-//! catalog/       domain: catalog model, names, versions, validation, dependency graph (pure, no I/O)
+//! notify.rs      the notification outbox: task events to chat (MR notes, Discord), retried, durable
+//! catalog/       domain: catalog model, names, versions, validation, dependency graph (pure, no I/O);
+//!                access.rs: chat users and access levels; release.rs: product versions and their parts
 //! deploy/        plan (pure), run specs, registry digests, queue dispatcher, runner, drift; execution
 //!                over SSH: sessions and quoting, remote docker, health gates, fan-out, deploy-images
 //! gitlab/        GitLab client, webhook verification and envelope, typed event views, handlers, workers,
@@ -30,7 +33,7 @@
 //! http/          router, one file per area, one auth extractor, one error mapping; list.rs: every list as
 //!                a JSON array or JSON lines; workitems.rs: a release's work items and where it is deployed
 //! metrics/       Prometheus exposition, DORA from stored deploys and change sets, Grafana Infinity series,
-//!                PNG charts and the pictures of `tao report` and chat
+//!                PNG charts and the pictures of `tao report` and chat; counters.rs: process counters
 //! policy/        domain: branch model and merge rules -> Verdict { violations } (pure, table-tested)
 //! store/         Pool (SQLite | PostgreSQL; SQLite WAL checkpoints in the background), migrations, one file
 //!                per aggregate; intake.rs: group commit of webhook deliveries on SQLite
@@ -40,9 +43,34 @@
 //!                and backfill
 //! ```
 //!
-//! Layers point one way: `http` and `cli` call `service`, which uses `catalog`, `deploy` and `store`; the
-//! domain (`catalog`, `chat`, `deploy::plan`, `deploy::spec`) does no I/O, and `catalog` depends on nothing
-//! else in the crate.
+//! # Floors
+//!
+//! Every file sits on one floor and imports (by `crate::` or `super::` path) only from its own floor or
+//! lower ones; `tests/it/floors.rs` reads this table and checks every import of `src/` against it (the
+//! longest matching path wins; a directory entry ends in `/`). Where a module re-exports a lower floor's
+//! type for old paths, code imports it from where it lives.
+//!
+//! ```text
+//! 0  urlenc.rs telemetry.rs metrics/counters.rs
+//! 1  catalog/ policy/ ci_templates/ chat/ workitems/mod.rs workitems/links.rs deploy/plan.rs deploy/spec.rs metrics/chart.rs
+//! 2  config.rs config/
+//! 3  store/
+//! 4  gitlab/ deploy/ workitems/tapd.rs chat/discord/client.rs chat/discord/verify.rs
+//! 5  notify.rs gitlab/handlers.rs
+//! 6  deploy/queue.rs deploy/runner.rs deploy/drift.rs gitlab/policy/ metrics/ workitems/
+//! 7  service/
+//! 8  gitlab/worker.rs gitlab/chat.rs gitlab/changes.rs gitlab/workitem_issues.rs gitlab/workitem_links.rs chat/dispatch.rs chat/picture.rs
+//! 9  http/ chat/discord/
+//! 10 cli/ app.rs main.rs lib.rs
+//! ```
+//!
+//! In words: 0 plain helpers; 1 the domain (pure: no I/O); 2 settings (plain data); 3 the store; 4 the
+//! clients of the outside world (GitLab, SSH and Docker, registries, TAPD, Discord's REST API); 5 the
+//! notification outbox and the GitLab event handler contract (`gitlab/handlers.rs`, which hands each
+//! handler the notifier); 6 the engines (deploy queue and runner, branch policy on GitLab, metrics,
+//! work-item sync); 7 `service`, what every front end calls; 8 the features that react to GitLab events
+//! and chat commands; 9 the adapters (HTTP, the Discord endpoint and gateway); 10 the binary, the CLI and
+//! the wiring in `app.rs`.
 
 #![warn(missing_docs)]
 
@@ -56,6 +84,7 @@ pub mod deploy;
 pub mod gitlab;
 pub mod http;
 pub mod metrics;
+pub mod notify;
 pub mod policy;
 pub mod service;
 pub mod store;

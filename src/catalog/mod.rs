@@ -6,11 +6,13 @@
 //! against a product. Pure domain: no I/O here (reading the file, GitLab, the registry and the
 //! database belong to adapters), no logging, no clocks.
 
+pub mod access;
 mod error;
 mod graph;
 mod model;
 mod name;
 mod policy;
+pub mod release;
 mod template;
 mod validate;
 mod validate_env;

@@ -8,7 +8,7 @@
 //! `cfd` in `picture`), audits and replies; a reply may carry a file (a PNG) that each transport delivers
 //! its own way. Transports (MR comments in `gitlab::chat`, Discord in `discord`) only convert to and from
 //! it. `discord` is the Discord adapter (signature check, slash commands, its REST client, progress
-//! edits); it does I/O but decides nothing. `notify` routes events to Discord channels and webhooks.
+//! edits); it does I/O but decides nothing. Notifications are `crate::notify`.
 
 mod arg;
 mod command;
@@ -17,7 +17,6 @@ pub mod discord;
 pub mod dispatch;
 mod error;
 mod help;
-pub mod notify;
 mod parse;
 mod picture;
 

@@ -10,8 +10,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::spec::{render, render_file, FileSpec, HealthSpec, Probe, RenderContext, RunSpec};
+use crate::catalog::release::ReleaseComponent;
 use crate::catalog::{Catalog, Component, EnvValue, Environment, HealthCheck, Host, Name, PortMapping, Tier};
-use crate::store::release::ReleaseComponent;
 
 /// What a deploy should make true.
 #[derive(Debug, Clone)]

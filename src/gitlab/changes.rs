@@ -14,7 +14,7 @@ use crate::catalog::Catalog;
 use crate::store::change::{self, ChangeCommit, ComponentChange};
 use crate::store::Pool;
 
-/// The handler; registered in `Handlers::standard`.
+/// The handler; registered in `crate::app::event_handlers`.
 #[derive(Debug, Clone, Copy)]
 pub struct ChangeHandler;
 

@@ -23,9 +23,12 @@ pub fn reply_marker(note_id: i64) -> String {
     format!("<!-- tao:reply:{note_id} -->")
 }
 
-/// Runs `/tao` commands from MR notes.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ChatNoteHandler;
+/// Runs `/tao` commands from MR notes, through the services every front end uses.
+#[derive(Debug, Clone)]
+pub struct ChatNoteHandler {
+    /// Where the commands act.
+    pub services: Services,
+}
 
 impl EventHandler for ChatNoteHandler {
     fn name(&self) -> &'static str {
@@ -35,8 +38,10 @@ impl EventHandler for ChatNoteHandler {
     fn handle<'a>(&'a self, ctx: &'a HandlerContext, event: &'a StoredEvent) -> HandlerFuture<'a> {
         Box::pin(async move {
             let super::events::GitLabEvent::Note(note) = &event.view else { return Ok(()) };
-            let (Some(services), Some(_)) = (&ctx.services, &ctx.gitlab) else { return Ok(()) };
-            handle_note(services, note).await.map_err(|e| e.to_string())
+            if ctx.gitlab.is_none() {
+                return Ok(());
+            }
+            handle_note(&self.services, note).await.map_err(|e| e.to_string())
         })
     }
 }

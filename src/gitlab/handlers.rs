@@ -1,10 +1,11 @@
-//! What Tao does with a stored event: the one registration point of event handlers.
+//! The contract of GitLab event handlers: what a handler gets ([`HandlerContext`], [`StoredEvent`]), the
+//! [`EventHandler`] trait, and [`Handlers`], the list the workers run. Which handlers Tao runs is one
+//! table in `crate::app` (`event_handlers`); the handlers are features on higher floors.
 //!
 //! A handler gets the stored row and its typed view and must be idempotent: it may run again for the
 //! same event (retries, redeliveries, a crash between handling and marking), so it re-reads current
 //! state from GitLab instead of trusting an old payload, and looks for what it already did before doing
-//! it again. Every handler is added in [`Handlers::standard`]: index, policy, chat (MR comments), work item links,
-//! changes of component versions (lead time).
+//! it again.
 //! Handlers must not mark events themselves: the worker does, from their result.
 
 use std::future::Future;
@@ -24,14 +25,17 @@ pub struct HandlerContext {
     /// GitLab, when configured (`TAO_GITLAB_URL`, `TAO_GITLAB_TOKEN`).
     pub gitlab: Option<GitLabClient>,
     /// The catalog in force, read at each call (it may be re-applied while Tao runs).
-    pub catalog: super::policy::CatalogSource,
+    pub catalog: CatalogSource,
     /// Tao's external URL (`TAO_PUBLIC_URL`), for links Tao posts.
     pub public_url: Option<String>,
-    /// The services (chat commands in MR notes act through them); `None` for handlers that only read.
-    pub services: Option<crate::service::Services>,
+    /// Where notifications go (the outbox), when rules are configured.
+    pub notifier: Option<crate::notify::Notifier>,
     /// How issues map to work item kinds and states (`TAO_GITLAB_BUG_LABELS`, `TAO_GITLAB_WORKFLOW_SCOPE`).
-    pub issue_rules: crate::workitems::gitlab::IssueRules,
+    pub issue_rules: crate::config::issue_rules::IssueRules,
 }
+
+/// Where handlers read the catalog in force.
+pub type CatalogSource = Arc<dyn Fn() -> Arc<crate::catalog::Catalog> + Send + Sync>;
 
 impl std::fmt::Debug for HandlerContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -85,17 +89,6 @@ impl std::fmt::Debug for Handlers {
 }
 
 impl Handlers {
-    /// The handlers Tao runs: the registration point.
-    pub fn standard() -> Handlers {
-        Handlers::default()
-            .register(IndexHandler)
-            .register(super::policy::PolicyHandler)
-            .register(super::chat::ChatNoteHandler)
-            .register(super::workitem_links::WorkItemLinkHandler)
-            .register(super::changes::ChangeHandler)
-            .register(super::workitem_issues::IssueHandler)
-    }
-
     /// Adds a handler after the registered ones.
     pub fn register(mut self, handler: impl EventHandler) -> Handlers {
         self.list.push(Arc::new(handler));

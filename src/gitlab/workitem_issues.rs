@@ -14,7 +14,7 @@ use crate::store;
 use crate::workitems::gitlab::{bug_versions, iteration, record, work_item, IssueFacts};
 use crate::workitems::{StateChange, SOURCE_GITLAB};
 
-/// The handler; registered in `Handlers::standard`.
+/// The handler; registered in `crate::app::event_handlers`.
 #[derive(Debug, Clone, Copy)]
 pub struct IssueHandler;
 

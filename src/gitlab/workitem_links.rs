@@ -11,7 +11,7 @@ use super::handlers::{EventHandler, HandlerContext, HandlerFuture, StoredEvent};
 use crate::catalog::Catalog;
 use crate::workitems::sync::{link_text_in, Via};
 
-/// The handler; registered in `Handlers::standard`.
+/// The handler; registered in `crate::app::event_handlers`.
 #[derive(Debug, Clone, Copy)]
 pub struct WorkItemLinkHandler;
 

@@ -199,7 +199,14 @@ fn series_from_rows(rows: &[serde_json::Value], category: &str, value: &str, day
 
 /// The `n` days (`YYYY-MM-DD`, UTC) ending with the day of `to_ms`.
 pub fn days_until(to_ms: i64, n: usize) -> Vec<String> {
-    (0..n as i64).rev().map(|back| crate::store::rfc3339(to_ms - back * 86_400_000)[..10].to_string()).collect()
+    (0..n as i64).rev().map(|back| day_of(to_ms - back * 86_400_000)).collect()
+}
+
+/// The UTC day (`YYYY-MM-DD`) of an epoch-milliseconds time.
+fn day_of(ms: i64) -> String {
+    chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d").to_string())
+        .unwrap_or_else(|| ms.to_string())
 }
 
 #[cfg(test)]

@@ -10,66 +10,26 @@
 
 pub mod cfd;
 pub mod chart;
+pub mod counters;
 pub mod dora;
 pub mod events;
 pub mod report;
 pub mod series;
 
-use std::sync::LazyLock;
-use std::time::Duration;
-
 use prometheus_client::encoding::text::encode;
 use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
 
 use crate::store::{now_ms, Pool, StoreError};
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct CallLabels {
-    call: String,
-    status: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct ResultLabels {
-    result: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct StatusLabels {
-    status: String,
-}
+pub use counters::{gitlab_api_error, task_finished, webhook_delivery};
+use counters::{GITLAB_ERRORS, TASK_SECONDS, WEBHOOKS};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct EnvStatusLabels {
     env: String,
     status: String,
-}
-
-static GITLAB_ERRORS: LazyLock<Family<CallLabels, Counter>> = LazyLock::new(Family::default);
-static WEBHOOKS: LazyLock<Family<ResultLabels, Counter>> = LazyLock::new(Family::default);
-static TASK_SECONDS: LazyLock<Family<StatusLabels, Histogram>> = LazyLock::new(|| {
-    Family::new_with_constructor(|| Histogram::new([1.0, 5.0, 15.0, 30.0, 60.0, 120.0, 300.0, 600.0, 1800.0]))
-});
-
-/// Counts a failed GitLab call (`status`: the HTTP status, `None` for a transport failure).
-pub fn gitlab_api_error(call: &str, status: Option<u16>) {
-    let status = status.map(|s| s.to_string()).unwrap_or_else(|| "transport".into());
-    GITLAB_ERRORS.get_or_create(&CallLabels { call: call.to_string(), status }).inc();
-}
-
-/// Counts a webhook delivery (`stored`, `duplicate`, `rejected`).
-pub fn webhook_delivery(result: &str) {
-    WEBHOOKS.get_or_create(&ResultLabels { result: result.to_string() }).inc();
-}
-
-/// Records how long a deploy task ran and how it ended.
-pub fn task_finished(status: &str, took: Duration) {
-    TASK_SECONDS.get_or_create(&StatusLabels { status: status.to_string() }).observe(took.as_secs_f64());
 }
 
 async fn scalar(pool: &Pool, sql: &str) -> Result<i64, StoreError> {

@@ -406,7 +406,7 @@ impl Services {
         store::audit::record(self.pool(), &actor.to_string(), "env.freeze", env, "ok", reason).await?;
         let row = deployed::frozen(self.pool(), env).await?.ok_or_else(|| ServiceError::NotFound(env.to_string()))?;
         if let Some(n) = self.notifier() {
-            let f = crate::chat::notify::fields([
+            let f = crate::notify::fields([
                 ("env", env.into()),
                 ("reason", row.reason.clone().into()),
                 ("actor", row.frozen_by.clone().into()),
@@ -423,7 +423,7 @@ impl Services {
         let word = if lifted { "ok" } else { "unchanged" };
         store::audit::record(self.pool(), &actor.to_string(), "env.unfreeze", env, word, "").await?;
         if let (true, Some(n)) = (lifted, self.notifier()) {
-            let f = crate::chat::notify::fields([("env", env.into()), ("actor", actor.to_string().into())]);
+            let f = crate::notify::fields([("env", env.into()), ("actor", actor.to_string().into())]);
             n.emit_quietly("env.unfrozen", &format!("unfreeze-{env}-{}", store::now_ms()), f).await;
         }
         Ok(lifted)

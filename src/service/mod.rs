@@ -17,11 +17,10 @@ use crate::store::release::{CreateOutcome, NewProductVersion, ProductVersion, Re
 use crate::store::token::Scope;
 use crate::store::{self, Pool, StoreError};
 
-mod chat_user;
 mod ci_job;
 mod deploy;
 mod policy;
-pub use chat_user::{level, level_name, ChatUser};
+pub use crate::catalog::access::{level, level_name, ChatUser};
 pub use ci_job::{CiJob, JobTokenError};
 pub use deploy::{current_specs, DeployRequest, DeployTarget, EnvironmentView};
 
@@ -120,7 +119,7 @@ pub struct Services {
     templates_dir: Option<Arc<std::path::PathBuf>>,
     gitlab: Option<GitLabClient>,
     public_url: Option<Arc<String>>,
-    notifier: Option<crate::chat::notify::Notifier>,
+    notifier: Option<crate::notify::Notifier>,
 }
 
 impl Services {
@@ -174,12 +173,12 @@ impl Services {
     }
 
     /// Sets the notifier (the app, when notification rules are configured).
-    pub fn set_notifier(&mut self, notifier: Option<crate::chat::notify::Notifier>) {
+    pub fn set_notifier(&mut self, notifier: Option<crate::notify::Notifier>) {
         self.notifier = notifier;
     }
 
     /// The notifier, when notifications are configured.
-    pub fn notifier(&self) -> Option<&crate::chat::notify::Notifier> {
+    pub fn notifier(&self) -> Option<&crate::notify::Notifier> {
         self.notifier.as_ref()
     }
 
@@ -288,7 +287,7 @@ impl Services {
         let (word, result) = match outcome {
             CreateOutcome::Created(pv) => {
                 if let Some(n) = &self.notifier {
-                    let f = crate::chat::notify::fields([
+                    let f = crate::notify::fields([
                         ("product", pv.product.clone().into()),
                         ("version", pv.version.clone().into()),
                         ("actor", pv.created_by.clone().into()),

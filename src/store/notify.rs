@@ -2,7 +2,7 @@
 //!
 //! Rows are inserted once per event and destination (a repeated dedupe key is ignored), taken in id
 //! order when due, and marked sent, or failed with the next attempt time, or dead after the last attempt.
-//! What a notification says and where it goes is `crate::chat::notify`'s.
+//! What a notification says and where it goes is `crate::notify`'s.
 
 use super::{now_ms, Pool, StoreError};
 

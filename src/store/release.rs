@@ -9,46 +9,7 @@ use std::collections::BTreeMap;
 
 use super::{is_unique_violation, now_ms, Pool, StoreError};
 
-/// One component of a product version, with the tags its formats gave at creation.
-#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize, serde::Deserialize)]
-pub struct ReleaseComponent {
-    /// Component name.
-    pub component: String,
-    /// Its version (semver, no leading `v`).
-    pub version: String,
-    /// The git tag that marks that version.
-    pub git_tag: String,
-    /// Image repository (none for `shared` components, which are never deployed).
-    pub image: Option<String>,
-    /// The image tag of that version.
-    pub image_tag: String,
-    /// Image digest, once resolved from the registry.
-    pub image_digest: Option<String>,
-}
-
-/// A product version as stored.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct ProductVersion {
-    /// Product name.
-    pub product: String,
-    /// Version (semver, no leading `v`).
-    pub version: String,
-    /// The catalog revision it was checked against.
-    pub catalog_revision: Option<i64>,
-    /// Who created it.
-    pub created_by: String,
-    /// When, epoch milliseconds.
-    pub created_at: i64,
-    /// Its components, by name.
-    pub components: Vec<ReleaseComponent>,
-}
-
-impl ProductVersion {
-    /// `{component: version}`: what makes two creations "the same".
-    pub fn version_map(&self) -> BTreeMap<&str, &str> {
-        self.components.iter().map(|c| (c.component.as_str(), c.version.as_str())).collect()
-    }
-}
+pub use crate::catalog::release::{ProductVersion, ReleaseComponent};
 
 /// What to create.
 #[derive(Debug, Clone)]
@@ -89,8 +50,19 @@ struct HeadRow {
 #[derive(sqlx::FromRow)]
 struct ComponentRow {
     product_version_id: i64,
-    #[sqlx(flatten)]
-    component: ReleaseComponent,
+    component: String,
+    version: String,
+    git_tag: String,
+    image: Option<String>,
+    image_tag: String,
+    image_digest: Option<String>,
+}
+
+impl ComponentRow {
+    fn into_part(self) -> (i64, ReleaseComponent) {
+        let ComponentRow { product_version_id, component, version, git_tag, image, image_tag, image_digest } = self;
+        (product_version_id, ReleaseComponent { component, version, git_tag, image, image_tag, image_digest })
+    }
 }
 
 const HEAD: &str = "SELECT id, product, version, catalog_revision, created_by, created_at FROM product_version";
@@ -168,7 +140,7 @@ pub async fn get(pool: &Pool, product: &str, version: &str) -> Result<Option<Pro
     let Some(head) = head else { return Ok(None) };
     let sql = format!("{PARTS} WHERE c.product_version_id = $1 ORDER BY c.component");
     let parts: Vec<ComponentRow> = crate::with_pool!(pool, p => sqlx::query_as(&sql).bind(head.id).fetch_all(p).await)?;
-    Ok(Some(assemble(head, parts.into_iter().map(|r| r.component).collect())))
+    Ok(Some(assemble(head, parts.into_iter().map(|r| r.into_part().1).collect())))
 }
 
 /// Every version of `product`, newest (most recently created) first.
@@ -181,7 +153,8 @@ pub async fn list(pool: &Pool, product: &str) -> Result<Vec<ProductVersion>, Sto
     let parts: Vec<ComponentRow> = crate::with_pool!(pool, p => sqlx::query_as(&sql).bind(product).fetch_all(p).await)?;
     let mut by_head: BTreeMap<i64, Vec<ReleaseComponent>> = BTreeMap::new();
     for row in parts {
-        by_head.entry(row.product_version_id).or_default().push(row.component);
+        let (head, part) = row.into_part();
+        by_head.entry(head).or_default().push(part);
     }
     Ok(heads
         .into_iter()

@@ -25,28 +25,13 @@ use serde_json::Value;
 
 pub use crate::gitlab::client::RetryPolicy;
 
-use crate::config::Secret;
-
-/// TAPD's API base URL.
-pub const DEFAULT_URL: &str = "https://api.tapd.cn";
+pub use crate::config::tapd::DEFAULT_URL;
 /// Largest `limit` of entity lists.
 pub const MAX_LIMIT: u32 = 200;
 /// Largest `limit` of change histories.
 pub const MAX_CHANGES_LIMIT: u32 = 100;
 
-/// How the client authenticates.
-#[derive(Debug, Clone)]
-pub enum Auth {
-    /// An API account (`api_user:api_password`), HTTP Basic.
-    Basic {
-        /// API user.
-        user: String,
-        /// API password.
-        password: Secret,
-    },
-    /// A personal access token or an OAuth app token (`Authorization: Bearer`).
-    Bearer(Secret),
-}
+pub use crate::config::tapd::TapdAuth as Auth;
 
 /// A failed TAPD call: which call, and what TAPD or the network said.
 #[derive(Debug, thiserror::Error)]

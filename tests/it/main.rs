@@ -18,6 +18,7 @@ mod discord_picture;
 mod event_store;
 mod events;
 mod exec;
+mod floors;
 mod gitlab;
 mod gitlab_issues;
 mod gitlab_mr;

@@ -195,7 +195,7 @@ async fn a_failing_receiver_is_retried_and_never_slows_a_deploy_body() {
 
 #[test]
 fn rules_files_are_validated_with_paths() {
-    use tao::chat::notify::NotifyConfig;
+    use tao::notify::NotifyConfig;
     let bad = "rules:\n  - events: [deploy.finished]\n    webhook: ftp://x\n  - envs: prod\n  - webhook: https://a\n    discord_channel: \"1\"\ntemplates:\n  deploy.failed: \"{{#if}}\"\nextra: 1\n";
     let errors = NotifyConfig::from_yaml(bad).unwrap_err();
     for expected in [

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use tao::app::App;
 use tao::config::{Secret, Settings};
-use tao::gitlab::handlers::{EventHandler, HandlerContext, HandlerFuture, Handlers, StoredEvent};
+use tao::gitlab::handlers::{EventHandler, HandlerContext, HandlerFuture, StoredEvent};
 use tao::gitlab::worker::WorkerConfig;
 use tao::store::event::{self, EventFilter, EventRow};
 use tao::store::Pool;
@@ -287,9 +287,10 @@ async fn retries(db: TestDb) {
     let seen = Arc::new(Mutex::new(Vec::new()));
     let mut settings = Settings::local(db.url());
     with_secret(&mut settings);
-    let handlers = Handlers::standard().register(Flaky { seen: seen.clone() });
     let config = WorkerConfig { retry_base: Duration::from_millis(300), ..WorkerConfig::default() };
-    let app = App::build(settings).await.unwrap().with_handlers(handlers).with_worker_config(config);
+    let app = App::build(settings).await.unwrap();
+    let handlers = app.event_handlers().register(Flaky { seen: seen.clone() });
+    let app = app.with_handlers(handlers).with_worker_config(config);
     let pool = app.services().pool().clone();
     let token = tao::store::token::create(&pool, "reader", tao::store::token::Scope::Read).await.unwrap().1;
     let (base, stop, server) = serve(app).await;

@@ -23,10 +23,10 @@ use serde_json::{json, Value};
 use super::client::DiscordClient;
 use super::commands::{focused, option_value, to_command};
 use super::render::{confirm_id, parse_confirm_id, reply_body, task_link, text_body};
-use super::roles::RoleMap;
 use super::verify::Verifier;
 use crate::chat::dispatch::{dispatch, ChatRequest, Outcome, Reply};
 use crate::chat::parse_line;
+use crate::config::discord_roles::RoleMap;
 use crate::config::Secret;
 use crate::service::{level, ChatUser, Services};
 

@@ -1,7 +1,7 @@
 //! Discord: the adapter between Discord's interactions and the chat dispatcher (no business logic).
 //!
-//! Owns the signature check (`verify`), Discord users and roles → [`ChatUser`](crate::service::ChatUser)
-//! (`roles`), slash commands generated from the chat commands' specs and interactions read back through
+//! Owns the signature check (`verify`), Discord users and roles → [`ChatUser`](crate::catalog::access::ChatUser)
+//! (`crate::config::discord_roles`), slash commands generated from the chat commands' specs and interactions read back through
 //! the chat grammar (`commands`), replies and progress as Discord messages within its limits (`render`),
 //! the one outbound REST client (`client`), and the flow of an interaction: immediate answer, dispatch in
 //! the background, edits while the task runs (`interaction`, `follow`). Interactions come in two ways,
@@ -21,15 +21,14 @@ mod follow;
 mod gateway;
 mod interaction;
 mod render;
-mod roles;
 mod verify;
 
+pub use crate::config::discord_roles::RoleMap;
 pub use client::{DiscordClient, DiscordError, DEFAULT_API_URL};
 pub use commands::{definitions, discord_name, to_command, ConvertError};
 pub use gateway::Gateway;
 pub use interaction::{Answer, BadInteraction, Discord, DiscordConfig};
 pub use render::{fit, MAX_CONTENT};
-pub use roles::RoleMap;
 pub use verify::{Verifier, VerifyError, MAX_SKEW_SECS};
 
 /// Replaces guild `guild`'s slash commands with Tao's (bulk overwrite); returns how many Discord stored.

@@ -328,8 +328,8 @@ impl GitLabClient {
             let result = build().send().await;
             match &result {
                 Ok(r) if r.status().is_success() => {}
-                Ok(r) => crate::metrics::gitlab_api_error(call, Some(r.status().as_u16())),
-                Err(_) => crate::metrics::gitlab_api_error(call, None),
+                Ok(r) => crate::metrics::counters::gitlab_api_error(call, Some(r.status().as_u16())),
+                Err(_) => crate::metrics::counters::gitlab_api_error(call, None),
             }
             let wait = match result {
                 Ok(r) if r.status().is_success() => return Ok(r),

@@ -37,7 +37,7 @@ pub struct PolicyContext {
     /// Tao's external URL, for links to the explanation page.
     pub public_url: Option<String>,
     /// Where violations and failed pipelines are announced, when notifications are configured.
-    pub notifier: Option<crate::chat::notify::Notifier>,
+    pub notifier: Option<crate::notify::Notifier>,
 }
 
 impl std::fmt::Debug for PolicyContext {

@@ -117,7 +117,7 @@ async fn record(
             tracing::warn!(project = path, git_ref, rule = %v.rule, actor, message = %v.message, "policy violation");
         }
         if let Some(n) = &ctx.notifier {
-            let f = crate::chat::notify::fields([
+            let f = crate::notify::fields([
                 ("project", path.into()),
                 ("kind", kind.into()),
                 ("ref", git_ref.into()),

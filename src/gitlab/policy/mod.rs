@@ -8,8 +8,6 @@ pub mod audit;
 pub mod check;
 pub mod guard;
 
-use std::sync::Arc;
-
 pub use check::{check_mr, reconcile, rules_for, Mode, Outcome, PolicyContext, NOTE_MARKER, STATUS_NAME};
 
 use super::client::{GitLabError, MergeRequestState, ProjectId};
@@ -45,7 +43,7 @@ impl EventHandler for PolicyHandler {
                 pool: ctx.pool.clone(),
                 catalog: (ctx.catalog)(),
                 public_url: ctx.public_url.clone(),
-                notifier: ctx.services.as_ref().and_then(|s| s.notifier().cloned()),
+                notifier: ctx.notifier.clone(),
             };
             handle(&policy, event).await.map_err(|e| e.to_string())
         })
@@ -126,7 +124,7 @@ async fn announce_failed_pipeline(
     }
     let id = e.object_attributes.id;
     let link = e.project.as_ref().and_then(|p| p.web_url.as_deref()).map(|u| format!("{u}/-/pipelines/{id}"));
-    let f = crate::chat::notify::fields([
+    let f = crate::notify::fields([
         ("project", path.into()),
         ("ref", branch.into()),
         ("pipeline_id", id.into()),
@@ -145,5 +143,4 @@ async fn open_mrs(
     Ok(mrs.iter().filter(|m| keep(m)).map(|m| m.iid).collect())
 }
 
-/// Where handlers read the catalog in force.
-pub type CatalogSource = Arc<dyn Fn() -> Arc<crate::catalog::Catalog> + Send + Sync>;
+pub use super::handlers::CatalogSource;

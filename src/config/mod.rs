@@ -3,11 +3,17 @@
 //! Every setting is a flag and an environment variable of the same name (`--database-url` =
 //! `TAO_DATABASE_URL`, DESIGN.md §8); clap reads both, the flag wins. This module resolves defaults that
 //! depend on other settings (the SQLite file beside the catalog) and nothing else: no I/O beyond paths.
+//! The settings types of the integrations live beside it as plain data (`discord_roles`, `issue_rules`,
+//! `tapd`), so config imports nothing above the domain.
 
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+pub mod discord_roles;
+pub mod issue_rules;
+pub mod tapd;
 
 /// A secret string (token, password). Its `Debug` and `Display` never show the value.
 #[derive(Clone, PartialEq, Eq)]
@@ -146,18 +152,18 @@ pub struct Settings {
     /// TAPD's open API base URL.
     pub tapd_url: String,
     /// TAPD credentials; none = no TAPD sync.
-    pub tapd_auth: Option<crate::workitems::tapd::Auth>,
+    pub tapd_auth: Option<tapd::TapdAuth>,
     /// How often the server syncs work items from TAPD; `None` never (the default).
     pub tapd_sync_interval: Option<Duration>,
     /// How GitLab issues map to work item kinds and states.
-    pub issue_rules: crate::workitems::gitlab::IssueRules,
+    pub issue_rules: issue_rules::IssueRules,
     /// How often the server backfills GitLab issues through the API; `None` never (the default: webhooks
     /// keep them current).
     pub gitlab_issue_sync_interval: Option<Duration>,
     /// The Discord application's public key (hex); the interactions endpoint refuses every call without.
     pub discord_public_key: Option<String>,
     /// Discord users and roles mapped to Tao levels and named roles.
-    pub discord_roles: crate::chat::discord::RoleMap,
+    pub discord_roles: discord_roles::RoleMap,
     /// Discord application and guilds whose slash commands are registered at start (bot token needed).
     pub discord_register: Option<(String, Vec<String>)>,
     /// How long Discord's interaction tokens may be used (15 minutes; shorter in tests).
@@ -209,13 +215,13 @@ impl Settings {
             notify_retry_base: Duration::from_secs(2),
             discord_api_url: DEFAULT_DISCORD_API.to_string(),
             discord_bot_token: None,
-            tapd_url: crate::workitems::tapd::DEFAULT_URL.to_string(),
+            tapd_url: tapd::DEFAULT_URL.to_string(),
             tapd_auth: None,
             tapd_sync_interval: None,
-            issue_rules: crate::workitems::gitlab::IssueRules::default(),
+            issue_rules: issue_rules::IssueRules::default(),
             gitlab_issue_sync_interval: None,
             discord_public_key: None,
-            discord_roles: crate::chat::discord::RoleMap::default(),
+            discord_roles: discord_roles::RoleMap::default(),
             discord_register: None,
             discord_token_lifetime: Duration::from_secs(15 * 60),
             discord_poll: Duration::from_secs(1),
@@ -239,7 +245,8 @@ pub fn resolve_database_url(explicit: Option<&str>, catalog: Option<&Path>) -> S
         return url.to_string();
     }
     let dir = catalog.and_then(Path::parent).filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    crate::store::Pool::sqlite_url(&dir.join("tao.db"))
+    // The form `store::Pool::sqlite_url` writes.
+    format!("sqlite://{}", dir.join("tao.db").display())
 }
 
 #[cfg(test)]

@@ -27,7 +27,6 @@ use serde_json::{json, Map, Value};
 use tokio::sync::{watch, Notify};
 
 use crate::config::Secret;
-use crate::deploy::queue::QueueHandle;
 use crate::policy::wildcard_match;
 use crate::store::notify::{self as outbox, NewNotification, NotificationRow};
 use crate::store::{now_ms, Pool, StoreError};
@@ -417,9 +416,13 @@ impl Notifier {
         outbox::failed(&self.pool, row.id, &error, retry_at).await
     }
 
-    /// Turns deploy task changes of this process into `deploy.*` events until `shutdown` turns true.
-    pub async fn watch_tasks(self, queue: QueueHandle, mut shutdown: watch::Receiver<bool>) {
-        let mut changes = queue.subscribe();
+    /// Turns deploy task changes of this process (`changes`: task ids, from the deploy queue's handle)
+    /// into `deploy.*` events until `shutdown` turns true.
+    pub async fn watch_tasks(
+        self,
+        mut changes: tokio::sync::broadcast::Receiver<i64>,
+        mut shutdown: watch::Receiver<bool>,
+    ) {
         loop {
             let id = tokio::select! {
                 r = changes.recv() => match r {

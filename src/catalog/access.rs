@@ -1,10 +1,11 @@
 //! A person acting from chat (Discord, or a GitLab MR comment) and what they may do: their role, mapped
 //! from configuration (Discord users and roles) or from their GitLab project role, checked against an
-//! environment's protection. The chat dispatcher and the deploy services use the same rule.
+//! environment's protection. The chat dispatcher and the deploy services use the same rule. Domain:
+//! no I/O (the role map of `TAO_DISCORD_ROLES` is `crate::config::discord_roles`).
 
 use std::fmt;
 
-use crate::catalog::{Environment, Tier};
+use super::{Environment, Tier};
 
 /// GitLab's role levels, which chat roles use too (a Discord user is mapped to one of them).
 pub mod level {

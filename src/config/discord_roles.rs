@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 
-use crate::service::{level, ChatUser};
+use crate::catalog::access::{level, ChatUser};
 
 /// One entry: a level word, or a level with named roles.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
