@@ -169,6 +169,11 @@ pub async fn notify_replicas(pool: &Pool) {
     }
 }
 
+/// First pause before the queue's `LISTEN` connection is tried again after an error (it doubles).
+const LISTEN_RETRY_MIN: Duration = Duration::from_millis(100);
+/// Longest pause between two `LISTEN` reconnect attempts.
+const LISTEN_RETRY_MAX: Duration = Duration::from_secs(5);
+
 /// On PostgreSQL, turns other replicas' `NOTIFY`s into local wake-ups until dropped.
 async fn listen_replicas(pool: &Pool, handle: QueueHandle) -> Option<AbortOnDrop> {
     let Pool::Postgres(p) = pool else { return None };
@@ -184,13 +189,23 @@ async fn listen_replicas(pool: &Pool, handle: QueueHandle) -> Option<AbortOnDrop
         return None;
     }
     Some(AbortOnDrop(tokio::spawn(async move {
+        let mut pause = LISTEN_RETRY_MIN;
         loop {
             match listener.recv().await {
-                Ok(_) => handle.wake(),
-                Err(e) => {
-                    // PgListener reconnects by itself on the next recv; wake in case a NOTIFY was lost.
-                    tracing::warn!(error = %e, "queue LISTEN connection interrupted");
+                Ok(_) => {
+                    pause = LISTEN_RETRY_MIN;
                     handle.wake();
+                }
+                // The store is closing: nothing left to listen to.
+                Err(sqlx::Error::PoolClosed) => return,
+                Err(e) => {
+                    // PgListener reconnects on the next recv; wake in case a NOTIFY was lost. The pause
+                    // matters: a server that refuses every reconnect makes recv fail at once, and a loop
+                    // without one would spin (never yielding, so not even a runtime shutdown stops it).
+                    tracing::warn!(error = %e, retry_in = ?pause, "queue LISTEN connection interrupted");
+                    handle.wake();
+                    tokio::time::sleep(pause).await;
+                    pause = (pause * 2).min(LISTEN_RETRY_MAX);
                 }
             }
         }
