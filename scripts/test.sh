@@ -17,7 +17,7 @@ pg_bin=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || tr
 [ -n "$pg_bin" ] && [ -x "$pg_bin/initdb" ] || missing+=(postgresql)
 command -v curl >/dev/null || missing+=(curl)
 command -v shellcheck >/dev/null || missing+=(shellcheck)
-# deploy tests: real sshd hosts, a real registry, images built from busybox (DESIGN.md §5)
+# deploy tests: real sshd hosts, a real registry, images built from busybox (docs/DESIGN.md §5)
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 command -v ssh >/dev/null || missing+=(openssh-client)
 [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)

@@ -5,7 +5,8 @@
 //! [`App::run_until_stopped`] serves until the shutdown future resolves, then drains in-flight requests.
 //! It also runs the GitLab event workers (started with the server, stopped by the same shutdown) and
 //! builds the Discord adapter when `TAO_DISCORD_PUBLIC_KEY` or `TAO_DISCORD_GATEWAY` is set, and runs the
-//! Discord gateway connection with the server (closed by the same shutdown).
+//! Discord gateway connection with the server (closed by the same shutdown). Every background job is
+//! owned by one `Supervisor` whose jobs are awaited on shutdown, before the store closes.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -21,7 +22,7 @@ use crate::chat::discord::{Discord, DiscordClient, DiscordConfig, Gateway, Verif
 use crate::config::Settings;
 use crate::deploy::queue::{Dispatcher, Executor, QueueConfig};
 use crate::deploy::registry::RegistryClient;
-use crate::deploy::runner::Runner;
+use crate::deploy::runner::{Runner, RunnerContext};
 use crate::deploy::ssh::{self, SshOptions};
 use crate::gitlab::client::{Auth, GitLabClient, RetryPolicy};
 use crate::gitlab::handlers::{HandlerContext, Handlers};
@@ -45,6 +46,47 @@ pub struct App {
     gateway: Option<Gateway>,
     /// The scheduled GitLab issue backfill: how often, the client, the mapping rules.
     issue_sync: Option<(std::time::Duration, GitLabClient, crate::workitems::gitlab::IssueRules)>,
+    /// How long shutdown waits for background jobs before aborting them (`TAO_DRAIN_TIMEOUT`).
+    drain_timeout: std::time::Duration,
+}
+
+/// The background jobs of a serving Tao, in one place: each is spawned here with a name, stops when the
+/// shared shutdown signal is raised, and is awaited on shutdown (up to a limit, then aborted) before the
+/// store closes. Dropping the supervisor aborts every job, so a dropped serving future (a test's
+/// "crash") leaves nothing running, like a killed process.
+#[derive(Default)]
+struct Supervisor {
+    jobs: tokio::task::JoinSet<&'static str>,
+}
+
+impl Supervisor {
+    /// Runs `job` in the background under `name`.
+    fn spawn(&mut self, name: &'static str, job: impl Future<Output = ()> + Send + 'static) {
+        self.jobs.spawn(async move {
+            job.await;
+            name
+        });
+    }
+
+    /// Waits until every job has returned, at most `within`; what is still running then is aborted.
+    async fn stop(mut self, within: std::time::Duration) {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            match tokio::time::timeout_at(deadline, self.jobs.join_next()).await {
+                Ok(None) => return,
+                Ok(Some(Ok(name))) => tracing::debug!(job = name, "background job stopped"),
+                Ok(Some(Err(e))) => tracing::error!(error = %e, "a background job failed"),
+                Err(_) => {
+                    tracing::warn!(
+                        left = self.jobs.len(),
+                        "background jobs still running at the drain timeout; aborted"
+                    );
+                    self.jobs.shutdown().await;
+                    return;
+                }
+            }
+        }
+    }
 }
 
 /// Makes the executor of deploy tasks from the services and settings (tests inject their own).
@@ -53,12 +95,13 @@ pub type ExecutorFactory = Box<dyn FnOnce(&Services, &Settings) -> Arc<dyn Execu
 /// The production executor: the SSH/Docker runner.
 pub fn runner_executor() -> ExecutorFactory {
     Box::new(|services, settings| {
-        Arc::new(Runner::new(
-            services.clone(),
-            services.ssh().clone(),
-            settings.secrets_dir.clone(),
-            settings.host_parallel,
-        ))
+        let ctx = RunnerContext {
+            pool: services.pool().clone(),
+            queue: services.queue().clone(),
+            catalog: services.catalog_source(),
+            templates_dir: services.templates_dir().map(std::path::Path::to_path_buf),
+        };
+        Arc::new(Runner::new(ctx, services.ssh().clone(), settings.secrets_dir.clone(), settings.host_parallel))
     })
 }
 
@@ -76,11 +119,11 @@ pub fn runner_executor() -> ExecutorFactory {
 pub fn event_handlers(services: &Services) -> Handlers {
     Handlers::default()
         .register(crate::gitlab::handlers::IndexHandler)
-        .register(crate::gitlab::policy::PolicyHandler)
-        .register(crate::gitlab::chat::ChatNoteHandler { services: services.clone() })
-        .register(crate::gitlab::workitem_links::WorkItemLinkHandler)
-        .register(crate::gitlab::changes::ChangeHandler)
-        .register(crate::gitlab::workitem_issues::IssueHandler)
+        .register(crate::enforcement::PolicyHandler)
+        .register(crate::chat::mr_comment::ChatNoteHandler { services: services.clone() })
+        .register(crate::workitems::link_events::WorkItemLinkHandler)
+        .register(crate::metrics::changes::ChangeHandler)
+        .register(crate::workitems::issue_events::IssueHandler)
 }
 
 /// What the GitLab event workers need.
@@ -193,9 +236,6 @@ impl App {
         let executor = executor(&services, &settings);
         let dispatcher = Dispatcher::new(services.pool().clone(), config, services.queue().clone(), executor);
         dispatcher.recover().await.context("recovering orphaned deploy tasks")?;
-        // Finish GitLab deployments of tasks that ended (or were just interrupted) while no Tao told GitLab.
-        let syncing = services.clone();
-        tokio::spawn(async move { syncing.sync_gitlab_deployments().await });
         let state = HttpState { services: services.clone(), open_read: settings.open_read, ci };
         let queue = EventQueue::default();
         let intake = http::webhook::Intake {
@@ -238,10 +278,7 @@ impl App {
             context: HandlerContext {
                 pool: services.pool().clone(),
                 gitlab: gitlab.clone(),
-                catalog: {
-                    let services = services.clone();
-                    Arc::new(move || services.catalog_now())
-                },
+                catalog: services.catalog_source(),
                 public_url: settings.public_url.clone(),
                 notifier: services.notifier().cloned(),
                 issue_rules: settings.issue_rules.clone(),
@@ -266,7 +303,18 @@ impl App {
             ),
             (None, _) => None,
         };
-        Ok(App { listener, router, services, dispatcher, events, reconcile_every, tapd_sync, issue_sync, gateway })
+        Ok(App {
+            listener,
+            router,
+            services,
+            dispatcher,
+            events,
+            reconcile_every,
+            tapd_sync,
+            issue_sync,
+            gateway,
+            drain_timeout: settings.drain_timeout,
+        })
     }
 
     /// Tao's own event handlers ([`event_handlers`]) over this app's services, e.g. to add one.
@@ -307,22 +355,34 @@ impl App {
         tracing::info!(addr = %self.local_addr(), database = self.services.pool().backend(), "Tao is serving");
         let (stop_tx, stop_rx) = watch::channel(false);
         let ev = self.events;
-        let workers = worker::start(&ev.config, ev.context, ev.handlers, ev.queue, stop_rx.clone()).await?;
-        // Not spawned: if this future is dropped (an aborted test "crash"), the dispatcher and its
-        // workers go with it, exactly like a killed process.
+        let mut jobs = Supervisor::default();
+        for w in worker::start(&ev.config, ev.context, ev.handlers, ev.queue, stop_rx.clone()).await? {
+            // Spawned by `worker::start`: the guard aborts the worker when its supervised wrapper is.
+            let guard = AbortOnDrop(w.abort_handle());
+            jobs.spawn("gitlab event worker", async move {
+                let _guard = guard;
+                let _ = w.await;
+            });
+        }
+        // Finish GitLab deployments of tasks that ended (or were just interrupted) while no Tao told GitLab.
+        let syncing = self.services.clone();
+        jobs.spawn("gitlab deployment catch-up", async move { syncing.sync_gitlab_deployments().await });
         if let Some(notifier) = self.services.notifier().cloned() {
-            tokio::spawn(notifier.clone().run(stop_rx.clone()));
-            tokio::spawn(notifier.watch_tasks(self.services.queue().subscribe(), stop_rx.clone()));
+            jobs.spawn("notifier", notifier.clone().run(stop_rx.clone()));
+            jobs.spawn("notifier task watch", notifier.watch_tasks(self.services.queue().subscribe(), stop_rx.clone()));
         }
         if let Some(every) = self.reconcile_every {
-            tokio::spawn(reconcile_policy(self.services.clone(), every, stop_rx.clone()));
+            jobs.spawn("policy reconcile", reconcile_policy(self.services.clone(), every, stop_rx.clone()));
         }
         if let Some((every, client)) = self.tapd_sync {
-            tokio::spawn(sync_tapd(self.services.clone(), client, every, stop_rx.clone()));
+            jobs.spawn("tapd sync", sync_tapd(self.services.clone(), client, every, stop_rx.clone()));
         }
         if let Some((every, client, rules)) = self.issue_sync {
-            tokio::spawn(sync_gitlab_issues(self.services.clone(), client, rules, every, stop_rx.clone()));
+            let job = sync_gitlab_issues(self.services.clone(), client, rules, every, stop_rx.clone());
+            jobs.spawn("gitlab issue sync", job);
         }
+        // Not spawned: if this future is dropped (an aborted test "crash"), the dispatcher and its
+        // workers go with it, exactly like a killed process (and `jobs`, dropped, aborts the rest).
         let dispatcher = self.dispatcher.run(stop_rx.clone());
         // Not spawned either: the connection goes with this future.
         let gateway_stop = stop_rx.clone();
@@ -340,13 +400,21 @@ impl App {
             let _ = http_stop.wait_for(|stop| *stop).await;
         });
         let (served, _, (), ()) = tokio::join!(serve, signal, dispatcher, gateway);
+        // Every job saw the stop signal when `signal` ran; each is awaited before the store closes.
+        jobs.stop(self.drain_timeout).await;
         served?;
-        for w in workers {
-            let _ = w.await;
-        }
         self.services.pool().close().await;
         tracing::info!("Tao stopped");
         Ok(())
+    }
+}
+
+/// Aborts a spawned task when dropped (a supervised job that waits on a task spawned elsewhere).
+struct AbortOnDrop(tokio::task::AbortHandle);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -393,7 +461,7 @@ async fn reconcile_policy(services: Services, every: std::time::Duration, mut st
             _ = stop.wait_for(|s| *s) => return,
         }
         let Ok(ctx) = services.policy_context() else { return };
-        match crate::gitlab::policy::reconcile(&ctx, &ctx.catalog.project_paths()).await {
+        match crate::enforcement::reconcile(&ctx, &ctx.catalog.project_paths()).await {
             Ok(0) => {}
             Ok(n) => tracing::info!(checked = n, "policy reconcile re-checked merge requests"),
             Err(e) => tracing::warn!(error = %e, "policy reconcile failed"),
@@ -479,4 +547,60 @@ pub async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutdown requested");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Supervisor;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    #[tokio::test]
+    async fn stop_waits_for_jobs_that_finish_after_the_signal_and_aborts_the_rest() {
+        let (tx, rx) = tokio::sync::watch::channel(false);
+        let finished = Arc::new(AtomicBool::new(false));
+        let mut jobs = Supervisor::default();
+        let (done, mut stop) = (finished.clone(), rx.clone());
+        jobs.spawn("slow to stop", async move {
+            let _ = stop.wait_for(|s| *s).await;
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            done.store(true, Ordering::SeqCst);
+        });
+        tx.send(true).unwrap();
+        jobs.stop(Duration::from_secs(10)).await;
+        assert!(finished.load(Ordering::SeqCst), "stop returned before the job had finished");
+
+        // A job that ignores the signal is aborted at the limit (dropping it drops what it holds).
+        let held = Arc::new(());
+        let mut jobs = Supervisor::default();
+        let mine = held.clone();
+        jobs.spawn("stuck", async move {
+            let _mine = mine;
+            std::future::pending::<()>().await;
+        });
+        let started = tokio::time::Instant::now();
+        jobs.stop(Duration::from_millis(100)).await;
+        assert!(started.elapsed() < Duration::from_secs(5));
+        assert_eq!(Arc::strong_count(&held), 1, "the stuck job was aborted");
+    }
+
+    #[tokio::test]
+    async fn dropping_the_supervisor_aborts_its_jobs() {
+        let held = Arc::new(());
+        let mut jobs = Supervisor::default();
+        let mine = held.clone();
+        jobs.spawn("forever", async move {
+            let _mine = mine;
+            std::future::pending::<()>().await;
+        });
+        drop(jobs);
+        for _ in 0..100 {
+            if Arc::strong_count(&held) == 1 {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("the job outlived its supervisor");
+    }
 }

@@ -19,28 +19,32 @@
 //!                audit; deploy.rs: deploy requests, plans, tasks, freezes, environment state
 //! ci_templates/  the shared CI standard: ci-templates/*.hbs rendered per project, cached; CI schema lint
 //! chat/          chat commands (pure): the Command grammar of /tao comments, Discord and CLI; help; errors;
-//!                dispatch (authorize, act, audit, reply); discord/: the Discord adapter (signature, slash
+//!                dispatch (authorize, act, audit, reply); mr_comment.rs: the `/tao` MR-comment transport;
+//!                discord/: the Discord adapter (signature, slash
 //!                commands, REST client, progress edits, the gateway connection), endpoint in
 //!                http/discord.rs
 //! notify.rs      the notification outbox: task events to chat (MR notes, Discord), retried, durable
 //! catalog/       domain: catalog model, names, versions, validation, dependency graph (pure, no I/O);
 //!                access.rs: chat users and access levels; release.rs: product versions and their parts
-//! deploy/        plan (pure), run specs, registry digests, queue dispatcher, runner, drift; execution
-//!                over SSH: sessions and quoting, remote docker, health gates, fan-out, deploy-images
-//! gitlab/        GitLab client, webhook verification and envelope, typed event views, handlers, workers,
-//!                branch policy on GitLab (MR checks, push/tag guard, audit and apply), work item links and
-//!                issues from events, change sets of component versions from release tags (lead time)
+//! deploy/        plan (pure), run specs, prepare (a request and what its planning reads), registry
+//!                digests, queue dispatcher, runner, drift; execution over SSH: sessions and quoting, remote
+//!                docker, health gates, fan-out, deploy-images
+//! gitlab/        the GitLab adapter only: client, webhook verification and envelope, typed event views,
+//!                the event handler contract (handlers.rs), the workers that run handlers, hook sync
+//! enforcement/   branch policy enforced on GitLab: MR checks and note, push/tag guard, audit and apply,
+//!                reconcile (an event handler; the pure rules are policy/)
 //! http/          router, one file per area, one auth extractor, one error mapping; list.rs: every list as
 //!                a JSON array or JSON lines; workitems.rs: a release's work items and where it is deployed
 //! metrics/       Prometheus exposition, DORA from stored deploys and change sets, Grafana Infinity series,
-//!                PNG charts and the pictures of `tao report` and chat; counters.rs: process counters
+//!                PNG charts and the pictures of `tao report` and chat; counters.rs: process counters;
+//!                changes.rs: change sets of component versions from release tags (lead time)
 //! policy/        domain: branch model and merge rules -> Verdict { violations } (pure, table-tested)
 //! store/         Pool (SQLite | PostgreSQL; SQLite WAL checkpoints in the background), migrations, one file
 //!                per aggregate; intake.rs: group commit of webhook deliveries on SQLite
 //! urlenc.rs      percent-encoding of URL segments (CLI and GitLab client)
 //! workitems/     work items (TAPD stories and bugs, GitLab issues) with state history; references in MR
 //!                titles, branches and commits (pure); the TAPD client and sync; the GitLab issue mapping
-//!                and backfill
+//!                and backfill; the event handlers of issues (issue_events.rs) and links (link_events.rs)
 //! ```
 //!
 //! # Floors
@@ -57,20 +61,21 @@
 //! 3  store/
 //! 4  gitlab/ deploy/ workitems/tapd.rs chat/discord/client.rs chat/discord/verify.rs
 //! 5  notify.rs gitlab/handlers.rs
-//! 6  deploy/queue.rs deploy/runner.rs deploy/drift.rs gitlab/policy/ metrics/ workitems/
+//! 6  deploy/queue.rs deploy/runner.rs deploy/drift.rs gitlab/worker.rs enforcement/ metrics/ workitems/
 //! 7  service/
-//! 8  gitlab/worker.rs gitlab/chat.rs gitlab/changes.rs gitlab/workitem_issues.rs gitlab/workitem_links.rs chat/dispatch.rs chat/picture.rs
+//! 8  chat/dispatch.rs chat/mr_comment.rs chat/picture.rs
 //! 9  http/ chat/discord/
 //! 10 cli/ app.rs main.rs lib.rs
 //! ```
 //!
 //! In words: 0 plain helpers; 1 the domain (pure: no I/O); 2 settings (plain data); 3 the store; 4 the
-//! clients of the outside world (GitLab, SSH and Docker, registries, TAPD, Discord's REST API); 5 the
-//! notification outbox and the GitLab event handler contract (`gitlab/handlers.rs`, which hands each
-//! handler the notifier); 6 the engines (deploy queue and runner, branch policy on GitLab, metrics,
-//! work-item sync); 7 `service`, what every front end calls; 8 the features that react to GitLab events
-//! and chat commands; 9 the adapters (HTTP, the Discord endpoint and gateway); 10 the binary, the CLI and
-//! the wiring in `app.rs`.
+//! clients of the outside world (GitLab, SSH and Docker, registries, TAPD, Discord's REST API) and the
+//! preparation of a deploy plan; 5 the notification outbox and the GitLab event handler contract
+//! (`gitlab/handlers.rs`, which hands each handler the notifier); 6 the engines and the features that
+//! react to GitLab events (deploy queue and runner, the event workers, branch policy enforced on GitLab,
+//! metrics and change sets, work-item sync and hooks); 7 `service`, what every front end calls; 8 chat
+//! dispatch and the MR-comment transport; 9 the adapters (HTTP, the Discord endpoint and gateway); 10
+//! the binary, the CLI and the wiring in `app.rs`.
 
 #![warn(missing_docs)]
 
@@ -81,6 +86,7 @@ pub mod ci_templates;
 pub mod cli;
 pub mod config;
 pub mod deploy;
+pub mod enforcement;
 pub mod gitlab;
 pub mod http;
 pub mod metrics;

@@ -38,6 +38,10 @@ pub use policy::{parse_flow, valid_pattern, PolicyLevel, PolicyMergeMethod, Poli
 pub use template::render;
 pub use value::{format_duration, parse_duration, PortMapping, ProjectPath, ProjectPathError, Protocol, VolumeMount};
 pub use version::{Version, VersionError, TAG_PLACEHOLDERS};
+
+/// Where long-running parts (event handlers, the deploy runner) read the catalog in force, at each use:
+/// it may be re-applied while Tao runs.
+pub type CatalogSource = std::sync::Arc<dyn Fn() -> std::sync::Arc<Catalog> + Send + Sync>;
 pub(crate) use walk::suggest;
 
 /// A validated catalog.

@@ -6,7 +6,7 @@
 //! generated from the specs (`help`): all pure (no I/O, no catalog lookups). `dispatch` is impure: it
 //! authorizes a parsed command for a chat user, acts through the services (the pictures of `dora` and
 //! `cfd` in `picture`), audits and replies; a reply may carry a file (a PNG) that each transport delivers
-//! its own way. Transports (MR comments in `gitlab::chat`, Discord in `discord`) only convert to and from
+//! its own way. Transports (MR comments in `chat::mr_comment`, Discord in `discord`) only convert to and from
 //! it. `discord` is the Discord adapter (signature check, slash commands, its REST client, progress
 //! edits); it does I/O but decides nothing. Notifications are `crate::notify`.
 
@@ -17,6 +17,7 @@ pub mod discord;
 pub mod dispatch;
 mod error;
 mod help;
+pub mod mr_comment;
 mod parse;
 mod picture;
 

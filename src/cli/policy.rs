@@ -13,9 +13,9 @@ use super::client::Client;
 use super::output::{print_json, table};
 use super::{CatalogArgs, ServerArgs};
 use crate::config::Secret;
+use crate::enforcement::audit::{apply, audit_project, Applied, ProjectAudit};
+use crate::enforcement::rules_for;
 use crate::gitlab::client::{Auth, GitLabClient, RetryPolicy};
-use crate::gitlab::policy::audit::{apply, audit_project, Applied, ProjectAudit};
-use crate::gitlab::policy::rules_for;
 use crate::policy::Change;
 
 /// `tao policy …`

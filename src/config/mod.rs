@@ -1,7 +1,7 @@
 //! Settings of the server and the CLI, and the [`Secret`] wrapper that keeps secrets out of logs.
 //!
 //! Every setting is a flag and an environment variable of the same name (`--database-url` =
-//! `TAO_DATABASE_URL`, DESIGN.md §8); clap reads both, the flag wins. This module resolves defaults that
+//! `TAO_DATABASE_URL`, docs/DESIGN.md §8); clap reads both, the flag wins. This module resolves defaults that
 //! depend on other settings (the SQLite file beside the catalog) and nothing else: no I/O beyond paths.
 //! The settings types of the integrations live beside it as plain data (`discord_roles`, `issue_rules`,
 //! `tapd`), so config imports nothing above the domain.

@@ -1,7 +1,8 @@
 //! The deploy engine: what to deploy and how it runs.
 //!
-//! Deciding: `spec` (the run spec stored with what runs), `plan` (pure diff and order), `registry`
-//! (image digests). Queuing: `queue` (dispatcher, leases, stop requests) over `store::task`. Executing:
+//! Deciding: `spec` (the run spec stored with what runs), `plan` (pure diff and order), `prepare`
+//! (a request and everything its planning reads: deployed state, templates, product versions, rollback
+//! snapshots), `registry` (image digests). Queuing: `queue` (dispatcher, leases, stop requests) over `store::task`. Executing:
 //! `runner` (one task: plan, connect, replace, health-gate, record, roll back) and `drift` (hosts vs
 //! record), built on the execution layer: one multiplexed SSH session per host (`ssh`), remote `docker`
 //! commands (`docker`; validated image references in `reference`), health gates (`health`), work on many
@@ -16,6 +17,7 @@ pub mod fanout;
 pub mod health;
 pub mod images;
 pub mod plan;
+pub mod prepare;
 pub mod queue;
 pub mod reference;
 pub mod registry;

@@ -17,33 +17,55 @@ use tokio::sync::Semaphore;
 use super::docker::{ContainerSpec, ImageRef, RemoteDocker};
 use super::health::{self, HealthError};
 use super::plan::{Current, Plan, Step};
+use super::prepare::{self, current_specs, DeployRequest, DeployTarget};
+use super::queue::QueueHandle;
 use super::queue::{BoxFuture, Executor, Outcome, StopReason, TaskControl};
 use super::spec::{Probe, RunSpec};
 use super::ssh::{SshOptions, SshSession, SshTarget};
+use crate::catalog::CatalogSource;
 use crate::catalog::{HealthCheck, PortMapping};
 use crate::config::Secret;
-use crate::service::{current_specs, Actor, DeployRequest, DeployTarget, Services};
 use crate::store::deployed::{self, Deployed};
 use crate::store::task::{self, TaskRow};
+use crate::store::Pool;
 
 /// How long a container without a catalog health check must keep running to count as healthy.
 const SETTLE: Duration = Duration::from_secs(2);
 /// Health timeout of a container without a catalog health check.
 const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// What the runner reads and writes besides the hosts: the store, the queue (to tell followers a task
+/// changed), the catalog in force and the directory of file templates (both read when a task starts).
+#[derive(Clone)]
+pub struct RunnerContext {
+    /// The store: tasks, their logs and plans, the deployed state.
+    pub pool: Pool,
+    /// The queue whose followers hear of each new log line.
+    pub queue: QueueHandle,
+    /// The catalog in force.
+    pub catalog: CatalogSource,
+    /// Where the catalog's file templates are read (`TAO_TEMPLATES_DIR`, else beside the catalog).
+    pub templates_dir: Option<PathBuf>,
+}
+
 /// Runs tasks; cheap to clone.
 #[derive(Clone)]
 pub struct Runner {
-    services: Services,
+    ctx: RunnerContext,
     ssh: SshOptions,
     secrets_dir: Option<PathBuf>,
     host_parallel: usize,
 }
 
 impl Runner {
-    /// A runner using `services` for plans and the store.
-    pub fn new(services: Services, ssh: SshOptions, secrets_dir: Option<PathBuf>, host_parallel: usize) -> Runner {
-        Runner { services, ssh, secrets_dir, host_parallel: host_parallel.max(1) }
+    /// A runner planning and recording through `ctx`, reaching hosts with `ssh`, reading secret files
+    /// from `secrets_dir`, on at most `host_parallel` hosts of a wave at once.
+    pub fn new(ctx: RunnerContext, ssh: SshOptions, secrets_dir: Option<PathBuf>, host_parallel: usize) -> Runner {
+        Runner { ctx, ssh, secrets_dir, host_parallel: host_parallel.max(1) }
+    }
+
+    fn pool(&self) -> &Pool {
+        &self.ctx.pool
     }
 }
 
@@ -57,17 +79,18 @@ impl Executor for Runner {
 /// Writes task log lines (store first, then a wake-up for followers).
 #[derive(Clone)]
 struct TaskLog {
-    services: Services,
+    pool: Pool,
+    queue: QueueHandle,
     id: i64,
 }
 
 impl TaskLog {
     async fn write(&self, level: &str, host: Option<&str>, component: Option<&str>, line: &str) {
-        if let Err(e) = task::log(self.services.pool(), self.id, level, host, component, line).await {
+        if let Err(e) = task::log(&self.pool, self.id, level, host, component, line).await {
             tracing::error!(task = self.id, error = %e, "writing a task log line failed");
         }
         tracing::info!(task = self.id, host, component, level, "{line}");
-        self.services.queue().changed(self.id);
+        self.queue.changed(self.id);
     }
     async fn info(&self, line: &str) {
         self.write("info", None, None, line).await;
@@ -151,26 +174,25 @@ fn health_check(probe: &Probe) -> (Option<u16>, HealthCheck) {
 
 impl Runner {
     async fn run(self, t: TaskRow, control: TaskControl) -> Outcome {
-        let log = TaskLog { services: self.services.clone(), id: t.id };
+        let log = TaskLog { pool: self.ctx.pool.clone(), queue: self.ctx.queue.clone(), id: t.id };
         let req = match request_of(&t) {
             Ok(r) => r,
             Err(e) => return Outcome::Failed(e),
         };
-        let what = match &req.target {
-            DeployTarget::Release { product, version, .. } => format!("{product} {version}"),
-            DeployTarget::Component { component, image_tag } => format!("{component} @ {image_tag}"),
-            DeployTarget::Rollback { to } => format!("rollback to {}", to.as_deref().unwrap_or("the previous version")),
-        };
+        let what = req.target.describe();
         log.info(&format!("task {} started: {what} → {}", t.id, t.env)).await;
-        let plan = match self.services.plan_deploy(&Actor::Local("runner".into()), &req).await {
-            Ok((plan, _)) => plan,
+        // Planned again now that the task holds the lease: the deployed state may have changed while it
+        // waited (who may deploy and freezes were the services' to check when it was queued).
+        let catalog = (self.ctx.catalog)();
+        let plan = match prepare::prepare(self.pool(), &catalog, self.ctx.templates_dir.as_deref(), &req).await {
+            Ok(plan) => plan,
             Err(e) => {
                 log.write("error", None, None, &format!("planning failed: {e}")).await;
                 return Outcome::Failed(format!("planning failed: {e}"));
             }
         };
         if let Ok(json) = serde_json::to_string(&plan) {
-            let _ = task::set_plan(self.services.pool(), t.id, &json).await;
+            let _ = task::set_plan(self.pool(), t.id, &json).await;
         }
         for skip in &plan.unchanged {
             log.write("info", Some(&skip.host), Some(&skip.component), &format!("unchanged: {}", skip.reason)).await;
@@ -445,7 +467,7 @@ impl Runner {
             task_id: t.id,
         };
         let action = if t.kind == "rollback" { "restored" } else { "deployed" };
-        deployed::record(self.services.pool(), &record, action).await.map_err(|e| fail(true)(e.to_string()))?;
+        deployed::record(self.pool(), &record, action).await.map_err(|e| fail(true)(e.to_string()))?;
         log.at("info", step, &format!("healthy: {} runs {}", spec.name, step.spec.describe())).await;
         Ok(())
     }
@@ -473,12 +495,10 @@ impl Runner {
             let result = match &step.previous {
                 Some(previous) => self.restore(t, step, previous, session, log).await,
                 None => match docker.remove(&step.spec.container).await {
-                    Ok(_) => {
-                        deployed::remove(self.services.pool(), &t.env, &step.host.name, &step.spec.component, t.id)
-                            .await
-                            .map(|_| "removed (it did not run before)".to_string())
-                            .map_err(|e| e.to_string())
-                    }
+                    Ok(_) => deployed::remove(self.pool(), &t.env, &step.host.name, &step.spec.component, t.id)
+                        .await
+                        .map(|_| "removed (it did not run before)".to_string())
+                        .map_err(|e| e.to_string()),
                     Err(e) => Err(e.to_string()),
                 },
             };
@@ -534,7 +554,7 @@ impl Runner {
             run_spec: &run_spec,
             task_id: t.id,
         };
-        deployed::record(self.services.pool(), &record, "restored").await.map_err(|e| e.to_string())?;
+        deployed::record(self.pool(), &record, "restored").await.map_err(|e| e.to_string())?;
         Ok(format!("{} runs {} again", spec.name, previous.describe()))
     }
 
@@ -551,8 +571,7 @@ impl Runner {
                 Err(e) => return Outcome::Failed(format!("recording the deployed product version failed: {e}")),
             };
             let json = serde_json::to_string(&snapshot).unwrap_or_default();
-            if let Err(e) = deployed::record_release(self.services.pool(), &t.env, product, version, t.id, &json).await
-            {
+            if let Err(e) = deployed::record_release(self.pool(), &t.env, product, version, t.id, &json).await {
                 return Outcome::Failed(format!("recording the deployed product version failed: {e}"));
             }
             log.info(&format!("{} now runs {product} {version}", t.env)).await;
@@ -563,7 +582,7 @@ impl Runner {
 
     /// Every recorded container of `product` in `env`, pinned to the digest that was pulled.
     async fn snapshot(&self, env: &str, product: &str) -> Result<Vec<Current>, String> {
-        let rows = deployed::state(self.services.pool(), env).await.map_err(|e| e.to_string())?;
+        let rows = deployed::state(self.pool(), env).await.map_err(|e| e.to_string())?;
         let rows: Vec<_> = rows.into_iter().filter(|r| r.product.as_deref() == Some(product)).collect();
         let mut current = current_specs(&rows).map_err(|e| e.to_string())?;
         for (c, row) in current.iter_mut().zip(&rows) {

@@ -25,7 +25,7 @@ pub struct HandlerContext {
     /// GitLab, when configured (`TAO_GITLAB_URL`, `TAO_GITLAB_TOKEN`).
     pub gitlab: Option<GitLabClient>,
     /// The catalog in force, read at each call (it may be re-applied while Tao runs).
-    pub catalog: CatalogSource,
+    pub catalog: crate::catalog::CatalogSource,
     /// Tao's external URL (`TAO_PUBLIC_URL`), for links Tao posts.
     pub public_url: Option<String>,
     /// Where notifications go (the outbox), when rules are configured.
@@ -33,9 +33,6 @@ pub struct HandlerContext {
     /// How issues map to work item kinds and states (`TAO_GITLAB_BUG_LABELS`, `TAO_GITLAB_WORKFLOW_SCOPE`).
     pub issue_rules: crate::config::issue_rules::IssueRules,
 }
-
-/// Where handlers read the catalog in force.
-pub type CatalogSource = Arc<dyn Fn() -> Arc<crate::catalog::Catalog> + Send + Sync>;
 
 impl std::fmt::Debug for HandlerContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -10,7 +10,7 @@
 //! - **time to restore**: from a failed deployment's end to the end of the next successful deployment of
 //!   the same environment (the median and the mean are reported);
 //! - **lead time for changes**: for every commit a component version brought (recorded from GitLab when
-//!   its tag was pushed, `gitlab::changes`), from its commit time to the end of the first successful
+//!   its tag was pushed, `metrics::changes`), from its commit time to the end of the first successful
 //!   deploy to the tier of a product version holding that component version (median and mean). A
 //!   component's first version brings no commits (nothing to measure from); rollbacks bring none.
 

@@ -9,6 +9,7 @@
 //! every replica reports the same store-wide numbers.
 
 pub mod cfd;
+pub mod changes;
 pub mod chart;
 pub mod counters;
 pub mod dora;

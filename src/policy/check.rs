@@ -1,7 +1,7 @@
 //! Verdicts on merge requests, tags and pushes: facts in, violations (rule, message, fix) out.
 //!
 //! Owns the wording people read in the `tao/policy` status, the MR note and the violations list. The
-//! facts are gathered by the GitLab side (`crate::gitlab::policy`); nothing here does I/O.
+//! facts are gathered by the GitLab side (`crate::enforcement`); nothing here does I/O.
 
 use serde::Serialize;
 

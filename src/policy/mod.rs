@@ -4,7 +4,7 @@
 //!
 //! `rules` resolves the catalog's `policy:` levels into one project's [`Rules`]; `check` judges merge
 //! requests, tags and pushes; `audit` compares a project's GitLab settings with its rules. No I/O here:
-//! `crate::gitlab::policy` gathers the facts from GitLab and acts on the verdicts.
+//! `crate::enforcement` gathers the facts from GitLab and acts on the verdicts.
 
 pub mod audit;
 pub mod check;

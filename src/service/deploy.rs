@@ -5,60 +5,18 @@
 //! Every request is planned once here, against the current deployed state, so bad input fails with a
 //! 422 before anything is queued; the runner plans again when it holds the environment's lease.
 
-use std::collections::BTreeSet;
-
 use serde::Serialize;
 
 use super::{Actor, ServiceError, Services};
-use crate::catalog::{Environment, FieldError, Name, Tier, Version};
-use crate::deploy::plan::{self, Current, HostTarget, Plan, PlanError, PlanOptions, Target};
+use crate::catalog::{Environment, FieldError, Tier, Version};
+use crate::deploy::plan::{HostTarget, Plan};
+use crate::deploy::prepare::{self, PrepareError};
+use crate::deploy::prepare::{DeployRequest, DeployTarget};
 use crate::deploy::queue::StopReason;
-use crate::deploy::spec::RunSpec;
+use crate::store;
 use crate::store::deployed::{self, DeployedRow, FreezeRow};
 use crate::store::task::{self, CancelOutcome, LogRow, NewTask, TaskRow};
 use crate::store::token::Scope;
-use crate::store::{self, StoreError};
-
-/// What to deploy.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum DeployTarget {
-    /// A product version (or some of its components).
-    Release {
-        /// Product.
-        product: String,
-        /// Version.
-        version: String,
-        /// Only these components (empty: all).
-        components: Vec<String>,
-    },
-    /// A component build by image tag or digest (dev/test tiers only).
-    Component {
-        /// Component.
-        component: String,
-        /// Tag or `sha256:` digest.
-        image_tag: String,
-    },
-    /// Back to the previous product version of the environment, or the named one.
-    Rollback {
-        /// Version to return to (default: the one before the current).
-        to: Option<String>,
-    },
-}
-
-/// A deploy request from any front end.
-#[derive(Debug, Clone)]
-pub struct DeployRequest {
-    /// Environment.
-    pub env: String,
-    /// What.
-    pub target: DeployTarget,
-    /// Replace unchanged containers too.
-    pub force: bool,
-    /// Undo this task's changes when a step fails (default true).
-    pub rollback_on_failure: bool,
-    /// The same key always yields the same task.
-    pub idempotency_key: Option<String>,
-}
 
 /// An environment as the API shows it: definition, what runs, freeze.
 #[derive(Debug, Clone, Serialize)]
@@ -121,20 +79,11 @@ fn field(path: &str, expected: impl Into<String>, found: impl Into<String>) -> S
     ServiceError::Invalid(vec![FieldError::new(path, expected, found)])
 }
 
-fn from_plan(e: PlanError) -> ServiceError {
-    let PlanError::Invalid { field: f, expected, found } = e;
-    field(&f, expected, found)
-}
-
-/// The recorded containers of `env` as planner input.
-pub fn current_specs(rows: &[DeployedRow]) -> Result<Vec<Current>, StoreError> {
-    rows.iter()
-        .map(|r| {
-            let spec: RunSpec = serde_json::from_str(&r.run_spec)
-                .map_err(|e| StoreError::Corrupt { what: "deployed_state.run_spec", detail: e.to_string() })?;
-            Ok(Current { host: r.host.clone(), spec })
-        })
-        .collect()
+fn from_prepare(e: PrepareError) -> ServiceError {
+    match e {
+        PrepareError::Invalid(errors) => ServiceError::Invalid(errors),
+        PrepareError::Store(e) => ServiceError::Store(e),
+    }
 }
 
 /// The least token scope that may deploy to an environment: its `protection.deploy` when set, else by
@@ -186,97 +135,8 @@ impl Services {
     /// Plans a request for display (`--dry-run`): read-only, so anyone who may read may ask.
     pub async fn preview(&self, req: &DeployRequest) -> Result<(Plan, Option<i64>), ServiceError> {
         let catalog = self.catalog_now();
-        let env = Name::parse(&req.env).map_err(|e| field("env", "an environment name", e.found))?;
-        if !catalog.environments.contains_key(&env) {
-            return Err(field("env", "an environment of the catalog", format!("{:?}", req.env)));
-        }
-        let rows = deployed::state(self.pool(), env.as_str()).await?;
-        let current = current_specs(&rows)?;
-        let templates = self.load_templates(&catalog).await;
-        let opts = PlanOptions { only: None, force: req.force, templates: templates.clone() };
-        let plan = match &req.target {
-            DeployTarget::Release { product, version, components } => {
-                let product_name = Name::parse(product).map_err(|e| field("product", "a product name", e.found))?;
-                let pv = self.release(product, version).await.map_err(|e| match e {
-                    ServiceError::NotFound(msg) => field("version", "an existing product version", msg),
-                    other => other,
-                })?;
-                let mut only = BTreeSet::new();
-                for c in components {
-                    only.insert(Name::parse(c).map_err(|e| field("components", "component names", e.found))?);
-                }
-                let opts = PlanOptions { only: (!only.is_empty()).then_some(only), force: req.force, templates };
-                let target =
-                    Target::Release { product: &product_name, version: &pv.version, components: &pv.components };
-                plan::plan(&catalog, &env, target, &current, &opts).map_err(from_plan)?
-            }
-            DeployTarget::Component { component, image_tag } => {
-                let name = Name::parse(component).map_err(|e| field("component", "a component name", e.found))?;
-                let target = Target::Component { component: &name, image_tag };
-                plan::plan(&catalog, &env, target, &current, &opts).map_err(from_plan)?
-            }
-            DeployTarget::Rollback { to } => {
-                let (product, snapshot) = self.rollback_snapshot(env.as_str(), to.as_deref()).await?;
-                let product = Name::parse(&product).ok();
-                let target = Target::Restore { product: product.as_ref(), snapshot: &snapshot };
-                plan::plan(&catalog, &env, target, &current, &opts).map_err(from_plan)?
-            }
-        };
+        let plan = prepare::prepare(self.pool(), &catalog, self.templates_dir(), req).await.map_err(from_prepare)?;
         Ok((plan, self.live().revision))
-    }
-
-    /// Reads every configuration file template the catalog names from the templates directory. A path
-    /// that is absolute or climbs out of the directory is never read (the plan then reports it missing).
-    async fn load_templates(&self, catalog: &crate::catalog::Catalog) -> std::collections::BTreeMap<String, String> {
-        let mut out = std::collections::BTreeMap::new();
-        let Some(dir) = self.templates_dir() else { return out };
-        for c in catalog.components.values() {
-            for f in &c.container.files {
-                let path = std::path::Path::new(&f.template);
-                let inside = path.components().all(|p| matches!(p, std::path::Component::Normal(_)));
-                if !inside || out.contains_key(&f.template) {
-                    continue;
-                }
-                match tokio::fs::read_to_string(dir.join(path)).await {
-                    Ok(text) => {
-                        out.insert(f.template.clone(), text);
-                    }
-                    Err(e) => tracing::warn!(template = %f.template, error = %e, "cannot read a file template"),
-                }
-            }
-        }
-        out
-    }
-
-    /// The product and stored specs a rollback returns to.
-    async fn rollback_snapshot(&self, env: &str, to: Option<&str>) -> Result<(String, Vec<Current>), ServiceError> {
-        let history = deployed::releases(self.pool(), env).await?;
-        let chosen = match to {
-            Some(v) => {
-                let v = Version::parse(v).map_err(|e| field("to", crate::catalog::VersionError::EXPECTED, e.found))?;
-                history
-                    .iter()
-                    .find(|r| r.version == v.to_string())
-                    .ok_or_else(|| field("to", format!("a product version deployed to {env} before"), v.to_string()))?
-            }
-            None => {
-                let current = history
-                    .first()
-                    .ok_or_else(|| field("env", "an environment with a product version deployed", "none yet"))?;
-                history.iter().find(|r| r.version != current.version || r.product != current.product).ok_or_else(
-                    || {
-                        field(
-                            "env",
-                            format!("an earlier product version in {env}"),
-                            format!("only {}", current.version),
-                        )
-                    },
-                )?
-            }
-        };
-        let snapshot: Vec<Current> = serde_json::from_str(&chosen.snapshot)
-            .map_err(|e| StoreError::Corrupt { what: "env_release.snapshot", detail: e.to_string() })?;
-        Ok((chosen.product.clone(), snapshot))
     }
 
     /// Queues a deploy (or returns the task of the same idempotency key). The flag says whether it was
@@ -343,7 +203,8 @@ impl Services {
             }
             DeployTarget::Rollback { to } => {
                 new.kind = "rollback".into();
-                let (product, snapshot) = self.rollback_snapshot(&req.env, to.as_deref()).await?;
+                let (product, snapshot) =
+                    prepare::rollback_snapshot(self.pool(), &req.env, to.as_deref()).await.map_err(from_prepare)?;
                 new.product = Some(product);
                 new.version = snapshot.iter().find_map(|c| c.spec.version.clone());
             }
@@ -486,7 +347,7 @@ fn describe(t: &DeployTarget) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::Catalog;
+    use crate::catalog::{Catalog, Name};
 
     #[test]
     fn the_least_scope_comes_from_protection_else_the_tier() {

@@ -21,8 +21,9 @@ mod ci_job;
 mod deploy;
 mod policy;
 pub use crate::catalog::access::{level, level_name, ChatUser};
+pub use crate::deploy::prepare::{current_specs, DeployRequest, DeployTarget};
 pub use ci_job::{CiJob, JobTokenError};
-pub use deploy::{current_specs, DeployRequest, DeployTarget, EnvironmentView};
+pub use deploy::EnvironmentView;
 
 /// Who is asking.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -385,6 +386,13 @@ impl Services {
     /// The catalog in force (empty before the first one is applied).
     pub fn catalog_now(&self) -> Arc<Catalog> {
         self.catalog()
+    }
+
+    /// The catalog in force as a source to read at each use (for parts below the services: the event
+    /// handlers and the deploy runner).
+    pub fn catalog_source(&self) -> crate::catalog::CatalogSource {
+        let live = self.live.clone();
+        Arc::new(move || live.read().unwrap_or_else(|e| e.into_inner()).catalog.clone().unwrap_or_default())
     }
 }
 

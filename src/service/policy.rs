@@ -1,10 +1,10 @@
 //! Branch policy as the API and CLI reach it: audit the catalog's projects, reconcile missed checks,
 //! list violations, read the stored verdict of an MR. Needs GitLab configured; the rules and the GitLab
-//! calls are `crate::policy` and `crate::gitlab::policy`.
+//! calls are `crate::policy` and `crate::enforcement`.
 
 use super::{Actor, ServiceError, Services};
-use crate::gitlab::policy::audit::{audit_project, ProjectAudit};
-use crate::gitlab::policy::{self, rules_for, PolicyContext};
+use crate::enforcement::audit::{audit_project, ProjectAudit};
+use crate::enforcement::{self, rules_for, PolicyContext};
 use crate::store::{self, policy::CheckRow};
 
 impl Services {
@@ -48,7 +48,7 @@ impl Services {
     pub async fn policy_reconcile(&self, actor: &Actor) -> Result<usize, ServiceError> {
         let ctx = self.policy_context()?;
         let projects = ctx.catalog.project_paths();
-        let result = policy::reconcile(&ctx, &projects).await;
+        let result = enforcement::reconcile(&ctx, &projects).await;
         let (outcome, detail) = match &result {
             Ok(n) => ("ok", format!("{n} merge request(s) checked")),
             Err(e) => ("failed", e.to_string()),

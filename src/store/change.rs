@@ -3,7 +3,7 @@
 //! what lead time for changes is measured from.
 //!
 //! What a change is and how it is found (GitLab compare of two release tags) is
-//! `crate::gitlab::changes`'; what is computed from it is `crate::metrics::dora`'s.
+//! `crate::metrics::changes`'; what is computed from it is `crate::metrics::dora`'s.
 
 use super::{now_ms, Pool, StoreError};
 

@@ -1,7 +1,7 @@
 //! GitLab issues as work items: the mapping of an issue (a webhook's `object_kind: issue` payload or a
 //! REST `GET /projects/:id/issues` item, both read into [`IssueFacts`]) to a [`WorkItem`], and the
 //! recording of its state history. Pure except [`record`], which writes the store. The backfill through
-//! the API is [`super::gitlab_sync`]'s; the webhook handler is `crate::gitlab::workitem_issues`'.
+//! the API is [`super::gitlab_sync`]'s; the webhook handler is `crate::workitems::issue_events`'.
 //!
 //! # Mapping
 //!

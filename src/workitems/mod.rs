@@ -4,7 +4,7 @@
 //! Owns the [`WorkItem`] model and its [`Kind`]s, [`StateChange`]s, the pure reference extraction of
 //! [`links`] (`#1007`, `--story=1007`, TAPD long ids), the TAPD REST client ([`tapd`]) and the sync that
 //! fills the store from it ([`sync`]), and GitLab issues: their mapping ([`gitlab`]) and their backfill
-//! through the API ([`gitlab_sync`]; webhooks are handled by `crate::gitlab::workitem_issues`). What is
+//! through the API ([`gitlab_sync`]; webhooks are handled by `crate::workitems::issue_events`). What is
 //! stored and how is `store::workitem`'s; which product and version a TAPD workspace and iteration, or a
 //! GitLab project and milestone, mean is the catalog's (`tapd:` on a product, `project:` on a component).
 //!
@@ -13,6 +13,8 @@
 
 pub mod gitlab;
 pub mod gitlab_sync;
+pub mod issue_events;
+pub mod link_events;
 pub mod links;
 pub mod sync;
 pub mod tapd;

@@ -1,4 +1,4 @@
-//! Branch policy on GitLab: the merge-request check (`check`), the push and tag guard (`guard`), the
+//! Branch policy enforced on GitLab (a feature over the `gitlab` adapter): the merge-request check (`check`), the push and tag guard (`guard`), the
 //! project audit and apply (`audit`), and the event handler that runs them from stored webhooks.
 //!
 //! The rules and verdicts are `crate::policy`'s (pure); this module reads facts from GitLab, writes
@@ -10,9 +10,9 @@ pub mod guard;
 
 pub use check::{check_mr, reconcile, rules_for, Mode, Outcome, PolicyContext, NOTE_MARKER, STATUS_NAME};
 
-use super::client::{GitLabError, MergeRequestState, ProjectId};
-use super::events::{GitLabEvent, ProjectRef};
-use super::handlers::{EventHandler, HandlerContext, HandlerFuture, StoredEvent};
+use crate::gitlab::client::{GitLabError, MergeRequestState, ProjectId};
+use crate::gitlab::events::{GitLabEvent, ProjectRef};
+use crate::gitlab::handlers::{EventHandler, HandlerContext, HandlerFuture, StoredEvent};
 use crate::store::StoreError;
 
 /// Why a policy action failed (the event is retried).
@@ -113,7 +113,7 @@ async fn handle(ctx: &PolicyContext, event: &StoredEvent) -> Result<(), PolicyEr
 /// A failed pipeline on a protected branch (main, release lines) is announced.
 async fn announce_failed_pipeline(
     ctx: &PolicyContext,
-    e: &super::events::PipelineEvent,
+    e: &crate::gitlab::events::PipelineEvent,
     path: &str,
 ) -> Result<(), StoreError> {
     let (Some(n), Some(branch)) = (&ctx.notifier, e.object_attributes.git_ref.as_deref()) else { return Ok(()) };
@@ -137,10 +137,8 @@ async fn announce_failed_pipeline(
 async fn open_mrs(
     ctx: &PolicyContext,
     project_id: i64,
-    keep: impl Fn(&super::client::MergeRequest) -> bool,
+    keep: impl Fn(&crate::gitlab::client::MergeRequest) -> bool,
 ) -> Result<Vec<i64>, GitLabError> {
     let mrs = ctx.gitlab.merge_requests(&ProjectId::Id(project_id), MergeRequestState::Opened).await?;
     Ok(mrs.iter().filter(|m| keep(m)).map(|m| m.iid).collect())
 }
-
-pub use super::handlers::CatalogSource;

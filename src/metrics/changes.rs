@@ -7,10 +7,10 @@
 //! previous tag and records no commits (there is no start to measure from). Idempotent: a version is
 //! recorded once (`store::change`), so a redelivered or retried event asks GitLab nothing again.
 
-use super::client::{GitLabClient, ProjectId};
-use super::events::GitLabEvent;
-use super::handlers::{EventHandler, HandlerContext, HandlerFuture, StoredEvent};
 use crate::catalog::Catalog;
+use crate::gitlab::client::{GitLabClient, ProjectId};
+use crate::gitlab::events::GitLabEvent;
+use crate::gitlab::handlers::{EventHandler, HandlerContext, HandlerFuture, StoredEvent};
 use crate::store::change::{self, ChangeCommit, ComponentChange};
 use crate::store::Pool;
 

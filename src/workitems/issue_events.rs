@@ -7,9 +7,9 @@
 //! unset until the backfill sees it). Idempotent: the item is replaced by the same values and the store
 //! records a (time, state) pair once, so a redelivered or retried event adds nothing.
 
-use super::client::{GitLabError, ProjectId};
-use super::events::GitLabEvent;
-use super::handlers::{EventHandler, HandlerContext, HandlerFuture, StoredEvent};
+use crate::gitlab::client::{GitLabError, ProjectId};
+use crate::gitlab::events::GitLabEvent;
+use crate::gitlab::handlers::{EventHandler, HandlerContext, HandlerFuture, StoredEvent};
 use crate::store;
 use crate::workitems::gitlab::{bug_versions, iteration, record, work_item, IssueFacts};
 use crate::workitems::{StateChange, SOURCE_GITLAB};

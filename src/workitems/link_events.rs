@@ -6,9 +6,9 @@
 //! workspace when none does). Idempotent: a link is recorded once, so a redelivered or retried event adds
 //! nothing.
 
-use super::events::GitLabEvent;
-use super::handlers::{EventHandler, HandlerContext, HandlerFuture, StoredEvent};
 use crate::catalog::Catalog;
+use crate::gitlab::events::GitLabEvent;
+use crate::gitlab::handlers::{EventHandler, HandlerContext, HandlerFuture, StoredEvent};
 use crate::workitems::sync::{link_text_in, Via};
 
 /// The handler; registered in `crate::app::event_handlers`.

@@ -11,11 +11,11 @@
 
 use std::fmt::Write as _;
 
-use super::client::{GitLabClient, GitLabError, ProjectId};
-use super::events::NoteEvent;
-use super::handlers::{EventHandler, HandlerContext, HandlerFuture, StoredEvent};
 use crate::chat::dispatch::{dispatch, Attachment, ChatRequest};
 use crate::chat::{parse_comment, PREFIX};
+use crate::gitlab::client::{GitLabClient, GitLabError, ProjectId};
+use crate::gitlab::events::NoteEvent;
+use crate::gitlab::handlers::{EventHandler, HandlerContext, HandlerFuture, StoredEvent};
 use crate::service::{ChatUser, Services};
 
 /// The hidden marker of Tao's reply to note `note_id`.
@@ -37,7 +37,7 @@ impl EventHandler for ChatNoteHandler {
 
     fn handle<'a>(&'a self, ctx: &'a HandlerContext, event: &'a StoredEvent) -> HandlerFuture<'a> {
         Box::pin(async move {
-            let super::events::GitLabEvent::Note(note) = &event.view else { return Ok(()) };
+            let crate::gitlab::events::GitLabEvent::Note(note) = &event.view else { return Ok(()) };
             if ctx.gitlab.is_none() {
                 return Ok(());
             }
