@@ -27,8 +27,9 @@
 //! catalog/       domain: catalog model, names, versions, validation, dependency graph (pure, no I/O);
 //!                access.rs: chat users and access levels; release.rs: product versions and their parts
 //! deploy/        plan (pure), run specs, prepare (a request and what its planning reads), registry
-//!                digests, queue dispatcher, runner, drift; execution over SSH: sessions and quoting, remote
-//!                docker, health gates, fan-out, deploy-images
+//!                digests, queue dispatcher, runner/ (orchestration, container specs, rollback, recording),
+//!                rollout/ (how a step replaces a container: recreate), task log, drift; execution over
+//!                SSH: sessions and quoting, remote docker, health gates, fan-out, deploy-images
 //! gitlab/        the GitLab adapter only: client, webhook verification and envelope, typed event views,
 //!                the event handler contract (handlers.rs), the workers that run handlers, hook sync
 //! enforcement/   branch policy enforced on GitLab: MR checks and note, push/tag guard, audit and apply,
@@ -61,7 +62,7 @@
 //! 3  store/
 //! 4  gitlab/ deploy/ workitems/tapd.rs chat/discord/client.rs chat/discord/verify.rs
 //! 5  notify.rs gitlab/handlers.rs
-//! 6  deploy/queue.rs deploy/runner.rs deploy/drift.rs gitlab/worker.rs enforcement/ metrics/ workitems/
+//! 6  deploy/queue.rs deploy/runner/ deploy/rollout/ deploy/tasklog.rs deploy/drift.rs gitlab/worker.rs enforcement/ metrics/ workitems/
 //! 7  service/
 //! 8  chat/dispatch.rs chat/mr_comment.rs chat/picture.rs
 //! 9  http/ chat/discord/

@@ -153,7 +153,8 @@ fn the_checker_sees_upward_imports() {
     assert_eq!(file_of(&files, &segs(&["e", "f"])).as_deref(), Some("e.rs"));
     assert_eq!(module_of("a/c/mod.rs"), segs(&["a", "c"]));
     let table = table();
-    assert_eq!(floor_of(&table, "deploy/runner.rs"), Some(6));
+    assert_eq!(floor_of(&table, "deploy/runner/mod.rs"), Some(6));
+    assert_eq!(floor_of(&table, "deploy/rollout/recreate.rs"), Some(6));
     assert_eq!(floor_of(&table, "deploy/ssh.rs"), Some(4));
     assert_eq!(floor_of(&table, "catalog/model.rs"), Some(1));
     assert_eq!(code_of("use crate::x; // crate::y\n#[cfg(test)]\nuse crate::z;"), "use crate::x; ");

@@ -1,0 +1,110 @@
+//! Rollout strategies: how one step of a plan replaces a container on its host and decides that the new
+//! one is healthy.
+//!
+//! The runner prepares everything a step needs before the strategy is asked (the image pulled by digest,
+//! configuration files uploaded, a validated container spec) and records the result after it; the
+//! strategy owns the moment between, the only moment a service can be seen to go down. Today there is one
+//! strategy, [`recreate::Recreate`] (stop the old container, start the new one under its name,
+//! health-gate it). This seam is where rolling batches and blue-green switching behind a proxy on each
+//! host plug in: [`for_step`] is the one place that chooses.
+//!
+//! Also owns the health gate every strategy (and a rollback's restore) uses: the catalog's check when
+//! there is one, else "kept running for a while".
+
+pub mod recreate;
+
+use std::future::Future;
+use std::pin::Pin;
+use std::time::Duration;
+
+use super::docker::ContainerSpec;
+use super::health::{self, HealthError};
+use super::plan::Step;
+use super::queue::TaskControl;
+use super::spec::{HealthSpec, Probe};
+use super::ssh::SshSession;
+use super::tasklog::TaskLog;
+use crate::catalog::HealthCheck;
+
+/// How long a container without a catalog health check must keep running to count as healthy.
+pub const SETTLE: Duration = Duration::from_secs(2);
+/// Health timeout of a container without a catalog health check.
+pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// What a strategy is given for one step: the step, the ready container spec, the host's session, the
+/// task's stop signal and its log.
+pub struct StepIo<'a> {
+    /// The plan's step (host, run spec, what ran before).
+    pub step: &'a Step,
+    /// The container to run: validated, files mounted, image pinned.
+    pub spec: &'a ContainerSpec,
+    /// The host's SSH session.
+    pub session: &'a SshSession,
+    /// Stop requests (cancel, shutdown) while the step runs.
+    pub control: TaskControl,
+    /// The task's log.
+    pub log: &'a TaskLog,
+}
+
+/// Why a step failed, and whether it had already replaced the container (so a rollback must undo it).
+#[derive(Debug)]
+pub struct StepFailure {
+    /// The running container was touched.
+    pub replaced: bool,
+    /// What went wrong, one line.
+    pub message: String,
+}
+
+impl StepFailure {
+    /// Failed before anything on the host changed.
+    pub fn untouched(message: impl Into<String>) -> StepFailure {
+        StepFailure { replaced: false, message: message.into() }
+    }
+
+    /// Failed after the container was replaced.
+    pub fn replaced(message: impl Into<String>) -> StepFailure {
+        StepFailure { replaced: true, message: message.into() }
+    }
+}
+
+/// The future of one step's replacement.
+pub type StepFuture<'a> = Pin<Box<dyn Future<Output = Result<(), StepFailure>> + Send + 'a>>;
+
+/// A way of replacing a component's container on one host.
+pub trait Rollout: Send + Sync {
+    /// The strategy's catalog name (`recreate`).
+    fn name(&self) -> &'static str;
+
+    /// Replaces the container of `io.step` with `io.spec` and returns once the new one is healthy; on
+    /// failure, says whether the running container was touched.
+    fn replace<'a>(&'a self, io: StepIo<'a>) -> StepFuture<'a>;
+}
+
+/// The strategy that replaces `step`'s container (every step recreates until the catalog names others).
+pub fn for_step(_step: &Step) -> &'static dyn Rollout {
+    &recreate::Recreate
+}
+
+/// Waits until `container` is healthy: by the catalog's check when the run spec has one, else by the
+/// image's own health check or by having kept running for [`SETTLE`].
+pub async fn gate(session: &SshSession, container: &str, health: Option<&HealthSpec>) -> Result<(), HealthError> {
+    match health {
+        Some(h) => probe(session, container, h).await,
+        None => health::wait_image_healthy(session, container, SETTLE, DEFAULT_HEALTH_TIMEOUT).await,
+    }
+}
+
+/// Waits until the catalog's check `h` passes for `container`, within its timeout.
+pub async fn probe(session: &SshSession, container: &str, h: &HealthSpec) -> Result<(), HealthError> {
+    let (published, check) = match &h.probe {
+        Probe::Http { port, path, published } => (*published, HealthCheck::Http { port: *port, path: path.clone() }),
+        Probe::Tcp { port, published } => (*published, HealthCheck::Tcp { port: *port }),
+        Probe::Command { command } => (None, HealthCheck::Command(command.clone())),
+    };
+    health::wait_healthy(session, container, published, &check, Duration::from_millis(h.timeout_ms)).await
+}
+
+/// The first line of a multi-line error (a health failure carries the container's log tail after it).
+pub fn first_line(s: &str) -> String {
+    s.lines().next().unwrap_or_default().to_string()
+}
