@@ -28,6 +28,7 @@ use serde_json::{json, Value};
 use tao::chat::discord::RoleMap;
 use tao::config::{Secret, Settings};
 use tao::deploy::queue::{BoxFuture, Executor, Outcome, TaskControl};
+use tao::deploy::task::TaskStatus;
 use tao::store::task::TaskRow;
 use tokio::sync::watch;
 
@@ -248,7 +249,8 @@ async fn main() -> anyhow::Result<()> {
     }
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let running = tao::store::task::list(&pool, None, 100).await?.iter().filter(|t| t.status == "running").count();
+        let running =
+            tao::store::task::list(&pool, None, 100).await?.iter().filter(|t| t.status == TaskStatus::Running).count();
         if running >= RUNNING {
             break;
         }
@@ -273,8 +275,13 @@ async fn main() -> anyhow::Result<()> {
         ratios.push((rate, p50t / p50p, p99t / p99p, p99t));
     }
     let tasks = tao::store::task::list(&pool, None, 10_000).await?;
-    let count = |status: &str| tasks.iter().filter(|t| t.status == status).count();
-    println!("== tasks at the end: {} running, {} queued, {} in all", count("running"), count("queued"), tasks.len());
+    let count = |status: TaskStatus| tasks.iter().filter(|t| t.status == status).count();
+    println!(
+        "== tasks at the end: {} running, {} queued, {} in all",
+        count(TaskStatus::Running),
+        count(TaskStatus::Queued),
+        tasks.len()
+    );
     for (rate, r50, r99, p99) in ratios {
         let verdict = if p99 < 100.0 { "p99 < 100 ms: yes" } else { "p99 < 100 ms: NO" };
         println!("ratio tao/peer {rate:>5}/s  p50 x{r50:.2}  p99 x{r99:.2}  ({verdict})");

@@ -238,8 +238,10 @@ impl App {
         dispatcher.recover().await.context("recovering orphaned deploy tasks")?;
         let state = HttpState { services: services.clone(), open_read: settings.open_read, ci };
         let queue = EventQueue::default();
+        // One intake writer for webhook deliveries and status check requests: durable before the answer.
+        let writer = crate::store::intake::EventWriter::new(services.pool().clone());
         let intake = http::webhook::Intake {
-            writer: crate::store::intake::EventWriter::new(services.pool().clone()),
+            writer: writer.clone(),
             secrets: std::sync::Arc::new(settings.gitlab_webhook_secrets.clone()),
             max_body: settings.webhook_max_body,
             queue: queue.clone(),
@@ -248,7 +250,7 @@ impl App {
             tracing::warn!("no GitLab webhook secret configured (TAO_GITLAB_WEBHOOK_SECRET): webhooks are refused");
         }
         let status_checks = http::policy::StatusCheckIntake {
-            pool: services.pool().clone(),
+            writer,
             secret: settings.gitlab_status_check_secret.clone(),
             queue: queue.clone(),
         };

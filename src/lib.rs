@@ -16,20 +16,21 @@
 //! telemetry.rs   tracing subscriber (TAO_LOG, TAO_LOG_FORMAT)
 //! app.rs         App::build(settings) -> bound App; port(); run_until_stopped(shutdown)
 //! service/       what front ends do: validate against the live catalog, authorize, change the store,
-//!                audit; deploy.rs: deploy requests, plans, tasks, freezes, environment state
+//!                audit; deploy.rs: deploy requests, plans, tasks, freezes, environment state; records.rs:
+//!                reading what was recorded (audit, events, metrics, pictures, a version's work items)
 //! ci_templates/  the shared CI standard: ci-templates/*.hbs rendered per project, cached; CI schema lint
 //! chat/          chat commands (pure): the Command grammar of /tao comments, Discord and CLI; help; errors;
 //!                dispatch (authorize, act, audit, reply); mr_comment.rs: the `/tao` MR-comment transport;
-//!                discord/: the Discord adapter (signature, slash
-//!                commands, REST client, progress edits, the gateway connection), endpoint in
-//!                http/discord.rs
+//!                discord/: the Discord adapter (signature, slash commands, REST client, progress edits,
+//!                the gateway connection), endpoint in http/discord.rs
 //! notify.rs      the notification outbox: task events to chat (MR notes, Discord), retried, durable
 //! catalog/       domain: catalog model, names, versions, validation, dependency graph (pure, no I/O);
-//!                access.rs: chat users and access levels; release.rs: product versions and their parts
-//! deploy/        plan (pure), run specs, prepare (a request and what its planning reads), registry
-//!                digests, queue dispatcher, runner/ (orchestration, container specs, rollback, recording),
-//!                rollout/ (how a step replaces a container: recreate), task log, drift; execution over
-//!                SSH: sessions and quoting, remote docker, health gates, fan-out, deploy-images
+//!                access.rs: chat users, access levels and API token scopes; release.rs: product versions and their parts
+//! deploy/        plan (pure), run specs, task kinds and statuses (pure), prepare (a request and what its
+//!                planning reads), registry digests, queue dispatcher, runner/ (orchestration, container
+//!                specs, rollback, recording), rollout/ (how a step replaces a container: recreate), task
+//!                log, drift; execution over SSH: sessions and quoting, remote docker, health gates,
+//!                fan-out, deploy-images
 //! gitlab/        the GitLab adapter only: client, webhook verification and envelope, typed event views,
 //!                the event handler contract (handlers.rs), the workers that run handlers, hook sync
 //! enforcement/   branch policy enforced on GitLab: MR checks and note, push/tag guard, audit and apply,
@@ -52,12 +53,14 @@
 //!
 //! Every file sits on one floor and imports (by `crate::` or `super::` path) only from its own floor or
 //! lower ones; `tests/it/floors.rs` reads this table and checks every import of `src/` against it (the
-//! longest matching path wins; a directory entry ends in `/`). Where a module re-exports a lower floor's
-//! type for old paths, code imports it from where it lives.
+//! longest matching path wins; a directory entry ends in `/`; a line without a number continues the floor
+//! above). Where a module re-exports a lower floor's type for old paths, code imports it from where it
+//! lives.
 //!
 //! ```text
 //! 0  urlenc.rs telemetry.rs metrics/counters.rs
-//! 1  catalog/ policy/ ci_templates/ chat/ workitems/mod.rs workitems/links.rs deploy/plan.rs deploy/spec.rs metrics/chart.rs
+//! 1  catalog/ policy/ ci_templates/ chat/ workitems/mod.rs workitems/links.rs deploy/plan.rs deploy/spec.rs
+//!    deploy/task.rs metrics/chart.rs
 //! 2  config.rs config/
 //! 3  store/
 //! 4  gitlab/ deploy/ workitems/tapd.rs chat/discord/client.rs chat/discord/verify.rs

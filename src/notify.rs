@@ -27,6 +27,7 @@ use serde_json::{json, Map, Value};
 use tokio::sync::{watch, Notify};
 
 use crate::config::Secret;
+use crate::deploy::task::{TaskKind, TaskStatus};
 use crate::policy::wildcard_match;
 use crate::store::notify::{self as outbox, NewNotification, NotificationRow};
 use crate::store::{now_ms, Pool, StoreError};
@@ -446,13 +447,13 @@ impl Notifier {
     /// each step, in order.
     async fn task_changed(&self, id: i64) -> Result<(), StoreError> {
         let Some(t) = crate::store::task::get(&self.pool, id).await? else { return Ok(()) };
-        let end = match (t.status.as_str(), t.kind.as_str()) {
-            ("succeeded", "rollback") => Some("deploy.rolled_back"),
-            ("succeeded", _) => Some("deploy.succeeded"),
-            ("failed", _) => Some("deploy.failed"),
-            ("cancelled", _) => Some("deploy.cancelled"),
-            ("interrupted", _) => Some("deploy.interrupted"),
-            _ => None,
+        let end = match (t.status, t.kind) {
+            (TaskStatus::Succeeded, TaskKind::Rollback) => Some("deploy.rolled_back"),
+            (TaskStatus::Succeeded, _) => Some("deploy.succeeded"),
+            (TaskStatus::Failed, _) => Some("deploy.failed"),
+            (TaskStatus::Cancelled, _) => Some("deploy.cancelled"),
+            (TaskStatus::Interrupted, _) => Some("deploy.interrupted"),
+            (TaskStatus::Queued | TaskStatus::Running, _) => None,
         };
         let mut steps = vec![("deploy.queued", "queued")];
         if t.started_at.is_some() {
@@ -465,7 +466,7 @@ impl Notifier {
             (_, _, Some(c), Some(tag)) => format!("{c}@{tag}"),
             (Some(p), Some(v), _, _) => format!("{p} {v}"),
             (Some(p), None, _, _) => p.clone(),
-            _ => t.kind.clone(),
+            _ => t.kind.to_string(),
         };
         let duration = match (t.started_at, t.finished_at) {
             (Some(s), Some(f)) => format!("{:.1}s", (f - s) as f64 / 1000.0),
@@ -484,7 +485,10 @@ impl Notifier {
                 ("what", json!(what)),
                 ("actor", json!(t.requested_by)),
                 ("status", json!(status)),
-                ("duration", json!(if end.is_some() && status == t.status { duration.clone() } else { String::new() })),
+                (
+                    "duration",
+                    json!(if end.is_some() && status == t.status.as_str() { duration.clone() } else { String::new() }),
+                ),
                 ("error", json!(t.error.clone().unwrap_or_default())),
                 ("link", json!(self.task_link(t.id))),
             ] {

@@ -1,9 +1,11 @@
-//! A person acting from chat (Discord, or a GitLab MR comment) and what they may do: their role, mapped
-//! from configuration (Discord users and roles) or from their GitLab project role, checked against an
-//! environment's protection. The chat dispatcher and the deploy services use the same rule. Domain:
-//! no I/O (the role map of `TAO_DISCORD_ROLES` is `crate::config::discord_roles`).
+//! Who may do what. A person acting from chat (Discord, or a GitLab MR comment) has a role, mapped from
+//! configuration (Discord users and roles) or from their GitLab project role, checked against an
+//! environment's protection; the chat dispatcher and the deploy services use the same rule. An API token
+//! has a [`Scope`]. Domain: no I/O (the role map of `TAO_DISCORD_ROLES` is `crate::config::discord_roles`,
+//! tokens are stored by `crate::store::token`).
 
 use std::fmt;
+use std::str::FromStr;
 
 use super::{Environment, Tier};
 
@@ -106,6 +108,47 @@ impl ChatUser {
                 level_name(needed),
                 self.describe_roles()
             ))
+        }
+    }
+}
+
+/// What a token may do. Ordered: each scope includes the ones before it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Scope {
+    /// Read the catalog, product versions, environments.
+    Read,
+    /// Also create product versions and (later) deploy.
+    Deploy,
+    /// Also change the catalog and administer Tao.
+    Admin,
+}
+
+impl Scope {
+    /// The scope's name as stored and typed.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Scope::Read => "read",
+            Scope::Deploy => "deploy",
+            Scope::Admin => "admin",
+        }
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Scope {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "read" => Ok(Scope::Read),
+            "deploy" => Ok(Scope::Deploy),
+            "admin" => Ok(Scope::Admin),
+            other => Err(format!("expected one of read, deploy, admin, found {other:?}")),
         }
     }
 }

@@ -6,25 +6,25 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::model::Component;
-use super::name::Name;
+use super::name::ComponentName;
 
 /// Every distinct cycle once, as (`components.<first>.depends_on`, `cycle a -> b -> a`), each
 /// rotated to start at its smallest name. Unknown dependencies are ignored (reported elsewhere).
-pub(crate) fn cycles(components: &BTreeMap<Name, Component>) -> Vec<(String, String)> {
+pub(crate) fn cycles(components: &BTreeMap<ComponentName, Component>) -> Vec<(String, String)> {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         New,
         Open,
         Done,
     }
-    let mut marks: BTreeMap<&Name, Mark> = components.keys().map(|n| (n, Mark::New)).collect();
-    let mut found: BTreeSet<Vec<&Name>> = BTreeSet::new();
+    let mut marks: BTreeMap<&ComponentName, Mark> = components.keys().map(|n| (n, Mark::New)).collect();
+    let mut found: BTreeSet<Vec<&ComponentName>> = BTreeSet::new();
     for start in components.keys() {
         if marks.get(start) != Some(&Mark::New) {
             continue;
         }
         // Iterative depth-first search: (node, index of the next dependency to visit).
-        let mut stack: Vec<(&Name, usize)> = vec![(start, 0)];
+        let mut stack: Vec<(&ComponentName, usize)> = vec![(start, 0)];
         marks.insert(start, Mark::Open);
         while let Some((node, next)) = stack.last().copied() {
             let deps = components.get(node).map(|c| c.depends_on.as_slice()).unwrap_or_default();
@@ -43,7 +43,7 @@ pub(crate) fn cycles(components: &BTreeMap<Name, Component>) -> Vec<(String, Str
                 }
                 Some(Mark::Open) => {
                     let from = stack.iter().position(|(n, _)| *n == dep).unwrap_or(0);
-                    let mut cycle: Vec<&Name> = stack[from..].iter().map(|(n, _)| *n).collect();
+                    let mut cycle: Vec<&ComponentName> = stack[from..].iter().map(|(n, _)| *n).collect();
                     let min = (0..cycle.len()).min_by_key(|i| cycle[*i]).unwrap_or(0);
                     cycle.rotate_left(min);
                     found.insert(cycle);
@@ -66,9 +66,12 @@ pub(crate) fn cycles(components: &BTreeMap<Name, Component>) -> Vec<(String, Str
 /// The given components in waves: each wave depends only on earlier ones; names sorted within a
 /// wave. Dependencies outside `members` are ignored. Components left in a cycle (impossible in a
 /// validated catalog) end up in a last wave, sorted.
-pub(crate) fn waves(components: &BTreeMap<Name, Component>, members: &[Name]) -> Vec<Vec<Name>> {
-    let members: BTreeSet<&Name> = members.iter().collect();
-    let mut remaining: BTreeMap<&Name, BTreeSet<&Name>> = members
+pub(crate) fn waves(
+    components: &BTreeMap<ComponentName, Component>,
+    members: &[ComponentName],
+) -> Vec<Vec<ComponentName>> {
+    let members: BTreeSet<&ComponentName> = members.iter().collect();
+    let mut remaining: BTreeMap<&ComponentName, BTreeSet<&ComponentName>> = members
         .iter()
         .map(|m| {
             let deps = components
@@ -80,7 +83,8 @@ pub(crate) fn waves(components: &BTreeMap<Name, Component>, members: &[Name]) ->
         .collect();
     let mut waves = Vec::new();
     while !remaining.is_empty() {
-        let ready: Vec<&Name> = remaining.iter().filter(|(_, deps)| deps.is_empty()).map(|(n, _)| *n).collect();
+        let ready: Vec<&ComponentName> =
+            remaining.iter().filter(|(_, deps)| deps.is_empty()).map(|(n, _)| *n).collect();
         if ready.is_empty() {
             waves.push(remaining.keys().map(|n| (*n).clone()).collect());
             break;
@@ -99,9 +103,9 @@ pub(crate) fn waves(components: &BTreeMap<Name, Component>, members: &[Name]) ->
 }
 
 /// Dependencies first; among components whose dependencies are all placed, the smallest name first.
-pub(crate) fn order(components: &BTreeMap<Name, Component>, members: &[Name]) -> Vec<Name> {
-    let members: BTreeSet<&Name> = members.iter().collect();
-    let mut pending: BTreeMap<&Name, BTreeSet<&Name>> = members
+pub(crate) fn order(components: &BTreeMap<ComponentName, Component>, members: &[ComponentName]) -> Vec<ComponentName> {
+    let members: BTreeSet<&ComponentName> = members.iter().collect();
+    let mut pending: BTreeMap<&ComponentName, BTreeSet<&ComponentName>> = members
         .iter()
         .map(|m| {
             let deps = components

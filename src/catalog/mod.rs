@@ -1,10 +1,11 @@
 //! The catalog (`tao.yaml`): products, components, environments and policy, as configuration as code.
 //!
 //! Owns parsing and validating the catalog (every problem reported at once, each naming its path,
-//! what was expected and what was found), the validated model, identifiers (`Name`, `Version`,
-//! `ProjectPath`), the dependency order of components, and checking a release's component map
-//! against a product. Pure domain: no I/O here (reading the file, GitLab, the registry and the
-//! database belong to adapters), no logging, no clocks.
+//! what was expected and what was found), the validated model, identifiers (`ProductName`,
+//! `ComponentName`, `EnvName`, `HostName` over one `Name` syntax, `Version`, `ProjectPath`), the
+//! dependency order of components, and checking a release's component map against a product. Pure
+//! domain: no I/O here (reading the file, GitLab, the registry and the database belong to adapters), no
+//! logging, no clocks.
 
 pub mod access;
 mod error;
@@ -48,11 +49,11 @@ pub(crate) use walk::suggest;
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
 pub struct Catalog {
     /// Products by name.
-    pub products: BTreeMap<Name, Product>,
+    pub products: BTreeMap<ProductName, Product>,
     /// Components by name.
-    pub components: BTreeMap<Name, Component>,
+    pub components: BTreeMap<ComponentName, Component>,
     /// Environments by name.
-    pub environments: BTreeMap<Name, Environment>,
+    pub environments: BTreeMap<EnvName, Environment>,
     /// The `policy:` section: branch model and merge rules, per group and project.
     #[serde(skip_serializing_if = "is_default_policy")]
     pub policy: PolicySection,
@@ -90,21 +91,21 @@ impl Catalog {
 
     /// Components of a product in dependency order (dependencies first; ties broken by name).
     /// Includes `shared` components, which a deploy plan skips. `None` for an unknown product.
-    pub fn deploy_order(&self, product: &Name) -> Option<Vec<Name>> {
+    pub fn deploy_order(&self, product: &str) -> Option<Vec<ComponentName>> {
         let product = self.products.get(product)?;
         Some(graph::order(&self.components, &product.components))
     }
 
     /// Components of a product grouped in waves that may deploy in parallel: each wave depends only
     /// on earlier waves; names sorted within a wave. `None` for an unknown product.
-    pub fn deploy_waves(&self, product: &Name) -> Option<Vec<Vec<Name>>> {
+    pub fn deploy_waves(&self, product: &str) -> Option<Vec<Vec<ComponentName>>> {
         let product = self.products.get(product)?;
         Some(graph::waves(&self.components, &product.components))
     }
 
     /// The container name of a component on a host of an environment, honouring per-host overrides.
     /// `None` when the environment, host or component is unknown.
-    pub fn container_name(&self, env: &Name, host: &Name, component: &Name) -> Option<String> {
+    pub fn container_name(&self, env: &EnvName, host: &HostName, component: &ComponentName) -> Option<String> {
         let environment = self.environments.get(env)?;
         environment.hosts.iter().find(|h| h.name == *host)?;
         let spec = self.components.get(component)?;
@@ -128,11 +129,11 @@ impl Catalog {
         product: &str,
         version: &str,
         components: &BTreeMap<String, String>,
-    ) -> Result<(Name, Version, BTreeMap<Name, Version>), Vec<FieldError>> {
+    ) -> Result<(ProductName, Version, BTreeMap<ComponentName, Version>), Vec<FieldError>> {
         let mut errors = Vec::new();
         let found_product = self.products.get_key_value(product);
         if found_product.is_none() {
-            let known: Vec<&str> = self.products.keys().map(Name::as_str).collect();
+            let known: Vec<&str> = self.products.keys().map(ProductName::as_str).collect();
             errors.push(FieldError::new(
                 "product",
                 format!("one of the catalog's products ({})", known.join(", ")),
@@ -149,7 +150,7 @@ impl Catalog {
             if let Some((product_name, spec)) = found_product {
                 let member = spec.components.iter().find(|c| c.as_str() == component);
                 let Some(member) = member else {
-                    let members: Vec<&str> = spec.components.iter().map(Name::as_str).collect();
+                    let members: Vec<&str> = spec.components.iter().map(ComponentName::as_str).collect();
                     errors.push(FieldError::new(
                         path,
                         format!("only components of {product_name}: {}", members.join(", ")),

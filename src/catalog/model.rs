@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde::Serialize;
 
-use super::name::Name;
+use super::name::{ComponentName, EnvName, HostName};
 use super::template;
 use super::value::{serialize_duration, PortMapping, ProjectPath, VolumeMount};
 
@@ -30,7 +30,7 @@ pub const DEFAULT_CI_TEST: &str = "make test";
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Product {
     /// Components of the product (non-empty, no duplicates, in catalog order).
-    pub components: Vec<Name>,
+    pub components: Vec<ComponentName>,
     /// Free text for people.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
@@ -123,7 +123,7 @@ pub struct Component {
     /// How the component relates to environments.
     pub layer: Layer,
     /// Components that must be deployed (and healthy) first.
-    pub depends_on: Vec<Name>,
+    pub depends_on: Vec<ComponentName>,
     /// How the container runs.
     pub container: Container,
     /// How to tell the container is up.
@@ -293,11 +293,11 @@ pub struct Environment {
     /// Hosts (non-empty, unique names).
     pub hosts: Vec<Host>,
     /// Component → hosts; a component not listed runs on every host.
-    pub placement: BTreeMap<Name, Vec<Name>>,
+    pub placement: BTreeMap<ComponentName, Vec<HostName>>,
     /// Variables available to templates.
     pub variables: BTreeMap<String, String>,
     /// Host → component → container overrides.
-    pub overrides: BTreeMap<Name, BTreeMap<Name, Override>>,
+    pub overrides: BTreeMap<HostName, BTreeMap<ComponentName, Override>>,
     /// Who may deploy here (default: by tier).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protection: Option<Protection>,
@@ -334,7 +334,7 @@ pub struct Protection {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Host {
     /// Name, unique within the environment.
-    pub name: Name,
+    pub name: HostName,
     /// IP address or DNS name.
     pub address: String,
     /// SSH port.
@@ -355,6 +355,6 @@ pub struct Override {
 }
 
 /// Fills a container name template.
-pub fn container_name(template: &str, env: &Name, component: &Name, host: &Name) -> String {
+pub fn container_name(template: &str, env: &EnvName, component: &ComponentName, host: &HostName) -> String {
     template::render(template, &[("env", env.as_str()), ("component", component.as_str()), ("host", host.as_str())])
 }

@@ -16,14 +16,105 @@ pub const MAX_NAME_LEN: usize = 63;
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Name(String);
 
-/// A product's name.
-pub type ProductName = Name;
-/// A component's name.
-pub type ComponentName = Name;
-/// An environment's name.
-pub type EnvName = Name;
-/// A host's name inside an environment.
-pub type HostName = Name;
+/// A name of one kind of thing: the [`Name`] syntax, a type of its own, so that a product's name cannot
+/// be passed where an environment's is expected. Compares with `str` and is looked up by `&str` in maps.
+macro_rules! kind_of_name {
+    ($(#[$doc:meta])* $t:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $t(Name);
+
+        impl $t {
+            /// Parses the name (the [`Name`] syntax).
+            pub fn parse(s: &str) -> Result<$t, NameError> {
+                Name::parse(s).map($t)
+            }
+
+            /// The name as text.
+            pub fn as_str(&self) -> &str {
+                self.0.as_str()
+            }
+
+            /// The validated name, without its kind.
+            pub fn name(&self) -> &Name {
+                &self.0
+            }
+        }
+
+        impl From<Name> for $t {
+            fn from(name: Name) -> $t {
+                $t(name)
+            }
+        }
+
+        impl fmt::Display for $t {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                self.0.fmt(f)
+            }
+        }
+
+        impl AsRef<str> for $t {
+            fn as_ref(&self) -> &str {
+                self.0.as_str()
+            }
+        }
+
+        impl Borrow<str> for $t {
+            fn borrow(&self) -> &str {
+                self.0.as_str()
+            }
+        }
+
+        impl PartialEq<str> for $t {
+            fn eq(&self, other: &str) -> bool {
+                self.0.as_str() == other
+            }
+        }
+
+        impl PartialEq<&str> for $t {
+            fn eq(&self, other: &&str) -> bool {
+                self.0.as_str() == *other
+            }
+        }
+
+        impl FromStr for $t {
+            type Err = NameError;
+
+            fn from_str(s: &str) -> Result<Self, Self::Err> {
+                $t::parse(s)
+            }
+        }
+
+        impl Serialize for $t {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                self.0.serialize(serializer)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $t {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                Name::deserialize(deserializer).map($t)
+            }
+        }
+    };
+}
+
+kind_of_name!(
+    /// A product's name.
+    ProductName
+);
+kind_of_name!(
+    /// A component's name.
+    ComponentName
+);
+kind_of_name!(
+    /// An environment's name.
+    EnvName
+);
+kind_of_name!(
+    /// A host's name inside an environment.
+    HostName
+);
 
 /// A string that is not a valid [`Name`].
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
@@ -139,5 +230,15 @@ mod tests {
         assert_eq!(serde_json::to_string(&name).unwrap(), "\"env-1\"");
         assert!(serde_json::from_str::<Name>("\"Env-1\"").is_err());
         assert_eq!("ops".parse::<Name>().unwrap().as_str(), "ops");
+    }
+
+    #[test]
+    fn kinds_of_names_share_the_syntax_and_compare_with_text() {
+        let env: EnvName = serde_json::from_str("\"env-1\"").unwrap();
+        assert_eq!((env.as_str(), env == "env-1", env.to_string()), ("env-1", true, "env-1".to_string()));
+        assert!(serde_json::from_str::<ProductName>("\"Monitor\"").is_err());
+        assert_eq!(ComponentName::parse("a_b").unwrap_err(), Name::parse("a_b").unwrap_err());
+        let map: std::collections::BTreeMap<HostName, u8> = [(HostName::parse("node1").unwrap(), 1)].into();
+        assert_eq!(map.get("node1"), Some(&1), "looked up by &str");
     }
 }

@@ -7,8 +7,8 @@ use super::*;
 
 const EXAMPLE: &str = include_str!("../../examples/tao.yaml");
 
-fn name(s: &str) -> Name {
-    Name::parse(s).expect("test name")
+fn name<N: From<Name>>(s: &str) -> N {
+    Name::parse(s).expect("test name").into()
 }
 
 fn errors_of(yaml: &str) -> Vec<FieldError> {
@@ -220,20 +220,12 @@ components:
 #[test]
 fn example_model_has_expected_values() {
     let c = Catalog::from_yaml(EXAMPLE).expect("example is valid");
-    let monitor = name("monitor");
+    assert_eq!(c.deploy_order("monitor").expect("product"), ["ops", "agent", "sql", "api", "graph", "self-monitor"]);
     assert_eq!(
-        c.deploy_order(&monitor).expect("product"),
-        ["ops", "agent", "sql", "api", "graph", "self-monitor"].map(name)
+        c.deploy_waves("monitor").expect("product"),
+        vec![vec!["ops", "sql"], vec!["agent", "api"], vec!["graph", "self-monitor"]]
     );
-    assert_eq!(
-        c.deploy_waves(&monitor).expect("product"),
-        vec![
-            vec![name("ops"), name("sql")],
-            vec![name("agent"), name("api")],
-            vec![name("graph"), name("self-monitor")],
-        ]
-    );
-    assert_eq!(c.deploy_order(&name("nope")), None);
+    assert_eq!(c.deploy_order("nope"), None);
 
     let api = &c.components["api"];
     assert_eq!(api.git_tag, DEFAULT_GIT_TAG);
@@ -254,7 +246,8 @@ fn example_model_has_expected_values() {
     let graph_hosts: Vec<&str> = env1.hosts_for("graph").iter().map(|h| h.name.as_str()).collect();
     assert_eq!(graph_hosts, ["node1"]);
     assert_eq!(env1.hosts_for("api").len(), 2);
-    let (e, n1, n2, api_name) = (name("env-1"), name("node1"), name("node2"), name("api"));
+    let (e, api_name) = (name::<EnvName>("env-1"), name::<ComponentName>("api"));
+    let (n1, n2) = (name::<HostName>("node1"), name::<HostName>("node2"));
     assert_eq!(c.container_name(&e, &n1, &api_name).as_deref(), Some("env-1-api"));
     assert_eq!(c.container_name(&e, &n2, &api_name).as_deref(), Some("env-1-node2-api"));
     assert_eq!(c.container_name(&e, &name("node9"), &api_name), None);
@@ -295,9 +288,9 @@ const FULL: &[(&str, &str)] = &[
 fn check_release_normalizes_a_complete_map() {
     let c = Catalog::from_yaml(EXAMPLE).expect("example is valid");
     let (product, version, map) = c.check_release("monitor", "v1.1.0", &release(FULL)).expect("valid release");
-    assert_eq!(product, name("monitor"));
+    assert_eq!(product, "monitor");
     assert_eq!(version.to_string(), "1.1.0");
-    assert_eq!(map[&name("agent")].to_string(), "1.1.0");
+    assert_eq!(map["agent"].to_string(), "1.1.0");
     assert_eq!(map.len(), 6);
     // A shared component is part of the product version too: it records what was tested against.
     let mut without_sql = release(FULL);
@@ -355,7 +348,7 @@ fn unquoted_port_mappings_are_text() {
 #[test]
 fn protection_names_the_least_scope_and_roles() {
     let c = Catalog::from_yaml(EXAMPLE).expect("example is valid");
-    let prod = c.environments[&name("prod")].protection.clone().unwrap();
+    let prod = c.environments["prod"].protection.clone().unwrap();
     assert_eq!(prod.deploy.as_deref(), Some("admin"));
     assert_eq!(prod.roles, ["maintainer", "release-manager"]);
     let bad = EXAMPLE.replace("deploy: admin", "deploy: root").replace("roles: [maintainer", "rolez: [maintainer");
@@ -371,7 +364,7 @@ fn tapd_mapping_maps_iteration_names_to_versions() {
         "{ components: [a, b], tapd: { workspace_id: 20003271, iteration_name: \"v{version}\" } }",
     );
     let catalog = Catalog::from_yaml(&yaml).unwrap_or_else(|e| panic!("{e}"));
-    let tapd = catalog.products[&name("p")].tapd.clone().expect("tapd mapping");
+    let tapd = catalog.products["p"].tapd.clone().expect("tapd mapping");
     assert_eq!(tapd.workspace_id, "20003271");
     assert_eq!(tapd.version_of("v1.1.0").map(|v| v.to_string()).as_deref(), Some("1.1.0"));
     assert_eq!(tapd.version_of("1.1.0"), None);
@@ -380,7 +373,7 @@ fn tapd_mapping_maps_iteration_names_to_versions() {
         &BASE.replace("{ components: [a, b] }", "{ components: [a, b], tapd: { workspace_id: \"51234567\" } }"),
     )
     .unwrap();
-    let tapd = default.products[&name("p")].tapd.clone().expect("tapd mapping");
+    let tapd = default.products["p"].tapd.clone().expect("tapd mapping");
     assert_eq!(tapd.iteration_name, "{version}");
     assert_eq!(tapd.version_of("v2.0.0").map(|v| v.to_string()).as_deref(), Some("2.0.0"));
     assert_eq!(tapd.version_of("2.0.0").map(|v| v.to_string()).as_deref(), Some("2.0.0"));

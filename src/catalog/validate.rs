@@ -15,7 +15,7 @@ use super::model::{
     CiSettings, Component, Container, EnvValue, FileMount, Health, HealthCheck, Layer, Product, TapdMapping,
     DEFAULT_GIT_TAG, DEFAULT_HEALTH_TIMEOUT, DEFAULT_IMAGE_TAG, DEFAULT_ITERATION_NAME,
 };
-use super::name::Name;
+use super::name::ComponentName;
 use super::template;
 use super::validate_env;
 use super::value::{
@@ -461,7 +461,7 @@ fn required_port(r: &mut Report, v: Option<&Value>, path: &str) -> Option<u16> {
 /// A product must list every dependency of its components, or its deploy order would be incomplete.
 fn check_products_closed(r: &mut Report, catalog: &Catalog) {
     for (product_name, product) in &catalog.products {
-        let listed: BTreeSet<&Name> = product.components.iter().collect();
+        let listed: BTreeSet<&ComponentName> = product.components.iter().collect();
         for member in &product.components {
             let Some(component) = catalog.components.get(member) else {
                 continue;

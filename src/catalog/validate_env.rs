@@ -9,6 +9,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde_yaml_ng::Value;
 
 use super::model::{Environment, Host, Override, Protection, Tier, DEFAULT_SSH_PORT};
+use super::name::{ComponentName, HostName};
 use super::validate::{container_name, ports, COMPONENT_REF, ENV_KEY_EXPECTED};
 use super::value::{is_dns_name, is_env_key, is_host_address, is_user_name};
 use super::walk::{child, describe, item, scalar_text, Report};
@@ -92,8 +93,8 @@ pub(crate) fn environment(
         for (key, hosts_v) in r.entries(p, &at, "a mapping of component names to host names") {
             let entry_at = child(&at, &key);
             let component = r
-                .name_text(&key, &entry_at)
-                .filter(|c| r.reference(c, component_keys, &entry_at, COMPONENT_REF.0, COMPONENT_REF.1));
+                .name_text::<ComponentName>(&key, &entry_at)
+                .filter(|c| r.reference(c.as_str(), component_keys, &entry_at, COMPONENT_REF.0, COMPONENT_REF.1));
             let placed = r.name_list(hosts_v, &entry_at, "a list of host names", &host_keys, host_ref);
             if let Some(component) = component {
                 placement.insert(component, placed);
@@ -120,15 +121,15 @@ pub(crate) fn environment(
         for (host_key, per_host) in r.entries(o, &at, "a mapping of host names to component overrides") {
             let host_at = child(&at, &host_key);
             let host = r
-                .name_text(&host_key, &host_at)
-                .filter(|h| r.reference(h, &host_keys, &host_at, host_ref.0, host_ref.1));
+                .name_text::<HostName>(&host_key, &host_at)
+                .filter(|h| r.reference(h.as_str(), &host_keys, &host_at, host_ref.0, host_ref.1));
             let mut by_component = BTreeMap::new();
             let what = "a mapping of component names to overrides";
             for (component_key, ov) in r.entries(per_host, &host_at, what) {
                 let ov_at = child(&host_at, &component_key);
                 let component = r
-                    .name_text(&component_key, &ov_at)
-                    .filter(|c| r.reference(c, component_keys, &ov_at, COMPONENT_REF.0, COMPONENT_REF.1));
+                    .name_text::<ComponentName>(&component_key, &ov_at)
+                    .filter(|c| r.reference(c.as_str(), component_keys, &ov_at, COMPONENT_REF.0, COMPONENT_REF.1));
                 let ov = container_override(r, ov, &ov_at);
                 if let (Some(component), Some(ov)) = (component, ov) {
                     by_component.insert(component, ov);

@@ -203,15 +203,15 @@ impl Report {
     }
 
     /// A name given as a value.
-    pub(crate) fn name(&mut self, v: &Value, path: &str) -> Option<Name> {
+    pub(crate) fn name<N: From<Name>>(&mut self, v: &Value, path: &str) -> Option<N> {
         let s = self.string(v, path, NameError::EXPECTED)?;
         self.name_text(s, path)
     }
 
     /// A name given as text (map keys), reported at `path`.
-    pub(crate) fn name_text(&mut self, s: &str, path: &str) -> Option<Name> {
+    pub(crate) fn name_text<N: From<Name>>(&mut self, s: &str, path: &str) -> Option<N> {
         match Name::parse(s) {
-            Ok(name) => Some(name),
+            Ok(name) => Some(name.into()),
             Err(_) => {
                 self.add(path, NameError::EXPECTED, format!("{s:?}"));
                 None
@@ -231,35 +231,38 @@ impl Report {
     /// A reference to something defined elsewhere (`known`), reported with a hint when misspelt.
     pub(crate) fn reference(
         &mut self,
-        name: &Name,
+        name: &str,
         known: &BTreeSet<String>,
         path: &str,
         expected: &str,
         kind: &str,
     ) -> bool {
-        if known.contains(name.as_str()) {
+        if known.contains(name) {
             return true;
         }
-        let found = format!("unknown {kind} {}", with_hint(name.as_str(), known.iter().map(String::as_str)));
+        let found = format!("unknown {kind} {}", with_hint(name, known.iter().map(String::as_str)));
         self.add(path, expected, found);
         false
     }
 
     /// A list of names, each checked against `known`, reported on duplicates; returns the valid
     /// ones in order.
-    pub(crate) fn name_list(
+    pub(crate) fn name_list<N>(
         &mut self,
         v: &Value,
         path: &str,
         what: &str,
         known: &BTreeSet<String>,
         known_as: (&str, &str),
-    ) -> Vec<Name> {
+    ) -> Vec<N>
+    where
+        N: From<Name>,
+    {
         let mut seen: Vec<(usize, Name)> = Vec::new();
         let mut names = Vec::new();
         for (i, entry) in self.list(v, path, what).iter().enumerate() {
             let at = item(path, i);
-            let Some(name) = self.name(entry, &at) else {
+            let Some(name): Option<Name> = self.name(entry, &at) else {
                 continue;
             };
             if let Some((first, _)) = seen.iter().find(|(_, n)| *n == name) {
@@ -269,8 +272,8 @@ impl Report {
             }
             seen.push((i, name.clone()));
             let (expected, kind) = known_as;
-            if self.reference(&name, known, &at, expected, kind) {
-                names.push(name);
+            if self.reference(name.as_str(), known, &at, expected, kind) {
+                names.push(N::from(name));
             }
         }
         names

@@ -14,7 +14,7 @@ use super::command::Command;
 use super::{help, picture};
 use crate::catalog::Tier;
 use crate::service::{level, Actor, ChatUser, DeployRequest, DeployTarget, ServiceError, Services};
-use crate::store::{self, rfc3339};
+use crate::store::rfc3339;
 
 /// How a command ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -125,10 +125,7 @@ pub async fn dispatch(services: &Services, req: &ChatRequest) -> Reply {
     let actor = Actor::Chat(Box::new(req.user.clone()));
     let detail: String = reply.text.chars().take(300).collect();
     let action = format!("chat.{}", req.command.name().as_str());
-    if let Err(e) =
-        store::audit::record(services.pool(), &actor.to_string(), &action, &target, reply.outcome.audit_word(), &detail)
-            .await
-    {
+    if let Err(e) = services.audit(&actor, &action, &target, reply.outcome.audit_word(), &detail).await {
         tracing::error!(error = %e, "cannot audit a chat command");
     }
     reply

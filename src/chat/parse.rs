@@ -7,7 +7,7 @@
 
 use super::command::{Command, CommandName, Days, ImageTag, TaskId, DEPLOY_FLAGS};
 use super::error::{ParseError, ParseErrorKind};
-use crate::catalog::{suggest, Name, NameError, ProjectPath, ProjectPathError, Version, VersionError};
+use crate::catalog::{suggest, ComponentName, Name, NameError, ProjectPath, ProjectPathError, Version, VersionError};
 
 /// Parses one command line without its prefix: `deploy monitor 1.1.0 env-1`.
 ///
@@ -99,7 +99,7 @@ pub fn parse_named(name: CommandName, args: &[&str]) -> Result<Command, ParseErr
         CommandName::ReleaseCreate => {
             let (product, version) = (a.name_arg("<product>")?, a.version("<version>")?);
             a.more("<component>=<version>…")?;
-            let mut components: Vec<(Name, Version)> = Vec::new();
+            let mut components: Vec<(ComponentName, Version)> = Vec::new();
             while let Some(word) = a.take() {
                 let pair = a.component_version(word)?;
                 if components.iter().any(|(c, _)| *c == pair.0) {
@@ -238,9 +238,10 @@ impl<'w, 's> Args<'w, 's> {
         rest
     }
 
-    fn name_arg(&mut self, arg: &'static str) -> Result<Name, ParseError> {
+    /// A product, environment or component name (which one, the command's field says).
+    fn name_arg<N: From<Name>>(&mut self, arg: &'static str) -> Result<N, ParseError> {
         let word = self.require(arg)?;
-        Name::parse(word).map_err(|_| self.invalid(arg, NameError::EXPECTED, word))
+        Name::parse(word).map(N::from).map_err(|_| self.invalid(arg, NameError::EXPECTED, word))
     }
 
     fn version(&mut self, arg: &'static str) -> Result<Version, ParseError> {
@@ -281,8 +282,8 @@ impl<'w, 's> Args<'w, 's> {
 
     /// A component of `deploy`; a word that is no name but looks like a flag (`--force`, `Confirm`)
     /// is reported as an unexpected word with the flag suggested.
-    fn component(&self, word: &str) -> Result<Name, ParseError> {
-        Name::parse(word).map_err(|_| {
+    fn component(&self, word: &str) -> Result<ComponentName, ParseError> {
+        ComponentName::parse(word).map_err(|_| {
             let bare = word.trim_start_matches('-').to_lowercase();
             let flag = DEPLOY_FLAGS.iter().find(|f| **f == bare).copied().or_else(|| suggest(&bare, DEPLOY_FLAGS));
             match flag {
@@ -292,11 +293,12 @@ impl<'w, 's> Args<'w, 's> {
         })
     }
 
-    fn component_version(&self, word: &str) -> Result<(Name, Version), ParseError> {
+    fn component_version(&self, word: &str) -> Result<(ComponentName, Version), ParseError> {
         let Some((component, version)) = word.split_once('=') else {
             return Err(self.invalid("<component>=<version>", "a component and its version like ops=1.2.0", word));
         };
-        let name = Name::parse(component).map_err(|_| self.invalid("<component>", NameError::EXPECTED, component))?;
+        let name =
+            ComponentName::parse(component).map_err(|_| self.invalid("<component>", NameError::EXPECTED, component))?;
         let version = Version::parse(version)
             .map_err(|_| self.invalid(format!("version of {component:?}"), VersionError::EXPECTED, version))?;
         Ok((name, version))

@@ -8,7 +8,7 @@
 use super::command::Days;
 use super::dispatch::Attachment;
 use crate::catalog::{Catalog, EnvName, ProductName, Version};
-use crate::metrics::report::{cfd_png, dora_png, CfdOptions, DoraOptions, Picture, ReportError, DEFAULT_DAYS};
+use crate::metrics::report::{CfdOptions, DoraOptions, Picture, ReportError, DEFAULT_DAYS};
 use crate::service::{ServiceError, Services};
 use crate::store::now_ms;
 
@@ -25,7 +25,7 @@ pub(super) async fn dora(
     known(&catalog, product.as_str(), env.map(|e| e.as_str()))?;
     let opts =
         DoraOptions { env: env.map(|e| e.to_string()), days: days_of(days), ..DoraOptions::new(product.as_str()) };
-    attach(dora_png(services.pool(), &catalog, &opts, now_ms()).await)
+    attach(services.dora_picture(&opts, now_ms()).await)
 }
 
 /// `cfd <product> [version <version>] [days <days>]`: the cumulative flow picture and its summary.
@@ -42,7 +42,7 @@ pub(super) async fn cfd(
         days: days_of(days),
         ..CfdOptions::new(product.as_str())
     };
-    attach(cfd_png(services.pool(), &catalog, &opts, now_ms()).await)
+    attach(services.cfd_picture(&opts, now_ms()).await)
 }
 
 fn days_of(days: Option<Days>) -> usize {

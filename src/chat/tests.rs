@@ -20,8 +20,8 @@ fn message(line: &str) -> String {
     }
 }
 
-fn name(s: &str) -> Name {
-    Name::parse(s).unwrap()
+fn name<N: From<Name>>(s: &str) -> N {
+    Name::parse(s).unwrap().into()
 }
 
 fn version(s: &str) -> Version {

@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::tag::TagPattern;
 use super::{CiError, RenderRequest};
-use crate::catalog::{Catalog, Environment, Name, Tier};
+use crate::catalog::{Catalog, ComponentName, EnvName, Environment, Tier};
 
 /// What a template needs the project to be in the catalog.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,14 +43,14 @@ impl Reads {
     }
 }
 
-fn first_of_tier(catalog: &Catalog, tier: Tier) -> Option<&Name> {
-    catalog.environments.iter().find(|(_, e): &(&Name, &Environment)| e.tier == tier).map(|(n, _)| n)
+fn first_of_tier(catalog: &Catalog, tier: Tier) -> Option<&EnvName> {
+    catalog.environments.iter().find(|(_, e): &(&EnvName, &Environment)| e.tier == tier).map(|(n, _)| n)
 }
 
 /// The handlebars data of `req`.
 pub(super) fn build(catalog: &Catalog, req: &RenderRequest, public_url: Option<&str>) -> Result<Value, CiError> {
     let project = req.project.as_str();
-    let test_env = first_of_tier(catalog, Tier::Test).map(Name::as_str);
+    let test_env = first_of_tier(catalog, Tier::Test).map(EnvName::as_str);
     let tao_url_shown = public_url.unwrap_or("$TAO_URL");
     match Reads::of(&req.file) {
         Reads::Component => {
@@ -64,7 +64,7 @@ pub(super) fn build(catalog: &Catalog, req: &RenderRequest, public_url: Option<&
             let pattern = TagPattern::new(&component.git_tag, &component.image_tag)
                 .map_err(|e| CiError::Catalog { component: name.to_string(), reason: e.to_string() })?;
             let dev_env = first_of_tier(catalog, Tier::Dev).or_else(|| first_of_tier(catalog, Tier::Test));
-            let dev_env = dev_env.map(Name::as_str);
+            let dev_env = dev_env.map(EnvName::as_str);
             Ok(json!({
                 "project": project,
                 "component": name.as_str(),
@@ -94,7 +94,7 @@ pub(super) fn build(catalog: &Catalog, req: &RenderRequest, public_url: Option<&
                     what: "a product's release_project",
                 });
             };
-            let components: Vec<&str> = product.components.iter().map(Name::as_str).collect();
+            let components: Vec<&str> = product.components.iter().map(ComponentName::as_str).collect();
             Ok(json!({
                 "project": project,
                 "product": name.as_str(),

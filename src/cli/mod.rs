@@ -25,9 +25,10 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 use serde_json::json;
 
+use crate::catalog::access::Scope;
 use crate::catalog::Catalog;
 use crate::config;
-use crate::store::{self, token::Scope, Pool};
+use crate::store::{self, Pool};
 use client::Client;
 use output::{print_json, table};
 

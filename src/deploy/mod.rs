@@ -27,4 +27,5 @@ pub mod rollout;
 pub mod runner;
 pub mod spec;
 pub mod ssh;
+pub mod task;
 pub mod tasklog;

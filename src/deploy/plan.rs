@@ -11,7 +11,10 @@ use serde::{Deserialize, Serialize};
 
 use super::spec::{render, render_file, FileSpec, HealthSpec, Probe, RenderContext, RunSpec};
 use crate::catalog::release::ReleaseComponent;
-use crate::catalog::{Catalog, Component, EnvValue, Environment, HealthCheck, Host, Name, PortMapping, Tier};
+use crate::catalog::{
+    Catalog, Component, ComponentName, EnvName, EnvValue, Environment, HealthCheck, Host, PortMapping, ProductName,
+    Tier,
+};
 
 /// What a deploy should make true.
 #[derive(Debug, Clone)]
@@ -19,7 +22,7 @@ pub enum Target<'a> {
     /// A product version, or the listed subset of its components.
     Release {
         /// Product.
-        product: &'a Name,
+        product: &'a ProductName,
         /// Version.
         version: &'a str,
         /// Its components as stored (tags, digests).
@@ -28,14 +31,14 @@ pub enum Target<'a> {
     /// One component build (an image tag or digest), off-release.
     Component {
         /// Component.
-        component: &'a Name,
+        component: &'a ComponentName,
         /// Tag (`feature-x-3f2a1c`) or digest (`sha256:…`).
         image_tag: &'a str,
     },
     /// Exactly these stored run specs (rollback).
     Restore {
         /// Product, for ordering by its dependency waves.
-        product: Option<&'a Name>,
+        product: Option<&'a ProductName>,
         /// Host → specs to restore.
         snapshot: &'a [Current],
     },
@@ -54,7 +57,7 @@ pub struct Current {
 #[derive(Debug, Clone, Default)]
 pub struct PlanOptions {
     /// Only these components (of a product version).
-    pub only: Option<BTreeSet<Name>>,
+    pub only: Option<BTreeSet<ComponentName>>,
     /// Replace even unchanged containers.
     pub force: bool,
     /// Configuration file templates by their catalog path (`templates/api.conf.hbs`), loaded by the
@@ -163,7 +166,7 @@ pub fn valid_image_tag(tag: &str) -> bool {
 /// Makes the plan.
 pub fn plan(
     catalog: &Catalog,
-    env_name: &Name,
+    env_name: &EnvName,
     target: Target<'_>,
     current: &[Current],
     opts: &PlanOptions,
@@ -180,10 +183,10 @@ pub fn plan(
     let (waves, desired) = match target {
         Target::Release { product, version, components } => {
             let waves = catalog
-                .deploy_waves(product)
+                .deploy_waves(product.as_str())
                 .ok_or_else(|| invalid("product", "a product of the catalog", format!("{:?}", product.as_str())))?;
             if let Some(only) = &opts.only {
-                let members: BTreeSet<&Name> = waves.iter().flatten().collect();
+                let members: BTreeSet<&ComponentName> = waves.iter().flatten().collect();
                 for c in only {
                     if !members.contains(c) {
                         return Err(invalid(
@@ -256,18 +259,18 @@ pub fn plan(
                 let host = env.hosts.iter().find(|h| h.name.as_str() == entry.host).ok_or_else(|| {
                     invalid("env", format!("host {} in {env_name}", entry.host), "the host is gone from the catalog")
                 })?;
-                let name = Name::parse(&entry.spec.component)
+                let name = ComponentName::parse(&entry.spec.component)
                     .map_err(|e| invalid("snapshot", "a component name", e.to_string()))?;
                 names.insert(name.clone());
                 desired.insert((name, entry.host.clone()), (HostTarget::from(host), entry.spec.clone()));
             }
-            let waves = match product.and_then(|p| catalog.deploy_waves(p)) {
+            let waves = match product.and_then(|p| catalog.deploy_waves(p.as_str())) {
                 Some(mut waves) => {
                     for w in &mut waves {
                         w.retain(|c| names.contains(c));
                     }
-                    let listed: BTreeSet<Name> = waves.iter().flatten().cloned().collect();
-                    let rest: Vec<Name> = names.difference(&listed).cloned().collect();
+                    let listed: BTreeSet<ComponentName> = waves.iter().flatten().cloned().collect();
+                    let rest: Vec<ComponentName> = names.difference(&listed).cloned().collect();
                     if !rest.is_empty() {
                         waves.push(rest);
                     }
@@ -305,7 +308,7 @@ pub fn plan(
     Ok(plan)
 }
 
-fn component<'c>(catalog: &'c Catalog, name: &Name) -> Result<&'c Component, PlanError> {
+fn component<'c>(catalog: &'c Catalog, name: &ComponentName) -> Result<&'c Component, PlanError> {
     catalog.components.get(name).ok_or_else(|| invalid("component", "a component of the catalog", name.as_str()))
 }
 
@@ -320,10 +323,10 @@ struct ImageChoice {
 #[allow(clippy::too_many_arguments)]
 fn build_spec(
     catalog: &Catalog,
-    env_name: &Name,
+    env_name: &EnvName,
     env: &Environment,
     host: &Host,
-    name: &Name,
+    name: &ComponentName,
     def: &Component,
     image: &ImageChoice,
     templates: &BTreeMap<String, String>,

@@ -3,7 +3,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::*;
-use crate::catalog::Catalog;
+use crate::catalog::{Catalog, Name};
 
 const EXAMPLE: &str = include_str!("../../examples/tao.yaml");
 
@@ -20,8 +20,8 @@ fn opts() -> PlanOptions {
     PlanOptions { templates, ..PlanOptions::default() }
 }
 
-fn n(s: &str) -> Name {
-    Name::parse(s).unwrap()
+fn n<N: From<Name>>(s: &str) -> N {
+    Name::parse(s).unwrap().into()
 }
 
 fn release(version: &str, overrides: &[(&str, &str)]) -> Vec<ReleaseComponent> {

@@ -12,8 +12,10 @@ use std::path::{Component as PathPart, Path};
 
 use super::plan::{self, Current, Plan, PlanError, PlanOptions, Target};
 use super::spec::RunSpec;
-use crate::catalog::{Catalog, FieldError, Name, Version, VersionError};
+use super::task::TaskKind;
+use crate::catalog::{Catalog, ComponentName, EnvName, FieldError, ProductName, Version, VersionError};
 use crate::store::deployed::{self, DeployedRow};
+use crate::store::task::TaskRow;
 use crate::store::{Pool, StoreError};
 
 /// What to deploy.
@@ -90,6 +92,93 @@ impl From<PlanError> for PrepareError {
     }
 }
 
+/// What a task deploys, as its row stores it: the kind and the fields of that kind (the columns lists,
+/// filters and the delivery metrics query). [`task_target`] makes it from a request, [`request_of`] turns
+/// a stored task back into its request; nothing else converts between the two.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TaskTarget {
+    /// What kind of deploy.
+    pub kind: TaskKind,
+    /// Product (release, rollback).
+    pub product: Option<String>,
+    /// Product version (release; the version a rollback returns to).
+    pub version: Option<String>,
+    /// Component (component build).
+    pub component: Option<String>,
+    /// Image tag or digest (component build).
+    pub image_tag: Option<String>,
+    /// A release's subset of components (empty: all).
+    pub components: Vec<String>,
+}
+
+impl TaskTarget {
+    /// The stored form of a target whose product and version are known (a rollback's are resolved by
+    /// [`task_target`]).
+    fn of(target: &DeployTarget, rollback_product: Option<String>) -> TaskTarget {
+        let none = TaskTarget {
+            kind: TaskKind::Release,
+            product: None,
+            version: None,
+            component: None,
+            image_tag: None,
+            components: Vec::new(),
+        };
+        match target {
+            DeployTarget::Release { product, version, components } => TaskTarget {
+                product: Some(product.clone()),
+                version: Some(Version::parse(version).map(|v| v.to_string()).unwrap_or(version.clone())),
+                components: components.clone(),
+                ..none
+            },
+            DeployTarget::Component { component, image_tag } => TaskTarget {
+                kind: TaskKind::Component,
+                component: Some(component.clone()),
+                image_tag: Some(image_tag.clone()),
+                ..none
+            },
+            DeployTarget::Rollback { to } => {
+                TaskTarget { kind: TaskKind::Rollback, product: rollback_product, version: to.clone(), ..none }
+            }
+        }
+    }
+}
+
+/// The stored form of `req`'s target in `env`. A rollback is resolved to the product version it returns
+/// to, so the task says where it goes even when the request said "the previous one".
+pub async fn task_target(pool: &Pool, req: &DeployRequest) -> Result<TaskTarget, PrepareError> {
+    match &req.target {
+        DeployTarget::Rollback { to } => {
+            let (product, snapshot) = rollback_snapshot(pool, &req.env, to.as_deref()).await?;
+            let version = snapshot.iter().find_map(|c| c.spec.version.clone());
+            Ok(TaskTarget::of(&DeployTarget::Rollback { to: version }, Some(product)))
+        }
+        other => Ok(TaskTarget::of(other, None)),
+    }
+}
+
+/// The request a stored task stands for: what the runner plans again when the task starts.
+pub fn request_of(t: &TaskRow) -> Result<DeployRequest, String> {
+    let target = match t.kind {
+        TaskKind::Release => DeployTarget::Release {
+            product: t.product.clone().ok_or("release task without product")?,
+            version: t.version.clone().ok_or("release task without version")?,
+            components: t.components.split(',').filter(|c| !c.is_empty()).map(String::from).collect(),
+        },
+        TaskKind::Component => DeployTarget::Component {
+            component: t.component.clone().ok_or("component task without component")?,
+            image_tag: t.image_tag.clone().ok_or("component task without image tag")?,
+        },
+        TaskKind::Rollback => DeployTarget::Rollback { to: t.version.clone() },
+    };
+    Ok(DeployRequest {
+        env: t.env.clone(),
+        target,
+        force: t.force,
+        rollback_on_failure: t.rollback_on_failure,
+        idempotency_key: None,
+    })
+}
+
 /// The recorded containers of `env` as planner input.
 pub fn current_specs(rows: &[DeployedRow]) -> Result<Vec<Current>, StoreError> {
     rows.iter()
@@ -109,8 +198,8 @@ pub async fn prepare(
     templates_dir: Option<&Path>,
     req: &DeployRequest,
 ) -> Result<Plan, PrepareError> {
-    let env = Name::parse(&req.env).map_err(|e| field("env", "an environment name", e.found))?;
-    if !catalog.environments.contains_key(&env) {
+    let env = EnvName::parse(&req.env).map_err(|e| field("env", "an environment name", e.found))?;
+    if !catalog.environments.contains_key(env.as_str()) {
         return Err(field("env", "an environment of the catalog", format!("{:?}", req.env)));
     }
     let rows = deployed::state(pool, env.as_str()).await?;
@@ -119,7 +208,7 @@ pub async fn prepare(
     let opts = PlanOptions { only: None, force: req.force, templates: templates.clone() };
     let plan = match &req.target {
         DeployTarget::Release { product, version, components } => {
-            let product_name = Name::parse(product).map_err(|e| field("product", "a product name", e.found))?;
+            let product_name = ProductName::parse(product).map_err(|e| field("product", "a product name", e.found))?;
             let normalized = Version::parse(version)
                 .map_err(|e| field("version", VersionError::EXPECTED, format!("{:?}", e.found)))?;
             let pv = crate::store::release::get(pool, product, &normalized.to_string()).await?.ok_or_else(|| {
@@ -127,20 +216,20 @@ pub async fn prepare(
             })?;
             let mut only = BTreeSet::new();
             for c in components {
-                only.insert(Name::parse(c).map_err(|e| field("components", "component names", e.found))?);
+                only.insert(ComponentName::parse(c).map_err(|e| field("components", "component names", e.found))?);
             }
             let opts = PlanOptions { only: (!only.is_empty()).then_some(only), force: req.force, templates };
             let target = Target::Release { product: &product_name, version: &pv.version, components: &pv.components };
             plan::plan(catalog, &env, target, &current, &opts)?
         }
         DeployTarget::Component { component, image_tag } => {
-            let name = Name::parse(component).map_err(|e| field("component", "a component name", e.found))?;
+            let name = ComponentName::parse(component).map_err(|e| field("component", "a component name", e.found))?;
             let target = Target::Component { component: &name, image_tag };
             plan::plan(catalog, &env, target, &current, &opts)?
         }
         DeployTarget::Rollback { to } => {
             let (product, snapshot) = rollback_snapshot(pool, env.as_str(), to.as_deref()).await?;
-            let product = Name::parse(&product).ok();
+            let product = ProductName::parse(&product).ok();
             let target = Target::Restore { product: product.as_ref(), snapshot: &snapshot };
             plan::plan(catalog, &env, target, &current, &opts)?
         }
@@ -199,4 +288,80 @@ pub async fn rollback_snapshot(
     let snapshot: Vec<Current> = serde_json::from_str(&chosen.snapshot)
         .map_err(|e| StoreError::Corrupt { what: "env_release.snapshot", detail: e.to_string() })?;
     Ok((chosen.product.clone(), snapshot))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deploy::task::TaskStatus;
+
+    fn row_of(env: &str, t: &TaskTarget) -> TaskRow {
+        TaskRow {
+            id: 7,
+            kind: t.kind,
+            env: env.into(),
+            product: t.product.clone(),
+            version: t.version.clone(),
+            component: t.component.clone(),
+            image_tag: t.image_tag.clone(),
+            components: t.components.join(","),
+            force: true,
+            rollback_on_failure: false,
+            status: TaskStatus::Queued,
+            requested_by: "token:ci".into(),
+            idempotency_key: None,
+            catalog_revision: None,
+            plan: None,
+            error: None,
+            cancel_requested: false,
+            worker: None,
+            created_at: 0,
+            started_at: None,
+            finished_at: None,
+        }
+    }
+
+    #[test]
+    fn a_stored_target_reads_back_as_its_request() {
+        let release = DeployTarget::Release {
+            product: "monitor".into(),
+            version: "v1.1.0".into(),
+            components: vec!["api".into(), "sql".into()],
+        };
+        let component = DeployTarget::Component { component: "api".into(), image_tag: "sha256:abc".into() };
+        let rollback = DeployTarget::Rollback { to: Some("1.0.0".into()) };
+        let cases = [
+            (&release, None, TaskKind::Release),
+            (&component, None, TaskKind::Component),
+            (&rollback, Some("monitor".to_string()), TaskKind::Rollback),
+        ];
+        for (target, product, kind) in cases {
+            let stored = TaskTarget::of(target, product);
+            assert_eq!(stored.kind, kind);
+            let req = request_of(&row_of("env-1", &stored)).unwrap();
+            let expected = match target {
+                // The version is stored normalized.
+                DeployTarget::Release { product, components, .. } => DeployTarget::Release {
+                    product: product.clone(),
+                    version: "1.1.0".into(),
+                    components: components.clone(),
+                },
+                other => other.clone(),
+            };
+            assert_eq!(
+                (req.env.as_str(), req.target, req.force, req.rollback_on_failure),
+                ("env-1", expected, true, false)
+            );
+        }
+        let rolled = TaskTarget::of(&rollback, Some("monitor".into()));
+        assert_eq!((rolled.product.as_deref(), rolled.version.as_deref()), (Some("monitor"), Some("1.0.0")));
+    }
+
+    #[test]
+    fn a_task_missing_its_kinds_fields_is_refused() {
+        let mut stored =
+            TaskTarget::of(&DeployTarget::Component { component: "api".into(), image_tag: "x".into() }, None);
+        stored.image_tag = None;
+        assert_eq!(request_of(&row_of("env-1", &stored)).unwrap_err(), "component task without image tag");
+    }
 }

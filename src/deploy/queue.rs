@@ -16,7 +16,8 @@ use std::time::Duration;
 use tokio::sync::{watch, Notify};
 use tokio::task::JoinSet;
 
-use crate::store::task::{self, status, TaskRow};
+use super::task::TaskStatus;
+use crate::store::task::{self, TaskRow};
 use crate::store::{self, Pool, StoreError};
 
 /// Why a running task is asked to stop.
@@ -315,16 +316,16 @@ impl Dispatcher {
             let outcome = executor.execute(claimed, TaskControl { stop: rx, _keep: None }).await;
             drop(heartbeat);
             let (final_status, error) = match &outcome {
-                Outcome::Succeeded => (status::SUCCEEDED, None),
-                Outcome::Failed(e) => (status::FAILED, Some(e.as_str())),
-                Outcome::Cancelled(e) => (status::CANCELLED, Some(e.as_str())),
-                Outcome::Interrupted(e) => (status::INTERRUPTED, Some(e.as_str())),
+                Outcome::Succeeded => (TaskStatus::Succeeded, None),
+                Outcome::Failed(e) => (TaskStatus::Failed, Some(e.as_str())),
+                Outcome::Cancelled(e) => (TaskStatus::Cancelled, Some(e.as_str())),
+                Outcome::Interrupted(e) => (TaskStatus::Interrupted, Some(e.as_str())),
             };
-            crate::metrics::task_finished(final_status, task_started.elapsed());
+            crate::metrics::task_finished(final_status.as_str(), task_started.elapsed());
             if let Err(e) = task::finish(&pool, id, final_status, error).await {
                 tracing::error!(task = id, error = %e, "recording the end of a task failed");
             }
-            tracing::info!(task = id, env = %env, status = final_status, "task ended");
+            tracing::info!(task = id, env = %env, status = final_status.as_str(), "task ended");
             handle.running.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
             handle.changed(id);
             handle.wake();

@@ -69,7 +69,7 @@ fn product_json(catalog: &Catalog, name: &str, detailed: bool) -> Option<Value> 
             .filter_map(|c| catalog.components.get(c).map(|d| (c.to_string(), json!(d))))
             .collect();
         v["component_definitions"] = Value::Object(defs);
-        v["deploy_order"] = json!(catalog.deploy_order(key));
+        v["deploy_order"] = json!(catalog.deploy_order(key.as_str()));
     }
     Some(v)
 }

@@ -14,8 +14,8 @@ use axum::http::{header, StatusCode};
 
 use super::error::ApiError;
 use super::HttpState;
+use crate::catalog::access::Scope;
 use crate::service::{Actor, JobTokenError};
-use crate::store::token::{self, Scope};
 
 /// A route's scope requirement, as a type.
 pub trait Need: Send + Sync + 'static {
@@ -82,7 +82,7 @@ impl<N: Need> FromRequestParts<HttpState> for Authorized<N> {
             }
             return Err(unauthorized("missing Authorization: Bearer token (create one with `tao token create`)"));
         };
-        let found = token::authenticate(state.services.pool(), presented).await.map_err(|e| ApiError::internal(&e))?;
+        let found = state.services.authenticate(presented).await?;
         let Some(found) = found else {
             return Err(unauthorized("the token is unknown or revoked"));
         };

@@ -229,12 +229,12 @@ async fn list_tasks(
     format: ListFormat,
     Query(q): Query<ListQuery>,
 ) -> Response {
-    let pool = s.services.pool().clone();
+    let services = s.services.clone();
     let limit = q.limit.unwrap_or(50).clamp(1, 1000) as usize;
     list::paged(format, limit, move |before, n| {
-        let (pool, env) = (pool.clone(), q.env.clone());
+        let (services, env) = (services.clone(), q.env.clone());
         async move {
-            let rows = store::task::page(&pool, env.as_deref(), before, n).await?;
+            let rows = services.task_page(env.as_deref(), before, n).await?;
             Ok(rows.iter().map(|t| (t.id, task_json(t))).collect())
         }
     })
@@ -353,12 +353,12 @@ async fn env_history(
     q: Query<HistoryQuery>,
 ) -> Result<Response, ApiError> {
     s.services.environment(&env).await?;
-    let pool = s.services.pool().clone();
+    let services = s.services.clone();
     let limit = q.limit.unwrap_or(100).clamp(1, 10_000) as usize;
     Ok(list::paged(format, limit, move |before, n| {
-        let (pool, env) = (pool.clone(), env.clone());
+        let (services, env) = (services.clone(), env.clone());
         async move {
-            let rows = store::deployed::history_page(&pool, &env, before, n).await?;
+            let rows = services.history_page(&env, before, n).await?;
             Ok(rows
                 .iter()
                 .map(|r| {
@@ -417,12 +417,12 @@ async fn audit(
     format: ListFormat,
     q: Query<HistoryQuery>,
 ) -> Response {
-    let pool = s.services.pool().clone();
+    let services = s.services.clone();
     let limit = q.limit.unwrap_or(100).clamp(1, 10_000) as usize;
     list::paged(format, limit, move |before, n| {
-        let pool = pool.clone();
+        let services = services.clone();
         async move {
-            let rows = store::audit::page(&pool, before, n).await?;
+            let rows = services.audit_page(before, n).await?;
             Ok(rows
                 .iter()
                 .map(|r| {
@@ -451,7 +451,7 @@ async fn task_page(
     let what = match (&t.product, &t.version, &t.component, &t.image_tag) {
         (Some(p), Some(v), _, _) => format!("{p} {v}"),
         (_, _, Some(c), Some(tag)) => format!("{c} @ {tag}"),
-        _ => t.kind.clone(),
+        _ => t.kind.to_string(),
     };
     let refresh = if t.is_finished() { "" } else { r#"<meta http-equiv="refresh" content="2">"# };
     let mut log = String::new();
@@ -463,10 +463,10 @@ async fn task_page(
         "<!doctype html><html><head><meta charset=\"utf-8\">{refresh}<title>Tao task {id}</title></head><body>\
          <h1>Task {id}: {kind} {what} → {env}</h1><p>Status: <b>{status}</b>{error}</p>\
          <p>Requested by {by} at {created}</p><pre>{log}</pre></body></html>",
-        kind = escape(&t.kind),
+        kind = t.kind,
         what = escape(&what),
         env = escape(&t.env),
-        status = escape(&t.status),
+        status = t.status,
         error = t.error.as_deref().map(|e| format!(" — {}", escape(e))).unwrap_or_default(),
         by = escape(&t.requested_by),
         created = rfc3339(t.created_at),

@@ -19,7 +19,7 @@ use super::error::ApiError;
 use super::HttpState;
 use crate::catalog::FieldError;
 use crate::gitlab::webhook::DOCUMENTED_KINDS;
-use crate::store::event::{self, EventFilter, EventRow, EventState};
+use crate::store::event::{EventFilter, EventRow, EventState};
 use crate::store::rfc3339;
 
 /// Rows loaded per database round trip: the most the handler holds at once.
@@ -104,9 +104,9 @@ async fn export(
     Query(q): Query<EventsQuery>,
 ) -> Result<Response, ApiError> {
     let (filter, fields) = filter_of(&q)?;
-    let pool = s.services.pool().clone();
+    let services = s.services.clone();
     if let Some(kind) = filter.kind.as_deref() {
-        let stored = event::has_kind(&pool, kind).await.map_err(|e| ApiError::internal(&e))?;
+        let stored = services.event_kind_stored(kind).await?;
         if !stored && !DOCUMENTED_KINDS.contains(&kind) {
             return Err(ApiError::invalid_field(FieldError::new(
                 "kind",
@@ -117,10 +117,10 @@ async fn export(
     }
     // State: the last id sent, or None once a short page showed the end.
     let pages = futures_util::stream::unfold(Some(0i64), move |after| {
-        let (pool, filter, fields) = (pool.clone(), filter.clone(), fields.clone());
+        let (services, filter, fields) = (services.clone(), filter.clone(), fields.clone());
         async move {
             let after = after?;
-            match event::page(&pool, &filter, after, PAGE_SIZE).await {
+            match services.event_page(&filter, after, PAGE_SIZE).await {
                 Ok(rows) if rows.is_empty() => None,
                 Ok(rows) => {
                     let next = (rows.len() as i64 == PAGE_SIZE).then(|| rows[rows.len() - 1].id);

@@ -15,6 +15,7 @@ use serde_json::Value;
 
 use super::error::ApiError;
 use crate::catalog::FieldError;
+use crate::service::ServiceError;
 
 /// Rows per page of a [`paged`] list.
 pub const PAGE: i64 = 500;
@@ -96,7 +97,7 @@ pub fn whole(format: ListFormat, rows: &[Value]) -> Response {
 pub fn paged<F, Fut>(format: ListFormat, limit: usize, page: F) -> Response
 where
     F: Fn(Option<i64>, i64) -> Fut + Send + Sync + 'static,
-    Fut: Future<Output = Result<Vec<(i64, Value)>, crate::store::StoreError>> + Send + 'static,
+    Fut: Future<Output = Result<Vec<(i64, Value)>, ServiceError>> + Send + 'static,
 {
     let page = std::sync::Arc::new(page);
     // State: (cursor, rows sent), or None once the list is complete.

@@ -13,7 +13,7 @@ use super::error::ApiError;
 use super::events::parse_time;
 use super::HttpState;
 use crate::catalog::FieldError;
-use crate::metrics::{self, series};
+use crate::metrics::series;
 use crate::store::now_ms;
 
 /// `/metrics` (at the root, where Prometheus looks).
@@ -27,7 +27,7 @@ pub fn routes() -> Router<HttpState> {
 }
 
 async fn prometheus(State(s): State<HttpState>, _: Authorized<NeedRead>) -> Result<Response, ApiError> {
-    let text = metrics::render(s.services.pool()).await.map_err(|e| ApiError::internal(&e))?;
+    let text = s.services.prometheus_text().await?;
     Ok(([(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], text).into_response())
 }
 
@@ -101,9 +101,10 @@ async fn series_of(
     if !errors.is_empty() {
         return Err(ApiError::invalid(errors));
     }
-    let rows = series::rows(s.services.pool(), &catalog, &name, &query)
-        .await
-        .map_err(|e| ApiError::internal(&e))?
+    let rows = s
+        .services
+        .metric_series(&name, &query)
+        .await?
         .ok_or_else(|| ApiError::not_found(format!("no metric {name:?} (known: {})", series::NAMES.join(", "))))?;
     Ok(match format {
         "csv" => ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], series::to_csv(&rows)).into_response(),

@@ -26,9 +26,10 @@ use crate::gitlab::events::EXTERNAL_STATUS_CHECK;
 use crate::gitlab::webhook::{self, DeliveryHeaders};
 use crate::gitlab::worker::EventQueue;
 use crate::policy::Verdict;
-use crate::store::event::{self, Inserted};
+use crate::store::event::Inserted;
+use crate::store::intake::EventWriter;
 use crate::store::policy::ViolationRow;
-use crate::store::{now_ms, rfc3339, Pool};
+use crate::store::{now_ms, rfc3339};
 
 /// The `/policy` API routes (nested under `/api/v1`).
 pub fn routes() -> Router<HttpState> {
@@ -93,13 +94,12 @@ async fn violations(
         Some(v) => Some(parse_time("since", v).map_err(|e| ApiError::invalid(vec![e]))?),
         None => None,
     };
-    let pool = s.services.pool().clone();
+    let services = s.services.clone();
     let project = q.project.filter(|p| !p.is_empty());
     Ok(list::paged(format, usize::MAX, move |after, n| {
-        let (pool, project) = (pool.clone(), project.clone());
+        let (services, project) = (services.clone(), project.clone());
         async move {
-            let rows =
-                crate::store::policy::violations(&pool, project.as_deref(), since, after.unwrap_or(0), n).await?;
+            let rows = services.violations_page(project.as_deref(), since, after.unwrap_or(0), n).await?;
             Ok(rows.iter().map(|v| (v.id, violation_json(v))).collect())
         }
     }))
@@ -151,8 +151,8 @@ async fn explanation(State(s): State<HttpState>, Path(rest): Path<String>) -> Re
 /// What the status check endpoint needs.
 #[derive(Debug, Clone)]
 pub struct StatusCheckIntake {
-    /// The store.
-    pub pool: Pool,
+    /// Stores requests (the same intake writer as webhook deliveries).
+    pub writer: EventWriter,
     /// The shared secret; every call is refused without one.
     pub secret: Option<Secret>,
     /// Rung after each stored request.
@@ -208,7 +208,7 @@ async fn status_check(State(intake): State<StatusCheckIntake>, headers: HeaderMa
         return ApiError::bad_request("body: expected a merge request with project.id and object_attributes.iid")
             .into_response();
     }
-    match event::insert(&intake.pool, &new).await {
+    match intake.writer.insert(new).await {
         Ok(Inserted::Stored(id)) => {
             intake.queue.wake();
             (StatusCode::OK, Json(json!({ "status": "stored", "id": id.0 }))).into_response()

@@ -11,8 +11,7 @@ use serde_json::{json, Value};
 use super::auth::{Authorized, NeedRead};
 use super::error::ApiError;
 use super::HttpState;
-use crate::store::workitem::{self, ItemFilter};
-use crate::store::{self, rfc3339};
+use crate::store::rfc3339;
 use crate::workitems::WorkItem;
 
 type Answer = Result<(StatusCode, Json<Value>), ApiError>;
@@ -27,49 +26,33 @@ async fn release_work_items(
     _: Authorized<NeedRead>,
     Path((product, version)): Path<(String, String)>,
 ) -> Answer {
-    if !s.services.catalog_now().products.keys().any(|p| p.as_str() == product) {
-        return Err(ApiError::not_found(format!("no product {product:?} in the catalog")));
-    }
-    let version = version.strip_prefix('v').unwrap_or(&version).to_string();
-    let pool = s.services.pool();
-    let internal = |e: store::StoreError| ApiError::internal(&e);
-    let filter = ItemFilter { product: Some(product.clone()), version: Some(version.clone()), ..Default::default() };
-    let items = workitem::list(pool, &filter).await.map_err(internal)?;
-    let mut out = Vec::with_capacity(items.len());
-    let mut names = std::collections::BTreeMap::new();
-    for item in &items {
-        let key = (item.source.clone(), item.workspace.clone(), item.kind.as_str());
-        if !names.contains_key(&key) {
-            let map = workitem::state_names(pool, &item.source, &item.workspace, item.kind.as_str())
-                .await
-                .map_err(internal)?;
-            names.insert(key.clone(), map);
-        }
-        let label = |state: &str| names[&key].get(state).cloned();
-        let history = workitem::history(pool, &item.source, &item.id).await.map_err(internal)?;
-        let links = workitem::links_of(pool, &item.source, &item.id).await.map_err(internal)?;
-        let mut v = item_json(item);
-        v["state_label"] = json!(label(&item.state));
-        v["history"] = history
-            .iter()
-            .map(|h| json!({ "state": h.state, "label": label(&h.state), "at": rfc3339(h.at), "author": h.author }))
-            .collect();
-        v["links"] = links.iter().map(|l| json!({ "kind": l.target_kind, "target": l.target, "via": l.via })).collect();
-        out.push(v);
-    }
-    let mut deployed = Vec::new();
-    for r in store::deployed::reached(pool, &product, &version).await.map_err(internal)? {
-        let current = store::deployed::latest_version(pool, &r.env, &product).await.map_err(internal)?;
-        deployed.push(json!({
-            "env": r.env,
-            "deployed_at": rfc3339(r.deployed_at),
-            "task_id": r.task_id,
-            "current": current.as_deref() == Some(version.as_str()),
-        }));
-    }
+    let found = s.services.version_work_items(&product, &version).await?;
+    let items: Vec<Value> = found
+        .items
+        .iter()
+        .map(|v| {
+            let mut out = item_json(&v.item);
+            out["state_label"] = json!(v.state_label);
+            out["history"] = v
+                .history
+                .iter()
+                .map(|h| json!({ "state": h.change.state, "label": h.label, "at": rfc3339(h.change.at), "author": h.change.author }))
+                .collect();
+            out["links"] =
+                v.links.iter().map(|l| json!({ "kind": l.target_kind, "target": l.target, "via": l.via })).collect();
+            out
+        })
+        .collect();
+    let deployed: Vec<Value> = found
+        .deployed
+        .iter()
+        .map(|r| {
+            json!({ "env": r.env, "deployed_at": rfc3339(r.deployed_at), "task_id": r.task_id, "current": r.current })
+        })
+        .collect();
     Ok((
         StatusCode::OK,
-        Json(json!({ "product": product, "version": version, "work_items": out, "deployed": deployed })),
+        Json(json!({ "product": found.product, "version": found.version, "work_items": items, "deployed": deployed })),
     ))
 }
 

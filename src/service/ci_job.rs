@@ -240,7 +240,7 @@ pub(super) fn authorize_deploy(job: &CiJob, catalog: &Catalog, req: &DeployReque
             tier.as_str()
         )));
     }
-    if (tier == Tier::Prod || super::deploy::scope_for(env) == crate::store::token::Scope::Admin) && !job.protected {
+    if (tier == Tier::Prod || super::deploy::scope_for(env) == crate::catalog::access::Scope::Admin) && !job.protected {
         let what = if job.tag { "tag" } else { "branch" };
         return Err(forbidden(format!(
             "{} (tier {}) takes deploys only from protected refs; {what} {} of {} is not protected",

@@ -8,15 +8,15 @@
 use serde::Serialize;
 
 use super::{Actor, ServiceError, Services};
-use crate::catalog::{Environment, FieldError, Tier, Version};
+use crate::catalog::access::Scope;
+use crate::catalog::{Environment, FieldError, Tier};
 use crate::deploy::plan::{HostTarget, Plan};
 use crate::deploy::prepare::{self, PrepareError};
 use crate::deploy::prepare::{DeployRequest, DeployTarget};
 use crate::deploy::queue::StopReason;
 use crate::store;
-use crate::store::deployed::{self, DeployedRow, FreezeRow};
+use crate::store::deployed::{self, DeployedRow, FreezeRow, HistoryRow};
 use crate::store::task::{self, CancelOutcome, LogRow, NewTask, TaskRow};
-use crate::store::token::Scope;
 
 /// An environment as the API shows it: definition, what runs, freeze.
 #[derive(Debug, Clone, Serialize)]
@@ -179,36 +179,22 @@ impl Services {
                 .await?;
             return Err(ServiceError::Locked(msg));
         }
-        let mut new = NewTask {
+        let target = prepare::task_target(self.pool(), req).await.map_err(from_prepare)?;
+        let new = NewTask {
+            kind: target.kind,
             env: req.env.clone(),
+            product: target.product,
+            version: target.version,
+            component: target.component,
+            image_tag: target.image_tag,
+            components: target.components,
             force: req.force,
             rollback_on_failure: req.rollback_on_failure,
             requested_by: actor.to_string(),
             idempotency_key: req.idempotency_key.clone(),
             catalog_revision: revision,
             plan: serde_json::to_string(&plan).ok(),
-            ..NewTask::default()
         };
-        match &req.target {
-            DeployTarget::Release { product, version, components } => {
-                new.kind = "release".into();
-                new.product = Some(product.clone());
-                new.version = Some(Version::parse(version).map(|v| v.to_string()).unwrap_or(version.clone()));
-                new.components = components.clone();
-            }
-            DeployTarget::Component { component, image_tag } => {
-                new.kind = "component".into();
-                new.component = Some(component.clone());
-                new.image_tag = Some(image_tag.clone());
-            }
-            DeployTarget::Rollback { to } => {
-                new.kind = "rollback".into();
-                let (product, snapshot) =
-                    prepare::rollback_snapshot(self.pool(), &req.env, to.as_deref()).await.map_err(from_prepare)?;
-                new.product = Some(product);
-                new.version = snapshot.iter().find_map(|c| c.spec.version.clone());
-            }
-        }
         let (row, created) = task::enqueue(self.pool(), &new).await?;
         if created {
             let detail = format!("task {}", row.id);
@@ -232,6 +218,22 @@ impl Services {
     /// Recent tasks.
     pub async fn tasks(&self, env: Option<&str>, limit: i64) -> Result<Vec<TaskRow>, ServiceError> {
         Ok(task::list(self.pool(), env, limit.clamp(1, 1000)).await?)
+    }
+
+    /// One page of the task list, newest first: the tasks before task `before` (from the newest when
+    /// `None`), optionally of one environment.
+    pub async fn task_page(
+        &self,
+        env: Option<&str>,
+        before: Option<i64>,
+        n: i64,
+    ) -> Result<Vec<TaskRow>, ServiceError> {
+        Ok(task::page(self.pool(), env, before, n).await?)
+    }
+
+    /// One page of an environment's history, newest first: the entries before entry `before`.
+    pub async fn history_page(&self, env: &str, before: Option<i64>, n: i64) -> Result<Vec<HistoryRow>, ServiceError> {
+        Ok(deployed::history_page(self.pool(), env, before, n).await?)
     }
 
     /// Log lines of a task after line `after`.
@@ -347,19 +349,19 @@ fn describe(t: &DeployTarget) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{Catalog, Name};
+    use crate::catalog::Catalog;
 
     #[test]
     fn the_least_scope_comes_from_protection_else_the_tier() {
         let yaml = include_str!("../../examples/tao.yaml");
         let c = Catalog::from_yaml(yaml).unwrap();
-        assert_eq!(scope_for(&c.environments[&Name::parse("env-1").unwrap()]), Scope::Deploy);
-        assert_eq!(scope_for(&c.environments[&Name::parse("prod").unwrap()]), Scope::Admin);
+        assert_eq!(scope_for(&c.environments["env-1"]), Scope::Deploy);
+        assert_eq!(scope_for(&c.environments["prod"]), Scope::Admin);
         let guarded = yaml.replacen("    tier: test", "    tier: test\n    protection: { deploy: admin }", 1);
         let c = Catalog::from_yaml(&guarded).unwrap();
-        assert_eq!(scope_for(&c.environments[&Name::parse("env-1").unwrap()]), Scope::Admin);
+        assert_eq!(scope_for(&c.environments["env-1"]), Scope::Admin);
         let open_prod = yaml.replace("deploy: admin", "deploy: deploy");
         let c = Catalog::from_yaml(&open_prod).unwrap();
-        assert_eq!(scope_for(&c.environments[&Name::parse("prod").unwrap()]), Scope::Deploy, "an explicit choice");
+        assert_eq!(scope_for(&c.environments["prod"]), Scope::Deploy, "an explicit choice");
     }
 }

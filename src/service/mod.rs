@@ -1,29 +1,35 @@
 //! The services behind every front end: what the HTTP API (and later chat and CI) do, in one place.
 //!
-//! `deploy.rs` holds the deploy services (requests, plans, tasks, freezes). A service call takes an [`Actor`], validates its input against the live catalog, changes the store and
-//! writes the audit record; it knows nothing of HTTP status codes or terminal output. Front ends map
-//! [`ServiceError`] to their own way of saying no.
+//! `deploy.rs` holds the deploy services (requests, plans, tasks, freezes, history), `policy.rs` branch
+//! policy, `ci_job.rs` CI job identities, `records.rs` reading what was recorded (audit, events, metrics,
+//! pictures, a version's work items). A service call takes an [`Actor`], validates its input against the
+//! live catalog, changes the store and writes the audit record; it knows nothing of HTTP status codes or
+//! terminal output. Front ends map [`ServiceError`] to their own way of saying no, and reach the store
+//! only through here (`tests/it/floors.rs` checks that no adapter holds the pool).
 
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, RwLock};
 
+use crate::catalog::access::Scope;
 use crate::catalog::{Catalog, FieldError, Version, VersionError};
 use crate::deploy::queue::QueueHandle;
 use crate::deploy::registry::RegistryClient;
 use crate::deploy::ssh::SshOptions;
 use crate::gitlab::client::{GitLabClient, ProjectId};
 use crate::store::release::{CreateOutcome, NewProductVersion, ProductVersion, ReleaseComponent};
-use crate::store::token::Scope;
+use crate::store::token::Token;
 use crate::store::{self, Pool, StoreError};
 
 mod ci_job;
 mod deploy;
 mod policy;
+mod records;
 pub use crate::catalog::access::{level, level_name, ChatUser};
 pub use crate::deploy::prepare::{current_specs, DeployRequest, DeployTarget};
 pub use ci_job::{CiJob, JobTokenError};
 pub use deploy::EnvironmentView;
+pub use records::{LabelledChange, Reached, VersionItem, VersionWorkItems};
 
 /// Who is asking.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -147,9 +153,19 @@ impl Services {
         Ok(services)
     }
 
-    /// The store.
+    /// The store (for the wiring in `app` and offline CLI commands; front ends call the services).
     pub fn pool(&self) -> &Pool {
         &self.pool
+    }
+
+    /// The live API token `presented` stands for, if any (unknown, revoked and expired tokens: `None`).
+    pub async fn authenticate(&self, presented: &str) -> Result<Option<Token>, ServiceError> {
+        Ok(store::token::authenticate(&self.pool, presented).await?)
+    }
+
+    /// Whether the store answers, and which backend it is (`sqlite`, `postgres`).
+    pub async fn store_health(&self) -> (Result<(), ServiceError>, &'static str) {
+        (self.pool.ping().await.map_err(ServiceError::from), self.pool.backend())
     }
 
     /// How Tao reaches hosts (set once at start by the app).

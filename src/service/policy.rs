@@ -5,7 +5,8 @@
 use super::{Actor, ServiceError, Services};
 use crate::enforcement::audit::{audit_project, ProjectAudit};
 use crate::enforcement::{self, rules_for, PolicyContext};
-use crate::store::{self, policy::CheckRow};
+use crate::store;
+use crate::store::policy::{CheckRow, ViolationRow};
 
 impl Services {
     /// What policy checks need; an error when GitLab is not configured.
@@ -62,5 +63,17 @@ impl Services {
         store::policy::check(&self.pool, project, iid)
             .await?
             .ok_or_else(|| ServiceError::NotFound(format!("no policy check of {project}!{iid} yet")))
+    }
+
+    /// One page of recorded violations, oldest first: those after violation `after`, optionally of one
+    /// project and since a time (epoch ms).
+    pub async fn violations_page(
+        &self,
+        project: Option<&str>,
+        since: Option<i64>,
+        after: i64,
+        n: i64,
+    ) -> Result<Vec<ViolationRow>, ServiceError> {
+        Ok(store::policy::violations(self.pool(), project, since, after, n).await?)
     }
 }

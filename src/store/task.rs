@@ -7,30 +7,43 @@
 //! orphaned tasks and frees their leases, so nothing stays locked by a dead process.
 
 use super::{is_unique_violation, now_ms, Pool, StoreError};
+use crate::deploy::task::{TaskKind, TaskStatus};
 
-/// Task states.
-pub mod status {
-    /// Waiting for a worker and its environment.
-    pub const QUEUED: &str = "queued";
-    /// A worker holds the environment's lease and runs it.
-    pub const RUNNING: &str = "running";
-    /// Every step succeeded.
-    pub const SUCCEEDED: &str = "succeeded";
-    /// A step failed (what it had changed was rolled back unless disabled).
-    pub const FAILED: &str = "failed";
-    /// Cancelled by request.
-    pub const CANCELLED: &str = "cancelled";
-    /// Tao stopped or crashed while it ran.
-    pub const INTERRUPTED: &str = "interrupted";
+/// Kind and status are stored as their names (`TaskKind::as_str`, `TaskStatus::as_str`); a row holding
+/// any other name fails to decode, naming it.
+macro_rules! stored_as_name {
+    ($t:ty) => {
+        impl<DB: sqlx::Database> sqlx::Type<DB> for $t
+        where
+            String: sqlx::Type<DB>,
+        {
+            fn type_info() -> DB::TypeInfo {
+                <String as sqlx::Type<DB>>::type_info()
+            }
+            fn compatible(ty: &DB::TypeInfo) -> bool {
+                <String as sqlx::Type<DB>>::compatible(ty)
+            }
+        }
+        impl<'r, DB: sqlx::Database> sqlx::Decode<'r, DB> for $t
+        where
+            String: sqlx::Decode<'r, DB>,
+        {
+            fn decode(value: <DB as sqlx::Database>::ValueRef<'r>) -> Result<Self, sqlx::error::BoxDynError> {
+                Ok(<String as sqlx::Decode<'r, DB>>::decode(value)?.parse::<$t>()?)
+            }
+        }
+    };
 }
+stored_as_name!(TaskKind);
+stored_as_name!(TaskStatus);
 
 /// A task as stored.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow, serde::Serialize)]
 pub struct TaskRow {
     /// Task id.
     pub id: i64,
-    /// `release`, `component` or `rollback`.
-    pub kind: String,
+    /// What it deploys.
+    pub kind: TaskKind,
     /// Environment.
     pub env: String,
     /// Product (release, rollback).
@@ -47,8 +60,8 @@ pub struct TaskRow {
     pub force: bool,
     /// Undo this task's changes when a step fails.
     pub rollback_on_failure: bool,
-    /// See [`status`].
-    pub status: String,
+    /// Where it is in its life.
+    pub status: TaskStatus,
     /// Actor.
     pub requested_by: String,
     /// Idempotency key given by the requester.
@@ -74,15 +87,15 @@ pub struct TaskRow {
 impl TaskRow {
     /// True once the task can no longer change.
     pub fn is_finished(&self) -> bool {
-        !matches!(self.status.as_str(), status::QUEUED | status::RUNNING)
+        self.status.is_final()
     }
 }
 
 /// A task to enqueue.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct NewTask {
-    /// `release`, `component` or `rollback`.
-    pub kind: String,
+    /// What it deploys.
+    pub kind: TaskKind,
     /// Environment.
     pub env: String,
     /// Product.
@@ -147,7 +160,7 @@ pub async fn enqueue(pool: &Pool, t: &NewTask) -> Result<(TaskRow, bool), StoreE
     );
     let inserted: Result<TaskRow, sqlx::Error> = crate::with_pool!(pool, p => {
         sqlx::query_as(&sql)
-            .bind(&t.kind)
+            .bind(t.kind.as_str())
             .bind(&t.env)
             .bind(&t.product)
             .bind(&t.version)
@@ -262,12 +275,12 @@ pub async fn set_plan(pool: &Pool, id: i64, plan: &str) -> Result<(), StoreError
 }
 
 /// Ends a running task with `status` and frees its environment's lease.
-pub async fn finish(pool: &Pool, id: i64, final_status: &str, error: Option<&str>) -> Result<(), StoreError> {
+pub async fn finish(pool: &Pool, id: i64, final_status: TaskStatus, error: Option<&str>) -> Result<(), StoreError> {
     let done = "UPDATE deploy_task SET status = $1, error = $2, finished_at = $3 WHERE id = $4 AND status = 'running'";
     let free = "DELETE FROM env_lease WHERE task_id = $1";
     crate::with_pool!(pool, p => {
         let mut tx = p.begin().await?;
-        sqlx::query(done).bind(final_status).bind(error).bind(now_ms()).bind(id).execute(&mut *tx).await?;
+        sqlx::query(done).bind(final_status.as_str()).bind(error).bind(now_ms()).bind(id).execute(&mut *tx).await?;
         sqlx::query(free).bind(id).execute(&mut *tx).await?;
         tx.commit().await?;
     });
@@ -282,7 +295,7 @@ pub enum CancelOutcome {
     /// The task is running; its runner stops at the next step and rolls back.
     Requested,
     /// The task had already ended with this status.
-    AlreadyFinished(String),
+    AlreadyFinished(TaskStatus),
     /// No such task.
     NotFound,
 }
@@ -323,7 +336,7 @@ pub async fn recover(pool: &Pool, owner: &str) -> Result<Vec<i64>, StoreError> {
 
 /// Ends one running task as `interrupted` with a reason and frees its lease.
 pub async fn interrupt(pool: &Pool, id: i64, reason: &str) -> Result<(), StoreError> {
-    finish(pool, id, status::INTERRUPTED, Some(reason)).await
+    finish(pool, id, TaskStatus::Interrupted, Some(reason)).await
 }
 
 /// The earliest expiry among live leases (a queued task may become runnable then).

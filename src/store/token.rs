@@ -4,9 +4,6 @@
 //! Tokens are 192 bits of randomness, so a fast hash is enough: nobody brute-forces that space, and a
 //! slow password hash would cost every request.
 
-use std::fmt;
-use std::str::FromStr;
-
 use rand::distributions::Alphanumeric;
 use rand::Rng;
 use sha2::{Digest, Sha256};
@@ -14,46 +11,8 @@ use sha2::{Digest, Sha256};
 use super::{is_unique_violation, now_ms, Pool, StoreError};
 use crate::config::Secret;
 
-/// What a token may do. Ordered: each scope includes the ones before it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Scope {
-    /// Read the catalog, product versions, environments.
-    Read,
-    /// Also create product versions and (later) deploy.
-    Deploy,
-    /// Also change the catalog and administer Tao.
-    Admin,
-}
-
-impl Scope {
-    /// The scope's name as stored and typed.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Scope::Read => "read",
-            Scope::Deploy => "deploy",
-            Scope::Admin => "admin",
-        }
-    }
-}
-
-impl fmt::Display for Scope {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Scope {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "read" => Ok(Scope::Read),
-            "deploy" => Ok(Scope::Deploy),
-            "admin" => Ok(Scope::Admin),
-            other => Err(format!("expected one of read, deploy, admin, found {other:?}")),
-        }
-    }
-}
+/// What a token may do (a domain type: `catalog::access`); re-exported for old paths.
+pub use crate::catalog::access::Scope;
 
 /// A token as stored (without any secret).
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]

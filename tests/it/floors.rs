@@ -23,10 +23,16 @@ fn table() -> BTreeMap<String, u32> {
     let section = lib.split("//! # Floors").nth(1).expect("lib.rs has a # Floors section");
     let block = section.split("//! ```text").nth(1).expect("a text block").split("//! ```").next().unwrap();
     let mut out = BTreeMap::new();
+    let mut floor: Option<u32> = None;
     for line in block.lines() {
-        let mut words = line.trim_start_matches("//!").split_whitespace();
-        let Some(floor) = words.next() else { continue };
-        let floor: u32 = floor.parse().unwrap_or_else(|_| panic!("floor number in {line:?}"));
+        let mut words = line.trim_start_matches("//!").split_whitespace().peekable();
+        let Some(first) = words.peek() else { continue };
+        // A line starts with its floor's number, or continues the floor of the line above.
+        if let Ok(n) = first.parse::<u32>() {
+            floor = Some(n);
+            words.next();
+        }
+        let floor = floor.unwrap_or_else(|| panic!("floor number in {line:?}"));
         for path in words {
             assert!(out.insert(path.to_string(), floor).is_none(), "{path} is listed twice");
         }
@@ -111,6 +117,14 @@ fn imports(files: &BTreeSet<String>) -> BTreeSet<(String, String)> {
                     base.extend(rest.iter().cloned());
                     base
                 }
+                Some("self") => me.iter().chain(&path[1..]).cloned().collect(),
+                // A bare path into a child module (`records::X` in `service/mod.rs`), e.g. a re-export.
+                Some(first)
+                    if file_of(files, &[me.clone(), vec![first.to_string()]].concat())
+                        .is_some_and(|f| module_of(&f).len() == me.len() + 1) =>
+                {
+                    me.iter().chain(&path).cloned().collect()
+                }
                 _ => continue,
             };
             if let Some(to) = file_of(files, &target).filter(|to| to != file) {
@@ -152,10 +166,84 @@ fn the_checker_sees_upward_imports() {
     assert_eq!(file_of(&files, &segs(&["a", "Thing"])).as_deref(), Some("a/mod.rs"));
     assert_eq!(file_of(&files, &segs(&["e", "f"])).as_deref(), Some("e.rs"));
     assert_eq!(module_of("a/c/mod.rs"), segs(&["a", "c"]));
+    assert_eq!(module_of("a/b.rs"), segs(&["a", "b"]));
     let table = table();
     assert_eq!(floor_of(&table, "deploy/runner/mod.rs"), Some(6));
     assert_eq!(floor_of(&table, "deploy/rollout/recreate.rs"), Some(6));
     assert_eq!(floor_of(&table, "deploy/ssh.rs"), Some(4));
     assert_eq!(floor_of(&table, "catalog/model.rs"), Some(1));
+    assert_eq!(floor_of(&table, "deploy/task.rs"), Some(1), "a continued line keeps its floor");
     assert_eq!(code_of("use crate::x; // crate::y\n#[cfg(test)]\nuse crate::z;"), "use crate::x; ");
+}
+
+/// The top-level module a file belongs to (`deploy/runner/mod.rs` → `deploy`, `notify.rs` → `notify`).
+fn top_module(file: &str) -> &str {
+    let first = file.split('/').next().unwrap_or(file);
+    first.strip_suffix(".rs").unwrap_or(first)
+}
+
+#[test]
+fn no_file_circle_spans_two_modules() {
+    let mut files = BTreeSet::new();
+    rust_files(&src_dir(), &src_dir(), &mut files);
+    let edges = imports(&files);
+    let mut next: BTreeMap<&str, Vec<&str>> = BTreeMap::new();
+    for (from, to) in &edges {
+        next.entry(from.as_str()).or_default().push(to.as_str());
+    }
+    // Files reachable from each file (depth-first); two files are on one circle when each reaches the other.
+    let reach = |start: &str| {
+        let (mut seen, mut todo) = (BTreeSet::new(), vec![start]);
+        while let Some(f) = todo.pop() {
+            for &t in next.get(f).into_iter().flatten() {
+                if seen.insert(t) {
+                    todo.push(t);
+                }
+            }
+        }
+        seen
+    };
+    let reaches: BTreeMap<&str, BTreeSet<&str>> = files.iter().map(|f| (f.as_str(), reach(f))).collect();
+    let mut spanning = BTreeSet::new();
+    for (a, from_a) in &reaches {
+        for b in from_a {
+            if top_module(a) != top_module(b) && reaches[b].contains(a) {
+                let pair = if a < b { (*a, *b) } else { (*b, *a) };
+                spanning.insert(pair);
+            }
+        }
+    }
+    assert!(spanning.is_empty(), "files of two modules import each other (directly or around a circle): {spanning:#?}");
+}
+
+#[test]
+fn the_circle_check_names_modules() {
+    assert_eq!(top_module("deploy/runner/mod.rs"), "deploy");
+    assert_eq!(top_module("notify.rs"), "notify");
+    assert_eq!(top_module("lib.rs"), "lib");
+}
+
+#[test]
+fn adapters_reach_the_store_only_through_service() {
+    // The front ends above `service` (chat dispatch and transports, HTTP, the Discord adapter) never hold
+    // the pool: what they read or change goes through `Services`, so web, API, CLI and chat cannot
+    // disagree. The webhook and status-check intake store deliveries through the store's intake writer.
+    let table = table();
+    let mut files = BTreeSet::new();
+    rust_files(&src_dir(), &src_dir(), &mut files);
+    let service = floor_of(&table, "service/mod.rs").unwrap();
+    let app = floor_of(&table, "app.rs").unwrap();
+    let mut found = Vec::new();
+    for file in files.iter().filter(|f| floor_of(&table, f).is_some_and(|n| n > service && n < app)) {
+        let code = code_of(&std::fs::read_to_string(src_dir().join(file)).unwrap());
+        for (i, line) in code.lines().enumerate() {
+            let holds_pool = line.contains(".pool()")
+                || line.split(|c: char| !c.is_alphanumeric() && c != '_').any(|w| w == "Pool" || w == "with_pool");
+            if holds_pool {
+                found.push(format!("{file}:{}: {}", i + 1, line.trim()));
+            }
+        }
+    }
+    assert!(found.len() < files.len(), "read the files");
+    assert!(found.is_empty(), "adapters that reach the store without `service`: {found:#?}");
 }

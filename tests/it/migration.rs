@@ -174,7 +174,21 @@ async fn upgrades_over_sample_data(db: TestDb) {
     assert_eq!(store::deployed::frozen(&pool, "prod").await.unwrap().unwrap().reason, "release night");
     let next = store::task::enqueue(
         &pool,
-        &store::task::NewTask { kind: "release".into(), env: "env-2".into(), ..Default::default() },
+        &store::task::NewTask {
+            kind: tao::deploy::task::TaskKind::Release,
+            env: "env-2".into(),
+            product: None,
+            version: None,
+            component: None,
+            image_tag: None,
+            components: Vec::new(),
+            force: false,
+            rollback_on_failure: true,
+            requested_by: String::new(),
+            idempotency_key: None,
+            catalog_revision: None,
+            plan: None,
+        },
     )
     .await
     .unwrap();

@@ -288,7 +288,11 @@ async fn a_killed_tao_leaves_its_task_interrupted_and_the_environment_deployable
     assert_eq!(next_start(&mut started).await, a);
     let parts = app.kill().await;
     let pool = store::Pool::connect(&parts.settings.database_url).await.unwrap();
-    assert_eq!(store::task::get(&pool, a).await.unwrap().unwrap().status, "running", "a crash records nothing");
+    assert_eq!(
+        store::task::get(&pool, a).await.unwrap().unwrap().status.as_str(),
+        "running",
+        "a crash records nothing"
+    );
 
     let (gate, mut started) = Gate::new();
     let app = respawn(parts, gate.factory()).await;
@@ -321,8 +325,12 @@ async fn shutdown_drains_then_interrupts_body() {
     let _parts = app.stop().await;
     let pool = store::Pool::connect(&url).await.unwrap();
     let row = store::task::get(&pool, a).await.unwrap().unwrap();
-    assert_eq!(row.status, "interrupted", "the drain timeout passed while it ran");
-    assert_eq!(store::task::get(&pool, queued).await.unwrap().unwrap().status, "queued", "never claimed: still queued");
+    assert_eq!(row.status.as_str(), "interrupted", "the drain timeout passed while it ran");
+    assert_eq!(
+        store::task::get(&pool, queued).await.unwrap().unwrap().status.as_str(),
+        "queued",
+        "never claimed: still queued"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -120,3 +120,45 @@ async fn migrate_is_idempotent(db: TestDb) {
     assert!(store::migrate::run(&pool).await.unwrap().is_empty(), "second run applies nothing");
 }
 both_backends!(migrations_run_once, migrate_is_idempotent);
+
+async fn task_kind_and_status(db: TestDb) {
+    use tao::deploy::task::{TaskKind, TaskStatus};
+    let pool = db.pool().await;
+    let new = |kind, env: &str| store::task::NewTask {
+        kind,
+        env: env.into(),
+        product: None,
+        version: None,
+        component: None,
+        image_tag: None,
+        components: Vec::new(),
+        force: false,
+        rollback_on_failure: true,
+        requested_by: "token:ci".into(),
+        idempotency_key: None,
+        catalog_revision: None,
+        plan: None,
+    };
+    let (a, _) = store::task::enqueue(&pool, &new(TaskKind::Rollback, "env-1")).await.unwrap();
+    let (b, _) = store::task::enqueue(&pool, &new(TaskKind::Component, "env-2")).await.unwrap();
+    assert_eq!((a.kind, a.status), (TaskKind::Rollback, TaskStatus::Queued));
+    let claimed = store::task::claim(&pool, "me", 60_000).await.unwrap().unwrap();
+    assert_eq!((claimed.id, claimed.status), (a.id, TaskStatus::Running));
+    store::task::finish(&pool, a.id, TaskStatus::Interrupted, Some("stopped")).await.unwrap();
+    let a = store::task::get(&pool, a.id).await.unwrap().unwrap();
+    assert_eq!((a.kind, a.status, a.is_finished()), (TaskKind::Rollback, TaskStatus::Interrupted, true));
+    let stored: String = tao::with_pool!(&pool, p => {
+        sqlx::query_scalar("SELECT status FROM deploy_task WHERE id = $1").bind(a.id).fetch_one(p).await
+    })
+    .unwrap();
+    assert_eq!(stored, "interrupted", "stored as its name");
+
+    // A name the domain does not know fails to read, naming the column's value and what was expected.
+    tao::with_pool!(&pool, p => {
+        sqlx::query("UPDATE deploy_task SET status = 'done' WHERE id = $1").bind(b.id).execute(p).await.map(|_| ())
+    })
+    .unwrap();
+    let err = store::task::get(&pool, b.id).await.unwrap_err().to_string();
+    assert!(err.contains("unknown task status \"done\"") && err.contains("expected one of queued"), "{err}");
+}
+both_backends!(task_kinds_and_statuses_are_typed_at_the_store, task_kind_and_status);

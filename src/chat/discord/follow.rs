@@ -11,7 +11,7 @@ use std::collections::VecDeque;
 use std::time::Instant;
 
 use super::interaction::{Ctx, Discord};
-use super::render::{finished, progress, text_body, PROGRESS_LINES};
+use super::render::{progress, text_body, PROGRESS_LINES};
 use crate::store::task::LogRow;
 
 /// Where progress goes.
@@ -56,7 +56,7 @@ impl Discord {
                 Err(e) => tracing::warn!(task = id, error = %e, "cannot read a task's log for Discord"),
             }
             let text = progress(headline, &task, tail.make_contiguous());
-            let done = finished(&task.status);
+            let done = task.is_finished();
             if matches!(target, Target::Response) && Instant::now() >= deadline && !done {
                 target = self.hand_over(ctx, id, &text, link.as_deref()).await;
                 last = text.clone();

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use crate::chat::dispatch::{Outcome, Reply};
 use crate::chat::Command;
+use crate::deploy::task::TaskStatus;
 use crate::store::task::{LogRow, TaskRow};
 
 /// Discord's limit on a message's content, in characters.
@@ -92,26 +93,19 @@ pub fn text_body(text: &str, link: Option<&str>) -> Value {
     json!({ "content": fit(text, link), "allowed_mentions": { "parse": [] }, "components": [] })
 }
 
-/// Whether a task status is final.
-pub fn finished(status: &str) -> bool {
-    use crate::store::task::status;
-    matches!(status, status::SUCCEEDED | status::FAILED | status::CANCELLED | status::INTERRUPTED)
-}
-
-fn status_icon(status: &str) -> &'static str {
-    use crate::store::task::status;
+fn status_icon(status: TaskStatus) -> &'static str {
     match status {
-        status::QUEUED => "⏳",
-        status::RUNNING => "🔄",
-        status::SUCCEEDED => "✅",
-        status::FAILED => "❌",
-        _ => "⛔",
+        TaskStatus::Queued => "⏳",
+        TaskStatus::Running => "🔄",
+        TaskStatus::Succeeded => "✅",
+        TaskStatus::Failed => "❌",
+        TaskStatus::Cancelled | TaskStatus::Interrupted => "⛔",
     }
 }
 
 /// The progress of `task`: the reply's first line, the status, the error if any, and the last log lines.
 pub fn progress(headline: &str, task: &TaskRow, log: &[LogRow]) -> String {
-    let mut text = format!("{headline}\n{} Task {}: **{}**", status_icon(&task.status), task.id, task.status);
+    let mut text = format!("{headline}\n{} Task {}: **{}**", status_icon(task.status), task.id, task.status);
     if let Some(e) = &task.error {
         let _ = write!(text, " ({e})");
     }

@@ -23,12 +23,13 @@ use tokio::sync::Semaphore;
 
 use super::docker::{ContainerSpec, RemoteDocker};
 use super::plan::{Plan, Step};
-use super::prepare::{self, DeployRequest, DeployTarget};
+use super::prepare;
 use super::queue::QueueHandle;
 use super::queue::{BoxFuture, Executor, Outcome, StopReason, TaskControl};
 use super::rollout::{self, StepFailure, StepIo};
 use super::spec::RunSpec;
 use super::ssh::{SshOptions, SshSession, SshTarget};
+use super::task::TaskKind;
 use super::tasklog::TaskLog;
 use crate::catalog::CatalogSource;
 use crate::store::task::{self, TaskRow};
@@ -118,34 +119,10 @@ enum WaveOutcome {
     Failed { replaced: Vec<Replaced>, message: String },
 }
 
-/// The request a task row stands for.
-fn request_of(t: &TaskRow) -> Result<DeployRequest, String> {
-    let target = match t.kind.as_str() {
-        "release" => DeployTarget::Release {
-            product: t.product.clone().ok_or("release task without product")?,
-            version: t.version.clone().ok_or("release task without version")?,
-            components: t.components.split(',').filter(|c| !c.is_empty()).map(String::from).collect(),
-        },
-        "component" => DeployTarget::Component {
-            component: t.component.clone().ok_or("component task without component")?,
-            image_tag: t.image_tag.clone().ok_or("component task without image tag")?,
-        },
-        "rollback" => DeployTarget::Rollback { to: t.version.clone() },
-        other => return Err(format!("unknown task kind {other:?}")),
-    };
-    Ok(DeployRequest {
-        env: t.env.clone(),
-        target,
-        force: t.force,
-        rollback_on_failure: t.rollback_on_failure,
-        idempotency_key: None,
-    })
-}
-
 impl Runner {
     async fn run(self, t: TaskRow, control: TaskControl) -> Outcome {
         let log = TaskLog::new(self.ctx.pool.clone(), self.ctx.queue.clone(), t.id);
-        let req = match request_of(&t) {
+        let req = match prepare::request_of(&t) {
             Ok(r) => r,
             Err(e) => return Outcome::Failed(e),
         };
@@ -351,7 +328,7 @@ impl Runner {
         }
         let strategy = rollout::for_step(step);
         strategy.replace(StepIo { step, spec, session, control, log }).await?;
-        let action = if t.kind == "rollback" { "restored" } else { "deployed" };
+        let action = if t.kind == TaskKind::Rollback { "restored" } else { "deployed" };
         record::deployed(self.pool(), t, &step.host.name, &step.spec, &spec.name, digest.as_str(), action)
             .await
             .map_err(StepFailure::replaced)?;
