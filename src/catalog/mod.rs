@@ -31,8 +31,9 @@ use serde::Serialize;
 pub use error::{CatalogErrors, FieldError};
 pub use model::{
     container_name, CiSettings, Component, Container, EnvValue, Environment, FileMount, Health, HealthCheck, Host,
-    Layer, Override, Product, Protection, TapdMapping, Tier, DEFAULT_CI_TEST, DEFAULT_CONTAINER_NAME, DEFAULT_GIT_TAG,
-    DEFAULT_HEALTH_TIMEOUT, DEFAULT_IMAGE_TAG, DEFAULT_ITERATION_NAME, DEFAULT_SSH_PORT,
+    Layer, Override, Product, Protection, Rollout, Strategy, TapdMapping, Tier, DEFAULT_CI_TEST,
+    DEFAULT_CONTAINER_NAME, DEFAULT_GIT_TAG, DEFAULT_HEALTH_TIMEOUT, DEFAULT_IMAGE_TAG, DEFAULT_ITERATION_NAME,
+    DEFAULT_ROLLOUT_BATCH, DEFAULT_ROLLOUT_DRAIN, DEFAULT_SSH_PORT,
 };
 pub use name::{ComponentName, EnvName, HostName, Name, NameError, ProductName, MAX_NAME_LEN};
 pub use policy::{parse_flow, valid_pattern, PolicyLevel, PolicyMergeMethod, PolicyRole, PolicySection, RefRoles};

@@ -131,6 +131,57 @@ pub struct Component {
     pub health: Option<Health>,
     /// What the shared CI pipeline runs for this component.
     pub ci: CiSettings,
+    /// How its containers are replaced (default: the environment's, else [`Rollout::default`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
+}
+
+/// How a component's containers are replaced on the hosts of a wave: the `rollout:` key of a component,
+/// or of an environment as the default of its components.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub struct Rollout {
+    /// The strategy.
+    pub strategy: Strategy,
+    /// `rolling`: how many hosts of the component are replaced at a time (at least 1).
+    pub batch: u32,
+    /// How long an old container keeps serving in-flight requests after traffic left it.
+    #[serde(serialize_with = "serialize_duration")]
+    pub drain: std::time::Duration,
+}
+
+/// Default batch of a `rolling` rollout.
+pub const DEFAULT_ROLLOUT_BATCH: u32 = 1;
+/// Default drain period of a rollout.
+pub const DEFAULT_ROLLOUT_DRAIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+impl Default for Rollout {
+    /// `recreate`, one host at a time, 5 s drain.
+    fn default() -> Rollout {
+        Rollout { strategy: Strategy::Recreate, batch: DEFAULT_ROLLOUT_BATCH, drain: DEFAULT_ROLLOUT_DRAIN }
+    }
+}
+
+/// A rollout strategy (the catalog's names: `recreate`, `rolling`, `blue-green`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// Stop the old container, start the new one in its place (for what must never run twice).
+    Recreate,
+    /// Replace the component's hosts `batch` at a time, each batch health-gated before the next.
+    Rolling,
+    /// Start the new container next to the old one and switch the host's proxy to it once healthy.
+    BlueGreen,
+}
+
+impl Strategy {
+    /// The catalog's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Strategy::Recreate => "recreate",
+            Strategy::Rolling => "rolling",
+            Strategy::BlueGreen => "blue-green",
+        }
+    }
 }
 
 /// CI settings of a component (the `ci:` key), read by the shared CI templates.
@@ -301,6 +352,9 @@ pub struct Environment {
     /// Who may deploy here (default: by tier).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub protection: Option<Protection>,
+    /// The rollout of components that do not name their own.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
 }
 
 impl Environment {
@@ -315,6 +369,11 @@ impl Environment {
     /// The override of a component on a host, if any.
     pub fn override_for(&self, host: &str, component: &str) -> Option<&Override> {
         self.overrides.get(host)?.get(component)
+    }
+
+    /// How `component` is rolled out here: its own rollout, else this environment's, else the default.
+    pub fn rollout_of(&self, component: &Component) -> Rollout {
+        component.rollout.or(self.rollout).unwrap_or_default()
     }
 }
 

@@ -45,7 +45,14 @@ type Case = (&'static str, &'static str, &'static str, &'static str, &'static st
 
 #[rustfmt::skip]
 const CASES: &[Case] = &[
-    ("unknown key", "image: reg.example.com/g/b", "image: reg.example.com/g/b, imgae: x", "components.b.imgae", "one of project, image, git_tag, image_tag, layer, depends_on, container, health, ci", "unknown key \"imgae\" (did you mean \"image\"?)"),
+    ("unknown key", "image: reg.example.com/g/b", "image: reg.example.com/g/b, imgae: x", "components.b.imgae", "one of project, image, git_tag, image_tag, layer, depends_on, container, health, ci, rollout", "unknown key \"imgae\" (did you mean \"image\"?)"),
+    ("rollout strategy unknown", "image: reg.example.com/g/b", "image: reg.example.com/g/b, rollout: { strategy: canary }", "components.b.rollout.strategy", "one of recreate, rolling (blue-green is not available yet: it needs the per-host proxy of issue #14)", "\"canary\""),
+    ("rollout blue-green not yet", "image: reg.example.com/g/b", "image: reg.example.com/g/b, rollout: { strategy: blue-green }", "components.b.rollout.strategy", "one of recreate, rolling (blue-green is not available yet: it needs the per-host proxy of issue #14)", "\"blue-green\""),
+    ("rollout without strategy", "image: reg.example.com/g/b", "image: reg.example.com/g/b, rollout: { batch: 2 }", "components.b.rollout.strategy", "one of recreate, rolling (blue-green is not available yet: it needs the per-host proxy of issue #14)", "nothing"),
+    ("rollout batch zero", "image: reg.example.com/g/b", "image: reg.example.com/g/b, rollout: { strategy: rolling, batch: 0 }", "components.b.rollout.batch", "a number of hosts from 1 to 1000", "0"),
+    ("rollout drain bad", "image: reg.example.com/g/b", "image: reg.example.com/g/b, rollout: { strategy: rolling, drain: soon }", "components.b.rollout.drain", "a positive duration like 60s, 2m or 500ms", "\"soon\""),
+    ("rollout unknown key", "image: reg.example.com/g/b", "image: reg.example.com/g/b, rollout: { strategy: rolling, batches: 2 }", "components.b.rollout.batches", "one of strategy, batch, drain", "unknown key \"batches\" (did you mean \"batch\"?)"),
+    ("env rollout strategy unknown", "    tier: test\n", "    tier: test\n    rollout: { strategy: fast }\n", "environments.e.rollout.strategy", "one of recreate, rolling (blue-green is not available yet: it needs the per-host proxy of issue #14)", "\"fast\""),
     ("unknown ci key", "image: reg.example.com/g/b", "image: reg.example.com/g/b, ci: { tests: x }", "components.b.ci.tests", "one of test", "unknown key \"tests\" (did you mean \"test\"?)"),
     ("multi-line ci test", "image: reg.example.com/g/b", "image: reg.example.com/g/b, ci: { test: \"a\\nb\" }", "components.b.ci.test", "a non-empty shell command on one line", "\"a\\nb\""),
     ("bad release project", "{ components: [a, b] }", "{ components: [a, b], release_project: \"g/../x\" }", "products.p.release_project", "a GitLab project path like \"group/project\" (segments of letters, digits, '_', '.' and '-')", "\"g/../x\""),
@@ -377,4 +384,22 @@ fn tapd_mapping_maps_iteration_names_to_versions() {
     assert_eq!(tapd.iteration_name, "{version}");
     assert_eq!(tapd.version_of("v2.0.0").map(|v| v.to_string()).as_deref(), Some("2.0.0"));
     assert_eq!(tapd.version_of("2.0.0").map(|v| v.to_string()).as_deref(), Some("2.0.0"));
+}
+
+#[test]
+fn rollouts_come_from_the_component_else_the_environment_else_recreate() {
+    let yaml = BASE
+        .replace("depends_on: [a] }", "depends_on: [a], rollout: { strategy: rolling, batch: 2, drain: 2s } }")
+        .replace("    tier: test\n", "    tier: test\n    rollout: { strategy: rolling }\n");
+    let c = Catalog::from_yaml(&yaml).unwrap_or_else(|e| panic!("{e}"));
+    let e = &c.environments["e"];
+    let own = e.rollout_of(&c.components["b"]);
+    assert_eq!((own.strategy, own.batch, own.drain), (Strategy::Rolling, 2, std::time::Duration::from_secs(2)));
+    let inherited = e.rollout_of(&c.components["a"]);
+    assert_eq!((inherited.strategy, inherited.batch, inherited.drain), (Strategy::Rolling, 1, DEFAULT_ROLLOUT_DRAIN));
+    let plain = Catalog::from_yaml(BASE).unwrap();
+    assert_eq!(plain.environments["e"].rollout_of(&plain.components["a"]), Rollout::default());
+    assert_eq!(Rollout::default().strategy, Strategy::Recreate);
+    let shown = serde_json::to_value(&c.components["b"]).unwrap();
+    assert_eq!(shown["rollout"], serde_json::json!({ "strategy": "rolling", "batch": 2, "drain": "2s" }));
 }

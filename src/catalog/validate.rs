@@ -1,7 +1,7 @@
 //! Turns `tao.yaml` text into a [`Catalog`], or into every problem it has.
 //!
 //! Owns the catalog's schema as a hand-written walk over the YAML tree (serde would stop at the first
-//! problem): sections, products, components and their containers and health checks, then the
+//! problem): sections, products, components and their containers, health checks and rollouts, then the
 //! cross-checks that need the whole catalog (dependency cycles, products closed under dependencies).
 //! Environments live in `validate_env`. Must not read files or the network.
 
@@ -12,8 +12,9 @@ use serde_yaml_ng::Value;
 use super::error::{CatalogErrors, FieldError};
 use super::graph;
 use super::model::{
-    CiSettings, Component, Container, EnvValue, FileMount, Health, HealthCheck, Layer, Product, TapdMapping,
-    DEFAULT_GIT_TAG, DEFAULT_HEALTH_TIMEOUT, DEFAULT_IMAGE_TAG, DEFAULT_ITERATION_NAME,
+    CiSettings, Component, Container, EnvValue, FileMount, Health, HealthCheck, Layer, Product, Rollout, Strategy,
+    TapdMapping, DEFAULT_GIT_TAG, DEFAULT_HEALTH_TIMEOUT, DEFAULT_IMAGE_TAG, DEFAULT_ITERATION_NAME,
+    DEFAULT_ROLLOUT_BATCH, DEFAULT_ROLLOUT_DRAIN,
 };
 use super::name::ComponentName;
 use super::template;
@@ -30,7 +31,11 @@ const TOP_KEYS: &[&str] = &["products", "components", "environments", "policy"];
 const PRODUCT_KEYS: &[&str] = &["components", "description", "release_project", "tapd"];
 const TAPD_KEYS: &[&str] = &["workspace_id", "iteration_name"];
 const COMPONENT_KEYS: &[&str] =
-    &["project", "image", "git_tag", "image_tag", "layer", "depends_on", "container", "health", "ci"];
+    &["project", "image", "git_tag", "image_tag", "layer", "depends_on", "container", "health", "ci", "rollout"];
+const ROLLOUT_KEYS: &[&str] = &["strategy", "batch", "drain"];
+/// The strategies a catalog may name today.
+const STRATEGY_EXPECTED: &str =
+    "one of recreate, rolling (blue-green is not available yet: it needs the per-host proxy of issue #14)";
 const CI_KEYS: &[&str] = &["test"];
 const CONTAINER_KEYS: &[&str] = &["name", "ports", "env", "volumes", "files", "command"];
 const HEALTH_KEYS: &[&str] = &["http", "tcp", "command", "timeout"];
@@ -247,7 +252,56 @@ fn component(r: &mut Report, v: &Value, path: &str, component_keys: &BTreeSet<St
         None => CiSettings::default(),
         Some(c) => ci_settings(r, c, &child(path, "ci"))?,
     };
-    Some(Component { project, image, git_tag, image_tag, layer, depends_on, container, health, ci })
+    let rollout = match f.get("rollout") {
+        None => None,
+        Some(v) => Some(rollout(r, v, &child(path, "rollout"))?),
+    };
+    Some(Component { project, image, git_tag, image_tag, layer, depends_on, container, health, ci, rollout })
+}
+
+/// A `rollout:` mapping (of a component, or an environment's default): a strategy, `batch` hosts at a
+/// time (default 1), a `drain` period (default 5s).
+pub(crate) fn rollout(r: &mut Report, v: &Value, path: &str) -> Option<Rollout> {
+    let f = r.fields(v, path, "a rollout (a mapping with strategy, batch, drain)", ROLLOUT_KEYS)?;
+    let at = child(path, "strategy");
+    let strategy = match f.get("strategy") {
+        None => {
+            r.missing(&at, STRATEGY_EXPECTED);
+            None
+        }
+        Some(s) => {
+            let strategy = match s.as_str() {
+                Some("recreate") => Some(Strategy::Recreate),
+                Some("rolling") => Some(Strategy::Rolling),
+                _ => None,
+            };
+            if strategy.is_none() {
+                r.add(&at, STRATEGY_EXPECTED, describe(s));
+            }
+            strategy
+        }
+    };
+    let batch = match f.get("batch") {
+        None => Some(DEFAULT_ROLLOUT_BATCH),
+        Some(b) => {
+            let batch = b.as_u64().filter(|n| (1..=1000).contains(n)).map(|n| n as u32);
+            if batch.is_none() {
+                r.add(child(path, "batch"), "a number of hosts from 1 to 1000", describe(b));
+            }
+            batch
+        }
+    };
+    let drain = match f.get("drain") {
+        None => Some(DEFAULT_ROLLOUT_DRAIN),
+        Some(d) => {
+            let drain = d.as_str().and_then(parse_duration);
+            if drain.is_none() {
+                r.add(child(path, "drain"), DURATION_EXPECTED, describe(d));
+            }
+            drain
+        }
+    };
+    Some(Rollout { strategy: strategy?, batch: batch?, drain: drain? })
 }
 
 fn ci_settings(r: &mut Report, v: &Value, path: &str) -> Option<CiSettings> {

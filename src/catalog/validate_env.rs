@@ -10,11 +10,11 @@ use serde_yaml_ng::Value;
 
 use super::model::{Environment, Host, Override, Protection, Tier, DEFAULT_SSH_PORT};
 use super::name::{ComponentName, HostName};
-use super::validate::{container_name, ports, COMPONENT_REF, ENV_KEY_EXPECTED};
+use super::validate::{container_name, ports, rollout, COMPONENT_REF, ENV_KEY_EXPECTED};
 use super::value::{is_dns_name, is_env_key, is_host_address, is_user_name};
 use super::walk::{child, describe, item, scalar_text, Report};
 
-const ENV_KEYS: &[&str] = &["tier", "domain", "hosts", "placement", "variables", "overrides", "protection"];
+const ENV_KEYS: &[&str] = &["tier", "domain", "hosts", "placement", "variables", "overrides", "protection", "rollout"];
 const HOST_KEYS: &[&str] = &["name", "address", "port", "user"];
 const OVERRIDE_KEYS: &[&str] = &["name", "ports"];
 
@@ -142,7 +142,11 @@ pub(crate) fn environment(
     }
 
     let protection = f.get("protection").and_then(|p| protection(r, p, &child(path, "protection")));
-    Some(Environment { tier: tier?, domain, hosts, placement, variables, overrides, protection })
+    let rollout = match f.get("rollout") {
+        None => None,
+        Some(v) => Some(rollout(r, v, &child(path, "rollout"))?),
+    };
+    Some(Environment { tier: tier?, domain, hosts, placement, variables, overrides, protection, rollout })
 }
 
 const PROTECTION_KEYS: &[&str] = &["deploy", "roles"];

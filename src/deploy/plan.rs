@@ -13,7 +13,7 @@ use super::spec::{render, render_file, FileSpec, HealthSpec, Probe, RenderContex
 use crate::catalog::release::ReleaseComponent;
 use crate::catalog::{
     Catalog, Component, ComponentName, EnvName, EnvValue, Environment, HealthCheck, Host, PortMapping, ProductName,
-    Tier,
+    Rollout, Strategy, Tier,
 };
 
 /// What a deploy should make true.
@@ -93,6 +93,21 @@ pub struct Step {
     pub spec: RunSpec,
     /// What ran before (restored if the task fails), if anything.
     pub previous: Option<RunSpec>,
+    /// Of a `rolling` rollout: which batch of its component's hosts this step is in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub batch: Option<Batch>,
+}
+
+/// A batch of a `rolling` rollout: the hosts of one component replaced together, health-gated before
+/// the next batch starts (each batch is a wave of its own).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Batch {
+    /// 1-based.
+    pub number: u32,
+    /// How many batches the component has in this task.
+    pub of: u32,
+    /// Hosts per batch (the catalog's `batch`).
+    pub size: u32,
 }
 
 /// A container left alone, and why.
@@ -298,14 +313,47 @@ pub fn plan(
                     });
                     continue;
                 }
-                steps.push(Step { host: target.clone(), spec: spec.clone(), previous });
+                steps.push(Step { host: target.clone(), spec: spec.clone(), previous, batch: None });
             }
         }
-        if !steps.is_empty() {
-            plan.waves.push(steps);
-        }
+        let rollout =
+            |component: &str| catalog.components.get(component).map(|c| env.rollout_of(c)).unwrap_or_default();
+        plan.waves.extend(in_batches(steps, rollout));
     }
     Ok(plan)
+}
+
+/// Splits one dependency wave's steps into the waves that run it: a `rolling` component's hosts go
+/// `batch` at a time, batch k of every rolling component in the k-th wave; every other component's steps
+/// all in the first. At no moment are more than `batch` hosts of a rolling component being replaced.
+fn in_batches(steps: Vec<Step>, rollout: impl Fn(&str) -> Rollout) -> Vec<Vec<Step>> {
+    let mut by_component: BTreeMap<String, Vec<Step>> = BTreeMap::new();
+    for step in steps {
+        by_component.entry(step.spec.component.clone()).or_default().push(step);
+    }
+    let mut waves: Vec<Vec<Step>> = Vec::new();
+    let mut put = |k: usize, step: Step| {
+        while waves.len() <= k {
+            waves.push(Vec::new());
+        }
+        waves[k].push(step);
+    };
+    for (component, steps) in by_component {
+        let r = rollout(&component);
+        if r.strategy != Strategy::Rolling {
+            steps.into_iter().for_each(|s| put(0, s));
+            continue;
+        }
+        let size = r.batch.max(1) as usize;
+        let of = steps.len().div_ceil(size) as u32;
+        for (i, mut step) in steps.into_iter().enumerate() {
+            let k = i / size;
+            step.batch = Some(Batch { number: k as u32 + 1, of, size: size as u32 });
+            put(k, step);
+        }
+    }
+    waves.retain(|w| !w.is_empty());
+    waves
 }
 
 fn component<'c>(catalog: &'c Catalog, name: &ComponentName) -> Result<&'c Component, PlanError> {

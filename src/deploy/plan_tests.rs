@@ -253,3 +253,37 @@ fn configuration_files_are_rendered_per_host_and_missing_templates_are_named() {
          found \"templates/api.conf.hbs\" is missing"
     );
 }
+
+#[test]
+fn a_rolling_component_goes_batch_by_batch_in_waves_of_its_own() {
+    let yaml = include_str!("../../examples/tao.yaml").replacen(
+        "    depends_on: [sql, ops]",
+        "    rollout: { strategy: rolling, batch: 1 }\n    depends_on: [sql, ops]",
+        1,
+    );
+    let c = Catalog::from_yaml(&yaml).unwrap_or_else(|e| panic!("{e}"));
+    let product = n("monitor");
+    let parts = release("1.0.0", &[]);
+    let target = Target::Release { product: &product, version: "1.0.0", components: &parts };
+    let rolling = plan(&c, &n("env-1"), target.clone(), &[], &opts()).unwrap();
+    let plain = plan_release(&parts, &[], &opts());
+    assert_eq!(rolling.len(), plain.len(), "the same steps");
+    assert_eq!(rolling.waves.len(), plain.waves.len() + 1, "api's two hosts take two waves");
+
+    let s = shape(&rolling);
+    let api: Vec<&(usize, String, String)> = s.iter().filter(|(_, _, c)| c == "api").collect();
+    assert_eq!(api.len(), 2);
+    assert_eq!(api[1].0, api[0].0 + 1, "node2 in the wave after node1: {s:?}");
+    let batches: Vec<_> = rolling.waves.iter().flatten().filter_map(|st| st.batch.map(|b| (b.number, b.of))).collect();
+    assert_eq!(batches, [(1, 2), (2, 2)], "only api's steps are batched");
+    // agent (same dependency wave as api, recreate) stays in the first of the two.
+    let wave_of = |c: &str| s.iter().find(|(_, _, x)| x == c).map(|(w, _, _)| *w).unwrap();
+    assert_eq!(wave_of("agent"), api[0].0);
+    assert!(wave_of("graph") > api[1].0, "what depends on api waits for every batch");
+
+    // batch 2 over two hosts is one batch again.
+    let wide = Catalog::from_yaml(&yaml.replace("batch: 1", "batch: 2")).unwrap();
+    let p = plan(&wide, &n("env-1"), target, &[], &opts()).unwrap();
+    assert_eq!(p.waves.len(), plain.waves.len());
+    assert!(p.waves.iter().flatten().filter(|st| st.spec.component == "api").all(|st| st.batch.unwrap().of == 1));
+}

@@ -469,3 +469,61 @@ async fn logs_stream_while_a_health_check_holds_and_a_killed_tao_recovers_body()
     assert!(status.starts_with("succeeded"), "{status}");
     let _ = app.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rolling_rollout_replaces_one_host_at_a_time_and_rolls_back_every_batch() {
+    crate::support::limit(a_rolling_rollout_replaces_one_host_at_a_time_and_rolls_back_every_batch_body()).await
+}
+
+async fn a_rolling_rollout_replaces_one_host_at_a_time_and_rolls_back_every_batch_body() {
+    let w = World::new(false).await;
+    // base runs on h0 and h1; rolled out one host at a time.
+    let rolling = |yaml: String| {
+        let out = yaml.replacen(
+            "      timeout: 30s\n",
+            "      timeout: 30s\n    rollout: { strategy: rolling, batch: 1 }\n",
+            1,
+        );
+        assert_ne!(out, yaml, "the catalog has base's health timeout to anchor on");
+        out
+    };
+    w.apply(&rolling(catalog(&w.env, &w.prod, &w.hosts, &w.ports, "web"))).await;
+    w.release("1.0.0", "1.0.0", "1.0.0").await;
+    let first = w.deploy(json!({ "product": "shop", "version": "1.0.0", "env": w.env })).await;
+    let status = w.finished(first).await["status"].clone();
+    let log = w.log(first).await;
+    assert_eq!(status, "succeeded", "{log}");
+    let at = |needle: &str| log.find(needle).unwrap_or_else(|| panic!("{needle:?} in the log:\n{log}"));
+    let (h0, h1) = (w.container(0, "base"), w.container(1, "base"));
+    assert!(log.contains("rolling: batch 1 of 2 (1 host(s) at a time)"), "{log}");
+    assert!(
+        at(&format!("replacing container {h0}")) < at(&format!("healthy: {h0}"))
+            && at(&format!("healthy: {h0}")) < at(&format!("replacing container {h1}")),
+        "h1 is replaced only once h0 is healthy:\n{log}"
+    );
+
+    // 1.1.0 moves base on h1 to a port another container holds: batch 1 (h0) succeeds, batch 2 (h1)
+    // fails, and the rollback restores both batches.
+    let held = published_ports(1)[0];
+    let image = registry().web("1.0.0");
+    let label = format!("tao.env={}", w.env);
+    let blocker = format!("{}-blocker", w.env);
+    let id = docker(&["run", "-d", "--label", &label, "--name", &blocker, "-p", &format!("{held}:8080"), &image]);
+    assert!(!id.is_empty(), "the blocking container runs");
+    let moved = catalog(&w.env, &w.prod, &w.hosts, &w.ports, "web")
+        .replace(&format!("ports: [\"{}:8080\"]", w.port(1, "base")), &format!("ports: [\"{held}:8080\"]"));
+    w.apply(&rolling(moved)).await;
+    w.release("1.1.0", "1.1.0", "1.0.0").await;
+    let bad = w.deploy(json!({ "product": "shop", "version": "1.1.0", "env": w.env })).await;
+    let t = w.finished(bad).await;
+    let log = w.log(bad).await;
+    assert_eq!(t["status"], "failed", "{log}");
+    let error = t["error"].as_str().unwrap();
+    assert!(error.starts_with("base on h1 failed") && error.contains("rolled back"), "{error}\n{log}");
+    let at = |needle: &str| log.find(needle).unwrap_or_else(|| panic!("{needle:?} in the log:\n{log}"));
+    assert!(at(&format!("healthy: {h0} runs")) < at(&format!("replacing container {h1}")), "{log}");
+    for h in [0, 1] {
+        assert_eq!(served(w.port(h, "base")).await.as_deref(), Some("1.0.0"), "base on h{h} after rollback\n{log}");
+    }
+    let _ = w.app.stop().await;
+}

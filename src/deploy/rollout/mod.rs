@@ -4,9 +4,10 @@
 //! The runner prepares everything a step needs before the strategy is asked (the image pulled by digest,
 //! configuration files uploaded, a validated container spec) and records the result after it; the
 //! strategy owns the moment between, the only moment a service can be seen to go down. Today there is one
-//! strategy, [`recreate::Recreate`] (stop the old container, start the new one under its name,
-//! health-gate it). This seam is where rolling batches and blue-green switching behind a proxy on each
-//! host plug in: [`for_step`] is the one place that chooses.
+//! per-step strategy, [`recreate::Recreate`] (stop the old container, start the new one under its name,
+//! health-gate it); the catalog's `rolling` rollout is recreate in batches of hosts, each batch a wave of
+//! the plan. This seam is where blue-green switching behind a proxy on each host plugs in: [`for_step`]
+//! is the one place that chooses.
 //!
 //! Also owns the health gate every strategy (and a rollback's restore) uses: the catalog's check when
 //! there is one, else "kept running for a while".
@@ -80,7 +81,9 @@ pub trait Rollout: Send + Sync {
     fn replace<'a>(&'a self, io: StepIo<'a>) -> StepFuture<'a>;
 }
 
-/// The strategy that replaces `step`'s container (every step recreates until the catalog names others).
+/// The strategy that replaces `step`'s container. A `rolling` rollout's steps recreate too: what makes it
+/// rolling is the plan, which puts each batch of the component's hosts in a wave of its own
+/// (`plan::Batch`), so the next batch starts only once this one is healthy.
 pub fn for_step(_step: &Step) -> &'static dyn Rollout {
     &recreate::Recreate
 }

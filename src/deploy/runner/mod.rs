@@ -320,6 +320,10 @@ impl Runner {
         log: &TaskLog,
     ) -> Result<(), StepFailure> {
         let docker = RemoteDocker::new(session);
+        if let Some(b) = step.batch {
+            let line = format!("rolling: batch {} of {} ({} host(s) at a time)", b.number, b.of, b.size);
+            log.at("info", step, &line).await;
+        }
         log.at("info", step, &format!("pulling {}", spec.image.as_str())).await;
         let digest = docker.pull(&spec.image).await.map_err(|e| StepFailure::untouched(e.to_string()))?;
         let spec = &containers::with_files(session, spec, &step.spec).await.map_err(StepFailure::untouched)?;
