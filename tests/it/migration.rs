@@ -172,26 +172,9 @@ async fn upgrades_over_sample_data(db: TestDb) {
     store::catalog::apply(&pool, "next: 1\n", "test").await.unwrap();
     assert_eq!(store::task::get(&pool, 101).await.unwrap().unwrap().image_tag.as_deref(), Some("feature-x-3f2a1c"));
     assert_eq!(store::deployed::frozen(&pool, "prod").await.unwrap().unwrap().reason, "release night");
-    let next = store::task::enqueue(
-        &pool,
-        &store::task::NewTask {
-            kind: tao::deploy::task::TaskKind::Release,
-            env: "env-2".into(),
-            product: None,
-            version: None,
-            component: None,
-            image_tag: None,
-            components: Vec::new(),
-            force: false,
-            rollback_on_failure: true,
-            requested_by: String::new(),
-            idempotency_key: None,
-            catalog_revision: None,
-            plan: None,
-        },
-    )
-    .await
-    .unwrap();
+    let next = store::task::enqueue(&pool, &crate::support::bare_task(tao::deploy::task::TaskKind::Release, "env-2"))
+        .await
+        .unwrap();
     assert!(next.0.id > 101);
 }
 both_backends!(migrations_apply_over_sample_data, upgrades_over_sample_data);

@@ -124,21 +124,7 @@ both_backends!(migrations_run_once, migrate_is_idempotent);
 async fn task_kind_and_status(db: TestDb) {
     use tao::deploy::task::{TaskKind, TaskStatus};
     let pool = db.pool().await;
-    let new = |kind, env: &str| store::task::NewTask {
-        kind,
-        env: env.into(),
-        product: None,
-        version: None,
-        component: None,
-        image_tag: None,
-        components: Vec::new(),
-        force: false,
-        rollback_on_failure: true,
-        requested_by: "token:ci".into(),
-        idempotency_key: None,
-        catalog_revision: None,
-        plan: None,
-    };
+    let new = crate::support::bare_task;
     let (a, _) = store::task::enqueue(&pool, &new(TaskKind::Rollback, "env-1")).await.unwrap();
     let (b, _) = store::task::enqueue(&pool, &new(TaskKind::Component, "env-2")).await.unwrap();
     assert_eq!((a.kind, a.status), (TaskKind::Rollback, TaskStatus::Queued));

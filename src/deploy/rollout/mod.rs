@@ -73,9 +73,6 @@ pub type StepFuture<'a> = Pin<Box<dyn Future<Output = Result<(), StepFailure>> +
 
 /// A way of replacing a component's container on one host.
 pub trait Rollout: Send + Sync {
-    /// The strategy's catalog name (`recreate`).
-    fn name(&self) -> &'static str;
-
     /// Replaces the container of `io.step` with `io.spec` and returns once the new one is healthy; on
     /// failure, says whether the running container was touched.
     fn replace<'a>(&'a self, io: StepIo<'a>) -> StepFuture<'a>;

@@ -9,10 +9,6 @@ use crate::deploy::docker::RemoteDocker;
 pub struct Recreate;
 
 impl Rollout for Recreate {
-    fn name(&self) -> &'static str {
-        "recreate"
-    }
-
     fn replace<'a>(&'a self, io: StepIo<'a>) -> StepFuture<'a> {
         Box::pin(async move {
             let StepIo { step, spec, session, mut control, log } = io;

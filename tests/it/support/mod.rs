@@ -396,3 +396,22 @@ pub fn monitor_release(version: &str, overrides: &[(&str, &str)]) -> Value {
     }
     serde_json::json!({ "product": "monitor", "version": version, "components": components })
 }
+
+/// A task of `kind` to `env` with nothing else set (rollback on failure, as the services default).
+pub fn bare_task(kind: tao::deploy::task::TaskKind, env: &str) -> tao::store::task::NewTask {
+    tao::store::task::NewTask {
+        kind,
+        env: env.into(),
+        product: None,
+        version: None,
+        component: None,
+        image_tag: None,
+        components: Vec::new(),
+        force: false,
+        rollback_on_failure: true,
+        requested_by: "token:ci".into(),
+        idempotency_key: None,
+        catalog_revision: None,
+        plan: None,
+    }
+}
