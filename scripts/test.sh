@@ -22,6 +22,8 @@ command -v shellcheck >/dev/null || missing+=(shellcheck)
 command -v ssh >/dev/null || missing+=(openssh-client)
 [ -x /usr/bin/docker-registry ] || missing+=(docker-registry)
 [ -x /bin/busybox ] || missing+=(busybox-static)
+# blue-green rollouts: the per-host proxy's test image is built from Debian's HAProxy (tests/it/support)
+[ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 command -v docker >/dev/null || missing+=(docker.io)
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing ${missing[*]}"

@@ -17,6 +17,7 @@ pub mod release;
 mod template;
 mod validate;
 mod validate_env;
+mod validate_rollout;
 mod value;
 mod version;
 mod walk;
@@ -31,7 +32,7 @@ use serde::Serialize;
 pub use error::{CatalogErrors, FieldError};
 pub use model::{
     container_name, CiSettings, Component, Container, EnvValue, Environment, FileMount, Health, HealthCheck, Host,
-    Layer, Override, Product, Protection, Rollout, Strategy, TapdMapping, Tier, DEFAULT_CI_TEST,
+    Layer, Override, Product, Protection, ProxySettings, Rollout, Strategy, TapdMapping, Tier, DEFAULT_CI_TEST,
     DEFAULT_CONTAINER_NAME, DEFAULT_GIT_TAG, DEFAULT_HEALTH_TIMEOUT, DEFAULT_IMAGE_TAG, DEFAULT_ITERATION_NAME,
     DEFAULT_ROLLOUT_BATCH, DEFAULT_ROLLOUT_DRAIN, DEFAULT_SSH_PORT,
 };

@@ -198,6 +198,16 @@ impl Default for CiSettings {
 }
 
 impl Component {
+    /// Whether a proxy can switch traffic between two containers of this component: it has an HTTP or
+    /// TCP health check (the switch waits for it) and publishes TCP ports (which the proxy takes over).
+    pub fn can_switch(&self) -> bool {
+        let checked =
+            matches!(self.health.as_ref().map(|h| &h.check), Some(HealthCheck::Http { .. } | HealthCheck::Tcp { .. }));
+        checked
+            && !self.container.ports.is_empty()
+            && self.container.ports.iter().all(|p| p.protocol == super::value::Protocol::Tcp)
+    }
+
     /// The image reference (`repository:tag`) of a version, when the component has an image.
     pub fn image_ref(&self, version: &super::Version) -> Option<String> {
         let image = self.image.as_deref()?;
@@ -355,6 +365,18 @@ pub struct Environment {
     /// The rollout of components that do not name their own.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub rollout: Option<Rollout>,
+    /// The reverse proxy Tao runs on each host to switch blue-green components (`proxy: { image }`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub proxy: Option<ProxySettings>,
+}
+
+/// The reverse proxy of an environment's hosts: an HAProxy image (the official `haproxy` image or one
+/// laid out like it: `haproxy` on the `PATH`, configuration under `/usr/local/etc/haproxy`), run by Tao
+/// as one container per host that owns the published ports of the blue-green components there.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ProxySettings {
+    /// Image reference with a tag or digest, e.g. `registry.example.com/haproxy:2.6`.
+    pub image: String,
 }
 
 impl Environment {
@@ -371,9 +393,23 @@ impl Environment {
         self.overrides.get(host)?.get(component)
     }
 
-    /// How `component` is rolled out here: its own rollout, else this environment's, else the default.
+    /// How `component` is rolled out here: its own rollout, else this environment's, else `blue-green`
+    /// when this environment has a proxy and the component can be switched (see
+    /// [`Component::can_switch`]), else `recreate`. An environment's `blue-green` default applies to the
+    /// components that can be switched; the others are recreated.
     pub fn rollout_of(&self, component: &Component) -> Rollout {
-        component.rollout.or(self.rollout).unwrap_or_default()
+        if let Some(own) = component.rollout {
+            return own;
+        }
+        let switchable = self.proxy.is_some() && component.can_switch();
+        match self.rollout {
+            Some(r) if r.strategy == Strategy::BlueGreen && !switchable => {
+                Rollout { strategy: Strategy::Recreate, ..r }
+            }
+            Some(r) => r,
+            None if switchable => Rollout { strategy: Strategy::BlueGreen, ..Rollout::default() },
+            None => Rollout::default(),
+        }
     }
 }
 

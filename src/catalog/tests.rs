@@ -46,13 +46,22 @@ type Case = (&'static str, &'static str, &'static str, &'static str, &'static st
 #[rustfmt::skip]
 const CASES: &[Case] = &[
     ("unknown key", "image: reg.example.com/g/b", "image: reg.example.com/g/b, imgae: x", "components.b.imgae", "one of project, image, git_tag, image_tag, layer, depends_on, container, health, ci, rollout", "unknown key \"imgae\" (did you mean \"image\"?)"),
-    ("rollout strategy unknown", "image: reg.example.com/g/b", "image: reg.example.com/g/b, rollout: { strategy: canary }", "components.b.rollout.strategy", "one of recreate, rolling (blue-green is not available yet: it needs the per-host proxy of issue #14)", "\"canary\""),
-    ("rollout blue-green not yet", "image: reg.example.com/g/b", "image: reg.example.com/g/b, rollout: { strategy: blue-green }", "components.b.rollout.strategy", "one of recreate, rolling (blue-green is not available yet: it needs the per-host proxy of issue #14)", "\"blue-green\""),
-    ("rollout without strategy", "image: reg.example.com/g/b", "image: reg.example.com/g/b, rollout: { batch: 2 }", "components.b.rollout.strategy", "one of recreate, rolling (blue-green is not available yet: it needs the per-host proxy of issue #14)", "nothing"),
+    ("rollout strategy unknown", "image: reg.example.com/g/b", "image: reg.example.com/g/b, rollout: { strategy: canary }", "components.b.rollout.strategy", "one of recreate, rolling, blue-green", "\"canary\""),
+    ("blue-green without a proxy", "image: reg.example.com/g/b", "image: reg.example.com/g/b, container: { ports: [\"8080:80\"] }, health: { http: { port: 80, path: /health } }, rollout: { strategy: blue-green }", "components.b.rollout.strategy", "blue-green only where a proxy runs: add proxy: { image: … } to environment e", "blue-green, and e has no proxy"),
+    ("blue-green without a health check", "  b: { project: g/b, image: reg.example.com/g/b, depends_on: [a] }\nenvironments:\n  e:\n    tier: test\n", "  b: { project: g/b, image: reg.example.com/g/b, container: { ports: [\"8080:80\"] }, rollout: { strategy: blue-green } }\nenvironments:\n  e:\n    tier: test\n    proxy: { image: reg.example.com/haproxy:2.6 }\n", "components.b.health", "an http or tcp health check (blue-green switches traffic only to a container that passed it)", "no health check, with rollout strategy blue-green"),
+    ("blue-green without ports", "  b: { project: g/b, image: reg.example.com/g/b, depends_on: [a] }\nenvironments:\n  e:\n    tier: test\n", "  b: { project: g/b, image: reg.example.com/g/b, health: { http: { port: 80, path: /health } }, rollout: { strategy: blue-green } }\nenvironments:\n  e:\n    tier: test\n    proxy: { image: reg.example.com/haproxy:2.6 }\n", "components.b.container.ports", "published ports for the proxy to take over (blue-green)", "none"),
+    ("blue-green with a udp port", "  b: { project: g/b, image: reg.example.com/g/b, depends_on: [a] }\nenvironments:\n  e:\n    tier: test\n", "  b: { project: g/b, image: reg.example.com/g/b, container: { ports: [\"8080:80\", \"5353:53/udp\"] }, health: { http: { port: 80, path: /health } }, rollout: { strategy: blue-green } }\nenvironments:\n  e:\n    tier: test\n    proxy: { image: reg.example.com/haproxy:2.6 }\n", "components.b.container.ports", "TCP ports only (the proxy switches TCP and HTTP, not UDP)", "5353:53/udp"),
+    ("env blue-green without a proxy", "    tier: test\n", "    tier: test\n    rollout: { strategy: blue-green }\n", "environments.e.rollout.strategy", "an environment with a proxy (proxy: { image: … }) for blue-green", "blue-green without a proxy"),
+    ("proxy image without a tag", "    tier: test\n", "    tier: test\n    proxy: { image: reg.example.com/haproxy }\n", "environments.e.proxy.image", "an HAProxy image reference with a tag or digest, like registry.example.com/haproxy:2.6", "\"reg.example.com/haproxy\""),
+    ("proxy unknown key", "    tier: test\n", "    tier: test\n    proxy: { image: reg.example.com/haproxy:2.6, port: 80 }\n", "environments.e.proxy.port", "one of image", "unknown key \"port\""),
+    ("rollout batch above the hosts", "image: reg.example.com/g/b", "image: reg.example.com/g/b, rollout: { strategy: rolling, batch: 2 }", "components.b.rollout.batch", "a number of hosts from 1 to 1", "2 (b runs on 1 host(s) in e)"),
+    ("env rollout batch above the hosts", "    tier: test\n", "    tier: test\n    rollout: { strategy: rolling, batch: 3 }\n", "environments.e.rollout.batch", "a number of hosts from 1 to 1", "3 (e has 1 host(s))"),
+    ("two components claim one port", "  a: { project: g/a, image: reg.example.com/g/a }\n  b: { project: g/b, image: reg.example.com/g/b, depends_on: [a] }", "  a: { project: g/a, image: reg.example.com/g/a, container: { ports: [\"8080:80\"] } }\n  b: { project: g/b, image: reg.example.com/g/b, depends_on: [a], container: { ports: [\"127.0.0.1:8080:81\"] } }", "components.b.container.ports", "a published port that no other component claims on the same host", "port 8080/tcp on host h1 of e claimed by both a and b"),
+    ("rollout without strategy", "image: reg.example.com/g/b", "image: reg.example.com/g/b, rollout: { batch: 2 }", "components.b.rollout.strategy", "one of recreate, rolling, blue-green", "nothing"),
     ("rollout batch zero", "image: reg.example.com/g/b", "image: reg.example.com/g/b, rollout: { strategy: rolling, batch: 0 }", "components.b.rollout.batch", "a number of hosts from 1 to 1000", "0"),
     ("rollout drain bad", "image: reg.example.com/g/b", "image: reg.example.com/g/b, rollout: { strategy: rolling, drain: soon }", "components.b.rollout.drain", "a positive duration like 60s, 2m or 500ms", "\"soon\""),
     ("rollout unknown key", "image: reg.example.com/g/b", "image: reg.example.com/g/b, rollout: { strategy: rolling, batches: 2 }", "components.b.rollout.batches", "one of strategy, batch, drain", "unknown key \"batches\" (did you mean \"batch\"?)"),
-    ("env rollout strategy unknown", "    tier: test\n", "    tier: test\n    rollout: { strategy: fast }\n", "environments.e.rollout.strategy", "one of recreate, rolling (blue-green is not available yet: it needs the per-host proxy of issue #14)", "\"fast\""),
+    ("env rollout strategy unknown", "    tier: test\n", "    tier: test\n    rollout: { strategy: fast }\n", "environments.e.rollout.strategy", "one of recreate, rolling, blue-green", "\"fast\""),
     ("unknown ci key", "image: reg.example.com/g/b", "image: reg.example.com/g/b, ci: { tests: x }", "components.b.ci.tests", "one of test", "unknown key \"tests\" (did you mean \"test\"?)"),
     ("multi-line ci test", "image: reg.example.com/g/b", "image: reg.example.com/g/b, ci: { test: \"a\\nb\" }", "components.b.ci.test", "a non-empty shell command on one line", "\"a\\nb\""),
     ("bad release project", "{ components: [a, b] }", "{ components: [a, b], release_project: \"g/../x\" }", "products.p.release_project", "a GitLab project path like \"group/project\" (segments of letters, digits, '_', '.' and '-')", "\"g/../x\""),
@@ -387,10 +396,69 @@ fn tapd_mapping_maps_iteration_names_to_versions() {
 }
 
 #[test]
+fn ports_clash_only_on_one_host_one_protocol_and_overlapping_addresses() {
+    let with = |a: &str, b: &str, extra: &str| {
+        BASE.replace(
+            "image: reg.example.com/g/a }",
+            &format!("image: reg.example.com/g/a, container: {{ ports: [{a}] }} }}"),
+        )
+        .replace("depends_on: [a] }", &format!("depends_on: [a], container: {{ ports: [{b}] }} }}"))
+        .replace(
+            "user: deploy }]\n",
+            &format!("user: deploy }}, {{ name: h2, address: 10.0.0.2, user: deploy }}]\n{extra}"),
+        )
+    };
+    let ok = |yaml: String| assert_eq!(errors_of(&yaml), Vec::new(), "{yaml}");
+    ok(with("\"8080:80\"", "\"8080:80/udp\"", ""));
+    ok(with("\"127.0.0.1:8080:80\"", "\"10.0.0.1:8080:80\"", ""));
+    ok(with("\"8080:80\"", "\"8080:80\"", "    placement: { a: [h1], b: [h2] }\n"));
+    ok(with(
+        "\"8080:80\"",
+        "\"8080:80\"",
+        "    overrides: { h1: { b: { ports: [\"9090:80\"] } }, h2: { b: { ports: [\"9090:80\"] } } }\n",
+    ));
+    let clash = with("\"8080:80\"", "\"9090:80\"", "    overrides: { h2: { b: { ports: [\"8080:80\"] } } }\n");
+    assert_eq!(
+        errors_of(&clash),
+        vec![FieldError::new(
+            "environments.e.overrides.h2.b.ports",
+            "a published port that no other component claims on the same host",
+            "port 8080/tcp on host h2 of e claimed by both a and b"
+        )]
+    );
+}
+
+#[test]
+fn blue_green_is_the_default_where_a_proxy_runs_and_the_component_can_be_switched() {
+    let yaml = BASE
+        .replace(
+            "image: reg.example.com/g/a }",
+            "image: reg.example.com/g/a, container: { ports: [\"8080:80\"] }, health: { tcp: { port: 80 } } }",
+        )
+        .replace("    tier: test\n", "    tier: test\n    proxy: { image: reg.example.com/haproxy:2.6 }\n");
+    let c = Catalog::from_yaml(&yaml).unwrap_or_else(|e| panic!("{e}"));
+    let e = &c.environments["e"];
+    assert!(c.components["a"].can_switch() && !c.components["b"].can_switch());
+    assert_eq!(e.rollout_of(&c.components["a"]).strategy, Strategy::BlueGreen, "health check and ports: switched");
+    assert_eq!(e.rollout_of(&c.components["b"]).strategy, Strategy::Recreate, "no ports: recreated");
+    let env_default = yaml.replace("    proxy:", "    rollout: { strategy: blue-green, drain: 1s }\n    proxy:");
+    let c = Catalog::from_yaml(&env_default).unwrap_or_else(|e| panic!("{e}"));
+    let e = &c.environments["e"];
+    let a = e.rollout_of(&c.components["a"]);
+    assert_eq!((a.strategy, a.drain), (Strategy::BlueGreen, std::time::Duration::from_secs(1)));
+    assert_eq!(e.rollout_of(&c.components["b"]).strategy, Strategy::Recreate, "the default applies where it can");
+    let without_proxy =
+        Catalog::from_yaml(&yaml.replace("    proxy: { image: reg.example.com/haproxy:2.6 }\n", "")).unwrap();
+    let a = without_proxy.environments["e"].rollout_of(&without_proxy.components["a"]);
+    assert_eq!(a.strategy, Strategy::Recreate, "no proxy: recreated");
+}
+
+#[test]
 fn rollouts_come_from_the_component_else_the_environment_else_recreate() {
     let yaml = BASE
         .replace("depends_on: [a] }", "depends_on: [a], rollout: { strategy: rolling, batch: 2, drain: 2s } }")
-        .replace("    tier: test\n", "    tier: test\n    rollout: { strategy: rolling }\n");
+        .replace("    tier: test\n", "    tier: test\n    rollout: { strategy: rolling }\n")
+        .replace("user: deploy }]", "user: deploy }, { name: h2, address: 10.0.0.2, user: deploy }]");
     let c = Catalog::from_yaml(&yaml).unwrap_or_else(|e| panic!("{e}"));
     let e = &c.environments["e"];
     let own = e.rollout_of(&c.components["b"]);

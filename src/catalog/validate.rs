@@ -34,8 +34,7 @@ const COMPONENT_KEYS: &[&str] =
     &["project", "image", "git_tag", "image_tag", "layer", "depends_on", "container", "health", "ci", "rollout"];
 const ROLLOUT_KEYS: &[&str] = &["strategy", "batch", "drain"];
 /// The strategies a catalog may name today.
-const STRATEGY_EXPECTED: &str =
-    "one of recreate, rolling (blue-green is not available yet: it needs the per-host proxy of issue #14)";
+const STRATEGY_EXPECTED: &str = "one of recreate, rolling, blue-green";
 const CI_KEYS: &[&str] = &["test"];
 const CONTAINER_KEYS: &[&str] = &["name", "ports", "env", "volumes", "files", "command"];
 const HEALTH_KEYS: &[&str] = &["http", "tcp", "command", "timeout"];
@@ -132,6 +131,7 @@ fn walk(r: &mut Report, root: &Value) -> Option<Catalog> {
         r.add(path, "no dependency cycle", found);
     }
     check_products_closed(r, &catalog);
+    super::validate_rollout::check(r, &catalog);
     Some(catalog)
 }
 
@@ -273,6 +273,7 @@ pub(crate) fn rollout(r: &mut Report, v: &Value, path: &str) -> Option<Rollout> 
             let strategy = match s.as_str() {
                 Some("recreate") => Some(Strategy::Recreate),
                 Some("rolling") => Some(Strategy::Rolling),
+                Some("blue-green") => Some(Strategy::BlueGreen),
                 _ => None,
             };
             if strategy.is_none() {

@@ -8,13 +8,18 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_yaml_ng::Value;
 
-use super::model::{Environment, Host, Override, Protection, Tier, DEFAULT_SSH_PORT};
+use super::model::{Environment, Host, Override, Protection, ProxySettings, Tier, DEFAULT_SSH_PORT};
 use super::name::{ComponentName, HostName};
 use super::validate::{container_name, ports, rollout, COMPONENT_REF, ENV_KEY_EXPECTED};
-use super::value::{is_dns_name, is_env_key, is_host_address, is_user_name};
+use super::value::{is_dns_name, is_env_key, is_host_address, is_image_repository, is_user_name};
 use super::walk::{child, describe, item, scalar_text, Report};
 
-const ENV_KEYS: &[&str] = &["tier", "domain", "hosts", "placement", "variables", "overrides", "protection", "rollout"];
+const ENV_KEYS: &[&str] =
+    &["tier", "domain", "hosts", "placement", "variables", "overrides", "protection", "rollout", "proxy"];
+const PROXY_KEYS: &[&str] = &["image"];
+/// What a proxy image must look like.
+pub(crate) const PROXY_IMAGE_EXPECTED: &str =
+    "an HAProxy image reference with a tag or digest, like registry.example.com/haproxy:2.6";
 const HOST_KEYS: &[&str] = &["name", "address", "port", "user"];
 const OVERRIDE_KEYS: &[&str] = &["name", "ports"];
 
@@ -146,7 +151,42 @@ pub(crate) fn environment(
         None => None,
         Some(v) => Some(rollout(r, v, &child(path, "rollout"))?),
     };
-    Some(Environment { tier: tier?, domain, hosts, placement, variables, overrides, protection, rollout })
+    let proxy = match f.get("proxy") {
+        None => None,
+        Some(v) => Some(proxy(r, v, &child(path, "proxy"))?),
+    };
+    Some(Environment { tier: tier?, domain, hosts, placement, variables, overrides, protection, rollout, proxy })
+}
+
+/// A `proxy:` mapping: the image of the reverse proxy Tao runs on each host.
+fn proxy(r: &mut Report, v: &Value, path: &str) -> Option<ProxySettings> {
+    let f = r.fields(v, path, "a proxy (a mapping with image)", PROXY_KEYS)?;
+    let at = child(path, "image");
+    let Some(image) = f.get("image") else {
+        r.missing(&at, PROXY_IMAGE_EXPECTED);
+        return None;
+    };
+    let image = r.checked(image, &at, PROXY_IMAGE_EXPECTED, is_pinned_image)?;
+    Some(ProxySettings { image })
+}
+
+/// `repo:tag` or `repo@sha256:<64 hex>` (the tag after the last `/`, so a registry port is not a tag).
+pub(crate) fn is_pinned_image(s: &str) -> bool {
+    if let Some((repo, digest)) = s.split_once('@') {
+        let hex = digest.strip_prefix("sha256:").unwrap_or("");
+        return is_image_repository(repo) && hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit());
+    }
+    let name_start = s.rfind('/').map_or(0, |i| i + 1);
+    match s[name_start..].rfind(':') {
+        Some(i) => {
+            let (repo, tag) = (&s[..name_start + i], &s[name_start + i + 1..]);
+            let tag_ok = !tag.is_empty()
+                && tag.len() <= 128
+                && tag.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'.' | b'-'));
+            is_image_repository(repo) && tag_ok
+        }
+        None => false,
+    }
 }
 
 const PROTECTION_KEYS: &[&str] = &["deploy", "roles"];

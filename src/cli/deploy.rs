@@ -336,6 +336,11 @@ pub async fn status(a: StatusArgs, json: bool) -> Outcome {
     if a.check {
         let body = client.get(&format!("/api/v1/environments/{}/check", segment(&a.env))).await?;
         let drift = body["drift"].as_array().cloned().unwrap_or_default();
+        if !json {
+            for o in body["orphans"].as_array().into_iter().flatten() {
+                println!("{}", text(o));
+            }
+        }
         if json {
             print_json(&body);
         } else if drift.is_empty() {

@@ -75,6 +75,8 @@ pub struct ContainerSpec {
     pub restart: String,
     /// Seconds `docker stop` waits for the old container before killing it.
     pub stop_timeout: u32,
+    /// Network to join instead of the default bridge (`host` for a host's proxy).
+    pub network: Option<String>,
 }
 
 impl ContainerSpec {
@@ -91,6 +93,7 @@ impl ContainerSpec {
             command: Vec::new(),
             restart: "unless-stopped".into(),
             stop_timeout: 10,
+            network: None,
         }
     }
 
@@ -128,6 +131,11 @@ impl ContainerSpec {
         if !restart_ok {
             return bad("restart policy", "no, always, unless-stopped or on-failure[:N]", &self.restart);
         }
+        if let Some(n) = &self.network {
+            if !valid_container_name(n) {
+                return bad("network", "a network name of letters, digits, '_', '.', '-' (or host)", n);
+            }
+        }
         if self.command.iter().any(|a| a.contains('\0')) {
             return bad("command", "arguments without NUL", "(command)");
         }
@@ -151,6 +159,9 @@ impl ContainerSpec {
     fn run_args(&self) -> Vec<String> {
         let mut a: Vec<String> = vec!["-d".into(), "--name".into(), self.name.clone()];
         a.extend(["--restart".into(), self.restart.clone()]);
+        if let Some(n) = &self.network {
+            a.extend(["--network".into(), n.clone()]);
+        }
         for p in &self.ports {
             a.extend(["-p".into(), p.to_string()]);
         }
@@ -363,6 +374,76 @@ impl<'a> RemoteDocker<'a> {
             started_at: j.state.started_at,
             health: j.state.health.map(|h| h.status),
         }))
+    }
+
+    /// Starts an existing (stopped) container.
+    pub async fn start(&self, name: &str) -> Result<(), DockerError> {
+        check_container_name(name)?;
+        let out = self.session.run(&["docker", "start", name], None, COMMAND_TIMEOUT).await?;
+        if !out.ok() {
+            return Err(self.failed(format!("start {name}"), &out));
+        }
+        Ok(())
+    }
+
+    /// Stops a container (waiting up to `timeout_s` seconds before killing it) and keeps it.
+    pub async fn stop(&self, name: &str, timeout_s: u32) -> Result<(), DockerError> {
+        check_container_name(name)?;
+        let t = timeout_s.to_string();
+        let out = self.session.run(&["docker", "stop", "-t", &t, name], None, COMMAND_TIMEOUT).await?;
+        if !out.ok() {
+            return Err(self.failed(format!("stop {name}"), &out));
+        }
+        Ok(())
+    }
+
+    /// Sends `signal` (e.g. `USR2`) to the container's main process.
+    pub async fn signal(&self, name: &str, signal: &str) -> Result<(), DockerError> {
+        check_container_name(name)?;
+        if signal.is_empty() || !signal.bytes().all(|b| b.is_ascii_alphanumeric()) {
+            return Err(
+                InvalidValue { field: "signal", expected: "a signal name like USR2", found: signal.into() }.into()
+            );
+        }
+        let out = self.session.run(&["docker", "kill", "--signal", signal, name], None, COMMAND_TIMEOUT).await?;
+        if !out.ok() {
+            return Err(self.failed(format!("kill --signal {signal} {name}"), &out));
+        }
+        Ok(())
+    }
+
+    /// Runs `argv` inside the running container (no shell: the image may have none).
+    pub async fn exec(&self, name: &str, argv: &[&str]) -> Result<CommandOutput, DockerError> {
+        check_container_name(name)?;
+        let mut full = vec!["docker", "exec", name];
+        full.extend_from_slice(argv);
+        Ok(self.session.run(&full, None, COMMAND_TIMEOUT).await?)
+    }
+
+    /// The host address (`127.0.0.1:49153`) Docker published container port `port`/tcp on.
+    pub async fn published_address(&self, name: &str, port: u16) -> Result<std::net::SocketAddr, DockerError> {
+        check_container_name(name)?;
+        let p = format!("{port}/tcp");
+        let out = self.session.run(&["docker", "port", name, &p], None, COMMAND_TIMEOUT).await?;
+        if !out.ok() {
+            return Err(self.failed(format!("port {name} {p}"), &out));
+        }
+        out.stdout.lines().find_map(|l| l.trim().parse().ok()).ok_or_else(|| DockerError::Command {
+            host: self.session.target().to_string(),
+            what: format!("port {name} {p}"),
+            detail: format!("no address in {:?}", out.stdout.trim()),
+        })
+    }
+
+    /// Everything the container printed so far (stdout and stderr interleaved).
+    pub async fn logs(&self, name: &str) -> Result<String, DockerError> {
+        check_container_name(name)?;
+        let line = format!("docker logs {} 2>&1", quote(name));
+        let out = self.session.run_script(&line, None, COMMAND_TIMEOUT).await?;
+        if !out.ok() {
+            return Err(self.failed(format!("logs {name}"), &out));
+        }
+        Ok(out.stdout)
     }
 
     /// The last `lines` lines the container printed (stdout and stderr interleaved).

@@ -20,6 +20,7 @@ pub mod health;
 pub mod images;
 pub mod plan;
 pub mod prepare;
+pub mod proxy;
 pub mod queue;
 pub mod reference;
 pub mod registry;

@@ -96,6 +96,27 @@ pub struct Step {
     /// Of a `rolling` rollout: which batch of its component's hosts this step is in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub batch: Option<Batch>,
+    /// Of a `blue-green` rollout: the host's proxy that switches traffic to the new container.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switch: Option<Switch>,
+}
+
+/// How a `blue-green` step switches: the new container starts next to the old one on loopback ports of
+/// its own, and the host's proxy (one container per environment and host, owning the published ports)
+/// is pointed at it once it is healthy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Switch {
+    /// The proxy's container on the host (`tao-proxy-ENV-HOST`).
+    pub proxy: String,
+    /// The proxy's image (the environment's `proxy.image`).
+    pub proxy_image: String,
+    /// How long the old container keeps serving in-flight requests after the switch, milliseconds.
+    pub drain_ms: u64,
+}
+
+/// The proxy container of environment `env` on host `host`.
+pub fn proxy_container(env: &str, host: &str) -> String {
+    format!("tao-proxy-{env}-{host}")
 }
 
 /// A batch of a `rolling` rollout: the hosts of one component replaced together, health-gated before
@@ -313,7 +334,8 @@ pub fn plan(
                     });
                     continue;
                 }
-                steps.push(Step { host: target.clone(), spec: spec.clone(), previous, batch: None });
+                let switch = catalog.components.get(&name).and_then(|c| switch_of(env_name, env, c, &target.name));
+                steps.push(Step { host: target.clone(), spec: spec.clone(), previous, batch: None, switch });
             }
         }
         let rollout =
@@ -321,6 +343,17 @@ pub fn plan(
         plan.waves.extend(in_batches(steps, rollout));
     }
     Ok(plan)
+}
+
+/// The switch of a `blue-green` component on `host`, `None` for the other strategies.
+fn switch_of(env_name: &EnvName, env: &Environment, c: &Component, host: &str) -> Option<Switch> {
+    let rollout = env.rollout_of(c);
+    let proxy = env.proxy.as_ref().filter(|_| rollout.strategy == Strategy::BlueGreen)?;
+    Some(Switch {
+        proxy: proxy_container(env_name.as_str(), host),
+        proxy_image: proxy.image.clone(),
+        drain_ms: rollout.drain.as_millis().try_into().unwrap_or(u64::MAX),
+    })
 }
 
 /// Splits one dependency wave's steps into the waves that run it: a `rolling` component's hosts go

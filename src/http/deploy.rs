@@ -375,8 +375,8 @@ async fn env_history(
 }
 
 async fn check_env(State(s): State<HttpState>, _: Authorized<NeedRead>, Path(env): Path<String>) -> Answer {
-    let drift = s.services.check_env(&env).await?;
-    Ok((StatusCode::OK, Json(json!({ "env": env, "drift": drift }))))
+    let check = s.services.check_env(&env).await?;
+    Ok((StatusCode::OK, Json(json!({ "env": env, "drift": check.drift, "orphans": check.orphans }))))
 }
 
 async fn freeze(

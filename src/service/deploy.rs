@@ -14,6 +14,7 @@ use crate::deploy::plan::{HostTarget, Plan};
 use crate::deploy::prepare::{self, PrepareError};
 use crate::deploy::prepare::{DeployRequest, DeployTarget};
 use crate::deploy::queue::StopReason;
+use crate::deploy::task::TaskStatus;
 use crate::store;
 use crate::store::deployed::{self, DeployedRow, FreezeRow, HistoryRow};
 use crate::store::task::{self, CancelOutcome, LogRow, NewTask, TaskRow};
@@ -293,7 +294,7 @@ impl Services {
     }
 
     /// Compares what runs on the hosts with the recorded state of `env`.
-    pub async fn check_env(&self, env: &str) -> Result<Vec<crate::deploy::drift::Drift>, ServiceError> {
+    pub async fn check_env(&self, env: &str) -> Result<crate::deploy::drift::Check, ServiceError> {
         let catalog = self.catalog_now();
         let def = catalog
             .environments
@@ -301,7 +302,11 @@ impl Services {
             .ok_or_else(|| ServiceError::NotFound(format!("environment {env:?} is not in the catalog")))?;
         let hosts: Vec<HostTarget> = def.hosts.iter().map(HostTarget::from).collect();
         let rows = deployed::state(self.pool(), env).await?;
-        Ok(crate::deploy::drift::check(&rows, &hosts, self.ssh()).await)
+        // Orphans are removed only while no task runs here: a running blue-green step keeps the old
+        // container for its rollback.
+        let running =
+            store::task::list(self.pool(), Some(env), 50).await?.iter().any(|t| t.status == TaskStatus::Running);
+        Ok(crate::deploy::drift::check(&rows, &hosts, self.ssh(), !running).await)
     }
 
     /// Definition, deployed state, recent product versions and freeze of an environment.

@@ -12,27 +12,11 @@ use tao::store;
 
 use crate::support::hosts::{processes_mentioning, TestHosts, DEPLOY_USER};
 use crate::support::registry::registry;
-use crate::support::{published_ports, respawn, spawn_app_with, TestApp, TestDb};
+use crate::support::{published_ports, respawn, spawn_app_with, Cleanup, TestApp, TestDb};
 
 fn suffix() -> String {
     use rand::Rng;
     format!("{:06x}", rand::thread_rng().gen::<u32>() & 0xff_ffff)
-}
-
-/// Removes every container of the test's environments when it ends, however it ends.
-struct Cleanup(Vec<String>);
-
-impl Drop for Cleanup {
-    fn drop(&mut self) {
-        for env in &self.0 {
-            let out = Command::new("docker").args(["ps", "-aq", "--filter", &format!("label=tao.env={env}")]).output();
-            if let Ok(out) = out {
-                for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
-                    let _ = Command::new("docker").args(["rm", "-f", id]).output();
-                }
-            }
-        }
-    }
 }
 
 /// A test world: two hosts, a catalog over them, Tao serving it.
@@ -113,6 +97,9 @@ environments:
     tier: prod
     hosts:
       - {h0}
+    overrides:
+      h0:
+        front: {{ ports: ["{f0}:8080"] }}
 "#,
         hostile = serde_json::to_string(HOSTILE).unwrap(),
         h0 = host(0),

@@ -32,6 +32,7 @@ mod notify;
 mod policy;
 mod policy_audit;
 mod queue;
+mod rollout;
 mod store;
 mod support;
 mod tapd;

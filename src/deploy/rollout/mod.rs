@@ -3,15 +3,17 @@
 //!
 //! The runner prepares everything a step needs before the strategy is asked (the image pulled by digest,
 //! configuration files uploaded, a validated container spec) and records the result after it; the
-//! strategy owns the moment between, the only moment a service can be seen to go down. Today there is one
-//! per-step strategy, [`recreate::Recreate`] (stop the old container, start the new one under its name,
-//! health-gate it); the catalog's `rolling` rollout is recreate in batches of hosts, each batch a wave of
-//! the plan. This seam is where blue-green switching behind a proxy on each host plugs in: [`for_step`]
-//! is the one place that chooses.
+//! strategy owns the moment between, the only moment a service can be seen to go down. Two per-step
+//! strategies: [`recreate::Recreate`] (stop the old container, start the new one under its name,
+//! health-gate it) and [`blue_green::BlueGreen`] (start the new one next to the old, health-gate it,
+//! switch the host's proxy, then [`retire`] the old one after its drain). The catalog's `rolling`
+//! rollout is recreate in batches of hosts, each batch a wave of the plan. [`for_step`] is the one place
+//! that chooses.
 //!
 //! Also owns the health gate every strategy (and a rollback's restore) uses: the catalog's check when
 //! there is one, else "kept running for a while".
 
+pub mod blue_green;
 pub mod recreate;
 
 use std::future::Future;
@@ -45,6 +47,21 @@ pub struct StepIo<'a> {
     pub control: TaskControl,
     /// The task's log.
     pub log: &'a TaskLog,
+    /// The environment (labels the host's proxy).
+    pub env: &'a str,
+    /// A stopped container this task kept that runs `spec` already (a blue-green rollback starts it
+    /// again instead of creating one).
+    pub reuse: Option<&'a str>,
+}
+
+/// What a step left running.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replacement {
+    /// The container that now runs the step's spec (blue-green: the new colour).
+    pub container: String,
+    /// The container traffic left (blue-green), to be retired after the drain and kept until the task
+    /// ends.
+    pub retired: Option<String>,
 }
 
 /// Why a step failed, and whether it had already replaced the container (so a rollback must undo it).
@@ -69,7 +86,7 @@ impl StepFailure {
 }
 
 /// The future of one step's replacement.
-pub type StepFuture<'a> = Pin<Box<dyn Future<Output = Result<(), StepFailure>> + Send + 'a>>;
+pub type StepFuture<'a> = Pin<Box<dyn Future<Output = Result<Replacement, StepFailure>> + Send + 'a>>;
 
 /// A way of replacing a component's container on one host.
 pub trait Rollout: Send + Sync {
@@ -78,11 +95,31 @@ pub trait Rollout: Send + Sync {
     fn replace<'a>(&'a self, io: StepIo<'a>) -> StepFuture<'a>;
 }
 
-/// The strategy that replaces `step`'s container. A `rolling` rollout's steps recreate too: what makes it
+/// The strategy that replaces `step`'s container: blue-green when the plan gave the step a proxy to
+/// switch (`plan::Switch`), else recreate. A `rolling` rollout's steps recreate too: what makes it
 /// rolling is the plan, which puts each batch of the component's hosts in a wave of its own
 /// (`plan::Batch`), so the next batch starts only once this one is healthy.
-pub fn for_step(_step: &Step) -> &'static dyn Rollout {
-    &recreate::Recreate
+pub fn for_step(step: &Step) -> &'static dyn Rollout {
+    match step.switch {
+        Some(_) => &blue_green::BlueGreen,
+        None => &recreate::Recreate,
+    }
+}
+
+/// After a switch: lets `old` serve its in-flight requests for the step's drain period, then stops it
+/// (keeping it, so a rollback can start it again). A failure to stop is logged, not fatal: traffic
+/// already left it.
+pub async fn retire(session: &SshSession, step: &Step, old: &str, log: &TaskLog) {
+    let drain = Duration::from_millis(step.switch.as_ref().map_or(0, |s| s.drain_ms));
+    if !drain.is_zero() {
+        log.at("info", step, &format!("draining {old} for {drain:?}")).await;
+        tokio::time::sleep(drain).await;
+    }
+    let docker = super::docker::RemoteDocker::new(session);
+    match docker.stop(old, 10).await {
+        Ok(()) => log.at("info", step, &format!("stopped {old} (kept until the task ends)")).await,
+        Err(e) => log.at("warn", step, &format!("stopping {old} failed: {e}")).await,
+    }
 }
 
 /// Waits until `container` is healthy: by the catalog's check when the run spec has one, else by the

@@ -2,7 +2,7 @@
 //! health-gated. Between the stop and a healthy new container the component does not answer on that
 //! host; the strategy for what must never run twice (a migrator, a singleton consumer).
 
-use super::{first_line, gate, Rollout, StepFailure, StepFuture, StepIo};
+use super::{first_line, gate, Replacement, Rollout, StepFailure, StepFuture, StepIo};
 use crate::deploy::docker::RemoteDocker;
 
 /// Stop the old container, start the new one in its place, wait until it is healthy.
@@ -11,7 +11,7 @@ pub struct Recreate;
 impl Rollout for Recreate {
     fn replace<'a>(&'a self, io: StepIo<'a>) -> StepFuture<'a> {
         Box::pin(async move {
-            let StepIo { step, spec, session, mut control, log } = io;
+            let StepIo { step, spec, session, mut control, log, .. } = io;
             log.at("info", step, &format!("replacing container {} ({})", spec.name, step.spec.describe())).await;
             RemoteDocker::new(session).replace(spec).await.map_err(|e| StepFailure::replaced(e.to_string()))?;
             log.at("info", step, "waiting for the health check").await;
@@ -25,7 +25,7 @@ impl Rollout for Recreate {
                 log.at("error", step, &e.to_string()).await;
                 return Err(StepFailure::replaced(first_line(&e.to_string())));
             }
-            Ok(())
+            Ok(Replacement { container: spec.name.clone(), retired: None })
         })
     }
 }

@@ -110,11 +110,15 @@ impl Sessions {
 /// A step that replaced a container (so a rollback must undo it).
 struct Replaced {
     step: Step,
+    /// The container that runs the step's spec, when the step finished.
+    container: Option<String>,
+    /// The container traffic left (blue-green), stopped and kept until the task ends.
+    retired: Option<String>,
 }
 
 /// How the waves ended.
 enum WaveOutcome {
-    Done,
+    Done { replaced: Vec<Replaced> },
     Stopped { replaced: Vec<Replaced>, reason: StopReason },
     Failed { replaced: Vec<Replaced>, message: String },
 }
@@ -178,7 +182,10 @@ impl Runner {
         };
         let outcome = self.run_waves(&t, &plan, &specs, &sessions, control, &log).await;
         let outcome = match outcome {
-            WaveOutcome::Done => self.succeed(&t, &req, &log).await,
+            WaveOutcome::Done { replaced } => {
+                self.remove_retired(&replaced, &sessions, &log).await;
+                self.succeed(&t, &req, &log).await
+            }
             WaveOutcome::Stopped { replaced, reason: StopReason::Interrupted } => {
                 let msg = format!("interrupted after {} step(s); the environment may be mixed", replaced.len());
                 log.write("warn", None, None, &msg).await;
@@ -272,10 +279,14 @@ impl Runner {
                     for step in steps {
                         let spec = &specs[&(step.host.name.clone(), step.spec.component.clone())];
                         match self.deploy_step(t, step, spec, &session, control.clone(), log).await {
-                            Ok(()) => done.push(Replaced { step: step.clone() }),
+                            Ok(r) => done.push(Replaced {
+                                step: step.clone(),
+                                container: Some(r.container),
+                                retired: r.retired,
+                            }),
                             Err(f) => {
                                 if f.replaced {
-                                    done.push(Replaced { step: step.clone() });
+                                    done.push(Replaced { step: step.clone(), container: None, retired: None });
                                 }
                                 return (
                                     done,
@@ -305,11 +316,26 @@ impl Runner {
                 return WaveOutcome::Failed { replaced, message };
             }
         }
-        WaveOutcome::Done
+        WaveOutcome::Done { replaced }
+    }
+
+    /// Removes the containers blue-green steps kept (stopped) for a rollback that is no longer needed.
+    async fn remove_retired(&self, replaced: &[Replaced], sessions: &Sessions, log: &TaskLog) {
+        for r in replaced {
+            let Some(old) = &r.retired else { continue };
+            let removed = match sessions.get(&r.step.host.name).await {
+                Ok(session) => RemoteDocker::new(&session).remove(old).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            };
+            match removed {
+                Ok(_) => log.at("info", &r.step, &format!("removed the old container {old}")).await,
+                Err(e) => log.at("warn", &r.step, &format!("removing the old container {old} failed: {e}")).await,
+            }
+        }
     }
 
     /// One step on its host: pull (pinning the digest), upload files, let the step's rollout strategy
-    /// replace the container, record what now runs.
+    /// replace the container, record what now runs, and retire the container traffic left (blue-green).
     async fn deploy_step(
         &self,
         t: &TaskRow,
@@ -318,7 +344,7 @@ impl Runner {
         session: &SshSession,
         control: TaskControl,
         log: &TaskLog,
-    ) -> Result<(), StepFailure> {
+    ) -> Result<rollout::Replacement, StepFailure> {
         let docker = RemoteDocker::new(session);
         if let Some(b) = step.batch {
             let line = format!("rolling: batch {} of {} ({} host(s) at a time)", b.number, b.of, b.size);
@@ -331,12 +357,17 @@ impl Runner {
             log.at("info", step, &format!("uploaded {} configuration file(s)", step.spec.files.len())).await;
         }
         let strategy = rollout::for_step(step);
-        strategy.replace(StepIo { step, spec, session, control, log }).await?;
+        let io = StepIo { step, spec, session, control, log, env: &t.env, reuse: None };
+        let replacement = strategy.replace(io).await?;
         let action = if t.kind == TaskKind::Rollback { "restored" } else { "deployed" };
-        record::deployed(self.pool(), t, &step.host.name, &step.spec, &spec.name, digest.as_str(), action)
+        let container = &replacement.container;
+        record::deployed(self.pool(), t, &step.host.name, &step.spec, container, digest.as_str(), action)
             .await
             .map_err(StepFailure::replaced)?;
-        log.at("info", step, &format!("healthy: {} runs {}", spec.name, step.spec.describe())).await;
-        Ok(())
+        if let Some(old) = &replacement.retired {
+            rollout::retire(session, step, old, log).await;
+        }
+        log.at("info", step, &format!("healthy: {container} runs {}", step.spec.describe())).await;
+        Ok(replacement)
     }
 }

@@ -1,11 +1,15 @@
 //! Rollback of a failed or cancelled task: the steps it replaced are undone newest first. The previous
 //! run spec comes back (pinned by digest when recorded) and is health-checked, or a container that did
-//! not run before is removed; each outcome is logged and recorded.
+//! not run before is removed; each outcome is logged and recorded. A blue-green step is switched back:
+//! the kept old container starts again next to the new one and the host's proxy returns to it once it is
+//! healthy, so the component keeps answering throughout.
 
 use super::{containers, record, Replaced, Runner, Sessions};
 use crate::deploy::docker::RemoteDocker;
 use crate::deploy::plan::Step;
-use crate::deploy::rollout::{self, first_line};
+use crate::deploy::proxy::HostProxy;
+use crate::deploy::queue::TaskControl;
+use crate::deploy::rollout::{self, blue_green::BlueGreen, first_line, Rollout, StepIo};
 use crate::deploy::spec::RunSpec;
 use crate::deploy::ssh::SshSession;
 use crate::deploy::tasklog::TaskLog;
@@ -38,9 +42,10 @@ impl Runner {
             };
             let session = session.as_ref();
             let docker = RemoteDocker::new(session);
-            let result = match &step.previous {
-                Some(previous) => self.restore(t, step, previous, session, log).await,
-                None => match docker.remove(&step.spec.container).await {
+            let result = match (&step.switch, &step.previous) {
+                (Some(_), _) => self.switch_back(t, &r, session, log).await,
+                (None, Some(previous)) => self.restore(t, step, previous, session, log).await,
+                (None, None) => match docker.remove(&step.spec.container).await {
                     Ok(_) => deployed::remove(self.pool(), &t.env, &step.host.name, &step.spec.component, t.id)
                         .await
                         .map(|_| "removed (it did not run before)".to_string())
@@ -61,6 +66,61 @@ impl Runner {
         } else {
             format!("rollback failed for {failures} container(s): check the environment")
         }
+    }
+
+    /// Undoes a blue-green step: the previous spec goes live again the blue-green way (the kept
+    /// container started again when there is one), or, when nothing ran before, the component leaves the
+    /// proxy and its container goes.
+    async fn switch_back(
+        &self,
+        t: &TaskRow,
+        r: &Replaced,
+        session: &SshSession,
+        log: &TaskLog,
+    ) -> Result<String, String> {
+        let step = &r.step;
+        let docker = RemoteDocker::new(session);
+        let Some(previous) = &step.previous else {
+            let switch = step.switch.as_ref().ok_or("not a blue-green step")?;
+            let proxy = HostProxy::open(session, switch, &t.env).await?;
+            proxy.set_fragment(&step.spec.component, None).await?;
+            if proxy.routed().await? == 0 {
+                proxy.remove().await?;
+            } else {
+                proxy.apply().await?;
+            }
+            if let Some(c) = &r.container {
+                docker.remove(c).await.map_err(|e| e.to_string())?;
+            }
+            deployed::remove(self.pool(), &t.env, &step.host.name, &step.spec.component, t.id)
+                .await
+                .map_err(|e| e.to_string())?;
+            return Ok("removed (it did not run before)".to_string());
+        };
+        let secrets = self.secrets([previous]).await?;
+        let spec = self.container_spec(t, previous, &secrets)?;
+        let spec = containers::with_files(session, &spec, previous).await?;
+        let digest = docker.pull(&spec.image).await.map_err(|e| e.to_string())?;
+        let back = Step { spec: previous.clone(), previous: None, ..step.clone() };
+        let io = StepIo {
+            step: &back,
+            spec: &spec,
+            session,
+            control: TaskControl::never(),
+            log,
+            env: &t.env,
+            reuse: r.retired.as_deref(),
+        };
+        let live = BlueGreen.replace(io).await.map_err(|f| f.message)?;
+        record::deployed(self.pool(), t, &step.host.name, previous, &live.container, &digest, "restored").await?;
+        if let Some(left) = &live.retired {
+            rollout::retire(session, &back, left, log).await;
+            let _ = docker.remove(left).await;
+        }
+        if let Some(kept) = r.retired.as_ref().filter(|k| **k != live.container) {
+            let _ = docker.remove(kept).await;
+        }
+        Ok(format!("switched back: {} runs {} again", live.container, previous.describe()))
     }
 
     /// Brings `previous` back on the step's host; a restored container that is not healthy is a warning

@@ -13,6 +13,7 @@ pub mod discord;
 pub mod discord_gateway;
 pub mod gitlab;
 pub mod multipart;
+pub mod prober;
 pub mod tapd;
 
 use std::future::Future;
@@ -413,5 +414,24 @@ pub fn bare_task(kind: tao::deploy::task::TaskKind, env: &str) -> tao::store::ta
         idempotency_key: None,
         catalog_revision: None,
         plan: None,
+    }
+}
+
+/// Removes every container labelled with one of these environments (`tao.env`) when it ends, however
+/// it ends: deploy and rollout tests hold one.
+pub struct Cleanup(pub Vec<String>);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        for env in &self.0 {
+            let out = std::process::Command::new("docker")
+                .args(["ps", "-aq", "--filter", &format!("label=tao.env={env}")])
+                .output();
+            if let Ok(out) = out {
+                for id in String::from_utf8_lossy(&out.stdout).split_whitespace() {
+                    let _ = std::process::Command::new("docker").args(["rm", "-f", id]).output();
+                }
+            }
+        }
     }
 }

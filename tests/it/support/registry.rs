@@ -4,7 +4,12 @@
 //! Images (`REG` = `127.0.0.1:<port>`):
 //! - `REG/tao-test/web:1.0.0` and `:1.1.0`: `busybox httpd` on port 8080 serving `/health` with the version,
 //!   with a Docker `HEALTHCHECK` fetching it;
-//! - `REG/tao-test/broken:1.0.0`: prints `broken 1.0.0: cannot open /etc/broken.conf` and exits 3.
+//! - `REG/tao-test/web:1.2.0`: the same server, but without `/health` (it answers 404 there): it runs and
+//!   never gets healthy;
+//! - `REG/tao-test/broken:1.0.0`: prints `broken 1.0.0: cannot open /etc/broken.conf` and exits 3;
+//! - `REG/tao-test/haproxy:2.6`: Debian's `haproxy` binary and the shared libraries `ldd` lists, laid out
+//!   like the official image (`haproxy` on the `PATH`, configuration under `/usr/local/etc/haproxy`), for
+//!   blue-green rollouts.
 //!
 //! Docker trusts plain-HTTP registries on 127.0.0.0/8 by default. The local tags are removed after the
 //! push, so a deploy's `docker pull` really fetches from the registry. The registry lives as long as the
@@ -29,6 +34,11 @@ impl TestRegistry {
     /// `REG/tao-test/web:<version>`.
     pub fn web(&self, version: &str) -> String {
         format!("{}/tao-test/web:{version}", self.address)
+    }
+
+    /// `REG/tao-test/haproxy:2.6`.
+    pub fn haproxy(&self) -> String {
+        format!("{}/tao-test/haproxy:2.6", self.address)
     }
 
     /// `REG/tao-test/broken:1.0.0`.
@@ -89,7 +99,9 @@ fn start() -> TestRegistry {
     for version in ["1.0.0", "1.1.0"] {
         build_and_push(&registry, "web", version, WEB);
     }
+    build_and_push(&registry, "web", "1.2.0", SICK);
     build_and_push(&registry, "broken", "1.0.0", BROKEN);
+    build_haproxy(&registry);
     registry
 }
 
@@ -101,6 +113,46 @@ STOPSIGNAL SIGKILL
 HEALTHCHECK --interval=1s --timeout=2s --retries=3 CMD ["/bin/wget", "-q", "-O", "/dev/null", "http://127.0.0.1:8080/health"]
 ENTRYPOINT ["/bin/httpd", "-f", "-p", "8080", "-h", "/www"]
 "#;
+
+const SICK: &str = r#"FROM scratch
+COPY bin /bin
+COPY health /www/version
+EXPOSE 8080
+STOPSIGNAL SIGKILL
+ENTRYPOINT ["/bin/httpd", "-f", "-p", "8080", "-h", "/www"]
+"#;
+
+const HAPROXY: &str = r#"FROM scratch
+COPY root /
+STOPSIGNAL SIGUSR1
+CMD ["haproxy", "-W", "-db", "-f", "/usr/local/etc/haproxy/haproxy.cfg"]
+"#;
+
+/// `haproxy` and every shared library it links (as `ldd` resolves them, at the same paths), no shell.
+fn build_haproxy(registry: &TestRegistry) {
+    require("/usr/sbin/haproxy", "haproxy");
+    let ctx = tempfile::tempdir().unwrap();
+    let root = ctx.path().join("root");
+    let copy = |path: &str| {
+        let to = root.join(path.trim_start_matches('/'));
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::copy(path, &to).unwrap_or_else(|e| panic!("copy {path}: {e}"));
+    };
+    copy("/usr/sbin/haproxy");
+    let ldd = Command::new("ldd").arg("/usr/sbin/haproxy").output().expect("ldd");
+    for line in String::from_utf8_lossy(&ldd.stdout).lines() {
+        if let Some(path) = line.split_whitespace().find(|w| w.starts_with('/')) {
+            copy(path);
+        }
+    }
+    std::fs::create_dir_all(root.join("usr/local/etc/haproxy")).unwrap();
+    std::fs::create_dir_all(root.join("tmp")).unwrap();
+    std::fs::write(ctx.path().join("Dockerfile"), HAPROXY).unwrap();
+    let tag = registry.haproxy();
+    run(Command::new("docker").args(["build", "-q", "-t", &tag]).arg(ctx.path()), &format!("docker build {tag}"));
+    run(Command::new("docker").args(["push", &tag]), &format!("docker push {tag}"));
+    run(Command::new("docker").args(["rmi", &tag]), &format!("docker rmi {tag}"));
+}
 
 const BROKEN: &str = r#"FROM scratch
 COPY bin /bin
