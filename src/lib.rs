@@ -28,8 +28,9 @@
 //!                access.rs: chat users, access levels and API token scopes; release.rs: product versions and their parts
 //! deploy/        plan (pure), run specs, task kinds and statuses (pure), prepare (a request and what its
 //!                planning reads), registry digests, queue dispatcher, runner/ (orchestration, container
-//!                specs, rollback, recording), rollout/ (how a step replaces a container: recreate), task
-//!                log, drift; execution over SSH: sessions and quoting, remote docker, health gates,
+//!                specs, rollback, recording), rollout/ (how a step replaces a container: recreate,
+//!                blue-green), proxy.rs (the per-host HAProxy blue-green switches), task log, drift and
+//!                orphans; execution over SSH: sessions and quoting, remote docker, health gates,
 //!                fan-out, deploy-images
 //! gitlab/        the GitLab adapter only: client, webhook verification and envelope, typed event views,
 //!                the event handler contract (handlers.rs), the workers that run handlers, hook sync

@@ -7,7 +7,8 @@ use crate::support::limit_to;
 #[test]
 fn every_test_has_a_time_limit() {
     // A test that waits without an end must fail by name, not hang CI: each `#[tokio::test]` here calls
-    // its body through `support::limit` (`both_backends!` does so for the tests it generates).
+    // its body through `support::limit` or `support::limit_to` (`both_backends!` does so for the tests it
+    // generates).
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it");
     let mut unlimited = Vec::new();
     let mut seen = 0;
@@ -27,7 +28,11 @@ fn every_test_has_a_time_limit() {
                 unlimited.push(format!("{}:{}", path.display(), i + 1));
                 continue;
             };
-            if !lines.get(f + 1).is_some_and(|l| l.trim_start().starts_with("crate::support::limit(")) {
+            let limited = |l: &&str| {
+                let l = l.trim_start();
+                l.starts_with("crate::support::limit(") || l.starts_with("crate::support::limit_to(")
+            };
+            if !lines.get(f + 1).is_some_and(limited) {
                 unlimited.push(format!("{}:{} {}", path.display(), f + 1, lines[f]));
             }
         }

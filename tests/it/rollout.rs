@@ -143,7 +143,7 @@ async fn blue_green_deploys_fails_and_rolls_back_without_a_failed_request_body()
     let (t, log) = w.finished(w.deploy("1.0.0").await).await;
     assert_eq!(t["status"], "succeeded", "{log}");
     let proxy = format!("tao-proxy-{}-h0", w.env);
-    assert!(log.contains(&format!("proxy {proxy} started: switched web on h0 to web 1.0.0")), "{log}");
+    assert!(log.contains(&format!("switched web on h0 to 1.0.0 (proxy {proxy} started)")), "{log}");
     let base = format!("{}-web", w.env);
     assert_eq!(w.containers("web"), vec![format!("{base}-blue")], "one container, the blue one");
 
@@ -157,9 +157,9 @@ async fn blue_green_deploys_fails_and_rolls_back_without_a_failed_request_body()
     assert!(
         at(&format!("starting {base}-green next to {base}-blue")) < at("waiting for the health check of")
             && at("waiting for the health check of")
-                < at(&format!("proxy {proxy} reloaded: switched web on h0 to web 1.1.0"))
-            && at("switched web on h0 to web 1.1.0") < at(&format!("draining {base}-blue"))
-            && at(&format!("draining {base}-blue")) < at(&format!("removed the old container {base}-blue")),
+                < at(&format!("switched web on h0 to 1.1.0 (proxy {proxy} reloaded)"))
+            && at("switched web on h0 to 1.1.0") < at(&format!("draining {base}-blue"))
+            && at(&format!("draining {base}-blue for 1s")) < at(&format!("removed the old container {base}-blue")),
         "{log}"
     );
     assert_eq!(w.containers("web"), vec![format!("{base}-green")]);
@@ -176,7 +176,7 @@ async fn blue_green_deploys_fails_and_rolls_back_without_a_failed_request_body()
     let back = w.post("/api/v1/rollbacks", json!({ "env": w.env })).await;
     let (t, log) = w.finished(back).await;
     assert_eq!(t["status"], "succeeded", "{log}");
-    assert!(log.contains("switched web on h0 to web 1.0.0"), "{log}");
+    assert!(log.contains("switched web on h0 to 1.0.0"), "{log}");
     tokio::time::sleep(Duration::from_millis(500)).await;
     let report = probe.finish().await;
 
@@ -206,44 +206,7 @@ async fn a_rolling_deploy_over_three_hosts_takes_down_one_host_at_a_time() {
 async fn a_rolling_deploy_over_three_hosts_takes_down_one_host_at_a_time_body() {
     let w = World::new(3).await;
     let ports = published_ports(3);
-    let reg = &registry().address;
-    let overrides: String = (0..3)
-        .map(|i| {
-            format!(
-                "      h{i}:\n        web: {{ name: \"{{env}}-{{host}}-{{component}}\", ports: [\"{}:8080\"] }}\n",
-                ports[i]
-            )
-        })
-        .collect();
-    let yaml = format!(
-        r#"products:
-  shop:
-    components: [web]
-components:
-  web:
-    project: shop/web
-    image: {reg}/tao-test/web
-    container:
-      ports: ["8080:8080"]
-    health:
-      http: {{ port: 8080, path: /health }}
-      timeout: 5s
-    rollout: {{ strategy: rolling, batch: 1 }}
-environments:
-  {env}:
-    tier: test
-    hosts:
-      - {h0}
-      - {h1}
-      - {h2}
-    overrides:
-{overrides}"#,
-        env = w.env,
-        h0 = w.host(0),
-        h1 = w.host(1),
-        h2 = w.host(2),
-    );
-    w.apply(&yaml).await;
+    w.apply(&three_hosts(&w, &ports, "{ strategy: rolling, batch: 1 }")).await;
     w.release("1.0.0", json!({ "web": "1.0.0" })).await;
     w.release("1.1.0", json!({ "web": "1.1.0" })).await;
     let (t, log) = w.finished(w.deploy("1.0.0").await).await;
@@ -287,7 +250,7 @@ async fn a_tao_killed_right_after_the_switch_leaves_the_proxy_on_a_healthy_conta
     loop {
         let r = w.app.http.get(format!("{}/api/v1/tasks/{id}/log", w.app.base)).bearer_auth(&w.app.reader);
         let log = r.send().await.unwrap().text().await.unwrap();
-        if log.contains("switched web on h0 to web 1.1.0") {
+        if log.contains("switched web on h0 to 1.1.0") {
             break;
         }
         assert!(tokio::time::Instant::now() < deadline, "no switch:\n{log}");
@@ -342,4 +305,180 @@ fn containers(env: &str, component: &str) -> Vec<String> {
     let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout).split_whitespace().map(String::from).collect();
     names.sort();
     names
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_recreated_component_is_taken_over_by_the_proxy_once() {
+    crate::support::limit(a_recreated_component_is_taken_over_by_the_proxy_once_body()).await
+}
+
+async fn a_recreated_component_is_taken_over_by_the_proxy_once_body() {
+    let w = World::new(1).await;
+    let p = published_ports(2);
+    let blue_green = catalog(&w, p[0], p[1]);
+    w.apply(&blue_green.replace("rollout: { strategy: blue-green, drain: 1s }", "rollout: { strategy: recreate }"))
+        .await;
+    w.release("1.0.0", json!({ "web": "1.0.0", "plain": "1.0.0" })).await;
+    w.release("1.1.0", json!({ "web": "1.1.0", "plain": "1.0.0" })).await;
+    let (t, log) = w.finished(w.deploy("1.0.0").await).await;
+    assert_eq!(t["status"], "succeeded", "{log}");
+    let base = format!("{}-web", w.env);
+    assert_eq!(w.containers("web"), vec![base.clone()], "recreated under its plain name");
+
+    w.apply(&blue_green).await;
+    let (t, log) = w.finished(w.deploy("1.1.0").await).await;
+    assert_eq!(t["status"], "succeeded", "{log}");
+    assert!(log.contains(&format!("starting {base}-blue next to {base} (web 1.1.0)")), "{log}");
+    assert!(log.contains(&format!("taking over the published ports of {base}")), "{log}");
+    assert!(log.contains("switched web on h0 to 1.1.0"), "{log}");
+    assert_eq!(w.containers("web"), vec![format!("{base}-blue")], "the plain container went at the end of the task");
+    let r = reqwest::get(format!("http://127.0.0.1:{}/health", p[0])).await.unwrap();
+    assert_eq!(r.text().await.unwrap(), "1.1.0", "the proxy serves it");
+    let _ = w.app.stop().await;
+}
+
+/// The benchmark of `scripts/bench-rollout.sh` (not run by CI: `--ignored`): the same prober against a
+/// component on 3 hosts deployed 1.0.0 → 1.1.0 → 1.0.0 with each strategy, side by side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: scripts/bench-rollout.sh runs it"]
+async fn bench_rollout_strategies() {
+    crate::support::limit_to(Duration::from_secs(1200), bench_rollout_strategies_body()).await
+}
+
+async fn bench_rollout_strategies_body() {
+    let drain = std::env::var("BENCH_DRAIN").unwrap_or_else(|_| "1s".into());
+    let rounds: usize = std::env::var("BENCH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(2);
+    let strategies = [
+        ("recreate", "{ strategy: recreate }".to_string()),
+        ("rolling", "{ strategy: rolling, batch: 1 }".into()),
+        ("blue-green", format!("{{ strategy: blue-green, drain: {drain} }}")),
+    ];
+    let mut rows = Vec::new();
+    for (name, rollout) in &strategies {
+        let w = World::new(3).await;
+        let ports = published_ports(3);
+        w.apply(&three_hosts(&w, &ports, rollout)).await;
+        w.release("1.0.0", json!({ "web": "1.0.0" })).await;
+        w.release("1.1.0", json!({ "web": "1.1.0" })).await;
+        let (t, log) = w.finished(w.deploy("1.0.0").await).await;
+        assert_eq!(t["status"], "succeeded", "{log}");
+        let probe = prober::start(&ports, 3, Duration::from_millis(10));
+        let mut walls = Vec::new();
+        for i in 0..rounds * 2 {
+            let version = if i % 2 == 0 { "1.1.0" } else { "1.0.0" };
+            let started = std::time::Instant::now();
+            let (t, log) = w.finished(w.deploy(version).await).await;
+            walls.push(started.elapsed());
+            assert_eq!(t["status"], "succeeded", "{log}");
+            if std::env::var_os("BENCH_LOG").is_some() && i == 0 {
+                println!("--- {name}: the log of its first measured deploy\n{log}");
+            }
+        }
+        let report = probe.finish().await;
+        let gap = ports.iter().map(|p| report.longest_gap(*p)).max().unwrap_or_default();
+        let wall = walls.iter().sum::<Duration>() / walls.len() as u32;
+        rows.push((*name, report.samples.len(), report.failures().len(), gap, wall, report.rate()));
+        let _ = w.app.stop().await;
+    }
+    let recreate_wall = rows[0].4.as_secs_f64();
+    println!("\nrollout benchmark: a busybox web component on 3 hosts, {} deploys each, drain {drain}", rounds * 2);
+    println!(
+        "{:<11} {:>9} {:>7} {:>12} {:>12} {:>12}",
+        "strategy", "requests", "failed", "longest gap", "deploy wall", "vs recreate"
+    );
+    for (name, requests, failed, gap, wall, rate) in &rows {
+        println!(
+            "{name:<11} {requests:>9} {failed:>7} {:>10.0}ms {:>11.2}s {:>11.2}x   ({rate:.0} req/s)",
+            gap.as_secs_f64() * 1000.0,
+            wall.as_secs_f64(),
+            wall.as_secs_f64() / recreate_wall
+        );
+    }
+}
+
+/// `web` on 3 hosts, each on its own published port, with `rollout`, behind a proxy on each host.
+fn three_hosts(w: &World, ports: &[u16], rollout: &str) -> String {
+    let reg = &registry().address;
+    let overrides: String = (0..3)
+        .map(|i| {
+            format!(
+                "      h{i}:\n        web: {{ name: \"{{env}}-{{host}}-{{component}}\", ports: [\"{}:8080\"] }}\n",
+                ports[i]
+            )
+        })
+        .collect();
+    format!(
+        r#"products:
+  shop:
+    components: [web]
+components:
+  web:
+    project: shop/web
+    image: {reg}/tao-test/web
+    container:
+      ports: ["8080:8080"]
+    health:
+      http: {{ port: 8080, path: /health }}
+      timeout: 5s
+    rollout: {rollout}
+environments:
+  {env}:
+    tier: test
+    proxy: {{ image: {proxy} }}
+    hosts:
+      - {h0}
+      - {h1}
+      - {h2}
+    overrides:
+{overrides}"#,
+        env = w.env,
+        proxy = registry().haproxy(),
+        h0 = w.host(0),
+        h1 = w.host(1),
+        h2 = w.host(2),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_later_failure_switches_back_to_the_kept_container() {
+    crate::support::limit(a_later_failure_switches_back_to_the_kept_container_body()).await
+}
+
+async fn a_later_failure_switches_back_to_the_kept_container_body() {
+    let w = World::new(1).await;
+    let p = published_ports(2);
+    let web = p[0];
+    let reg = &registry().address;
+    // `late` starts after web (in the next wave); its 1.2.0 never gets healthy.
+    let late = format!(
+        "  late:\n    project: shop/late\n    image: {reg}/tao-test/web\n    depends_on: [web]\n    health:\n      http: {{ port: 8080, path: /health }}\n      timeout: 4s\n"
+    );
+    let yaml = catalog(&w, web, p[1])
+        .replace("components: [web, plain]", "components: [web, late]")
+        .replace("  plain:\n", &format!("{late}  plain:\n"));
+    w.apply(&yaml).await;
+    w.release("1.0.0", json!({ "web": "1.0.0", "late": "1.0.0" })).await;
+    w.release("1.1.0", json!({ "web": "1.1.0", "late": "1.2.0" })).await;
+    let (t, log) = w.finished(w.deploy("1.0.0").await).await;
+    assert_eq!(t["status"], "succeeded", "{log}");
+    let base = format!("{}-web", w.env);
+    let probe = prober::start(&[web], 6, Duration::from_millis(10));
+
+    let (t, log) = w.finished(w.deploy("1.1.0").await).await;
+    assert_eq!(t["status"], "failed", "{log}");
+    let at = |needle: &str| log.find(needle).unwrap_or_else(|| panic!("{needle:?} in the log:\n{log}"));
+    assert!(at("switched web on h0 to 1.1.0") < at("rolling back"), "{log}");
+    assert!(
+        at("rolling back") < at(&format!("starting the kept container {base}-blue (web 1.0.0)"))
+            && at(&format!("starting the kept container {base}-blue")) < at("switched web on h0 to 1.0.0"),
+        "a switch back to the kept container, not a cold start:\n{log}"
+    );
+    assert!(log.contains(&format!("rolled back: switched back: {base}-blue runs web 1.0.0 again")), "{log}");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let report = probe.finish().await;
+    println!("switch back: {}", report.summary());
+    assert!(report.failures().is_empty(), "{}", report.summary());
+    assert_eq!(report.versions(web), ["1.0.0", "1.1.0", "1.0.0"]);
+    assert_eq!(w.containers("web"), vec![format!("{base}-blue")], "the new colour went with the rollback");
+    let _ = w.app.stop().await;
 }

@@ -18,6 +18,7 @@ use crate::catalog::PortMapping;
 use crate::deploy::docker::{ContainerSpec, RemoteDocker};
 use crate::deploy::proxy::{self, HostProxy, Route};
 use crate::deploy::spec::{HealthSpec, Probe};
+use crate::deploy::ssh::SshSession;
 
 /// Start next to the live container, health-gate, switch the host's proxy.
 pub struct BlueGreen;
@@ -133,14 +134,22 @@ impl Rollout for BlueGreen {
                 log.at("warn", step, &line).await;
                 let _ = docker.stop(l, spec.stop_timeout).await;
             }
-            match proxy.apply().await {
+            let applied = match proxy.apply().await {
+                // The proxy is health-checked too: the catalog's check, through the published port.
+                Ok(how) => match through_proxy(session, &next, step.spec.health.as_ref()).await {
+                    Ok(()) => Ok(how),
+                    Err(e) => Err(format!("the check through the proxy failed: {e}")),
+                },
+                Err(e) => Err(e),
+            };
+            match applied {
                 Ok(how) => {
-                    let line = format!(
-                        "proxy {} {how}: switched {component} on {} to {}",
-                        proxy.name(),
-                        step.host.name,
-                        step.spec.describe()
-                    );
+                    let to = match &step.spec.version {
+                        Some(v) => v.clone(),
+                        None => format!("@ {}", step.spec.image_tag),
+                    };
+                    let line =
+                        format!("switched {component} on {} to {to} (proxy {} {how})", step.host.name, proxy.name());
                     log.at("info", step, &line).await;
                 }
                 Err(e) => {
@@ -159,6 +168,13 @@ impl Rollout for BlueGreen {
             Ok(Replacement { container: next, retired: live })
         })
     }
+}
+
+/// The catalog's check once more, against the published port the proxy now serves, within 10 s.
+async fn through_proxy(session: &SshSession, container: &str, health: Option<&HealthSpec>) -> Result<(), String> {
+    let Some(h) = health else { return Ok(()) };
+    let quick = HealthSpec { timeout_ms: h.timeout_ms.min(10_000), ..h.clone() };
+    super::probe(session, container, &quick).await.map_err(|e| first_line(&e.to_string()))
 }
 
 /// Removes the new container of a step that did not switch to it: the live one was never touched.

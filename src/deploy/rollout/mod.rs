@@ -6,7 +6,7 @@
 //! strategy owns the moment between, the only moment a service can be seen to go down. Two per-step
 //! strategies: [`recreate::Recreate`] (stop the old container, start the new one under its name,
 //! health-gate it) and [`blue_green::BlueGreen`] (start the new one next to the old, health-gate it,
-//! switch the host's proxy, then [`retire`] the old one after its drain). The catalog's `rolling`
+//! switch the host's proxy; the runner retires the old one after its drain, [`drain_of`]). The catalog's `rolling`
 //! rollout is recreate in batches of hosts, each batch a wave of the plan. [`for_step`] is the one place
 //! that chooses.
 //!
@@ -106,20 +106,9 @@ pub fn for_step(step: &Step) -> &'static dyn Rollout {
     }
 }
 
-/// After a switch: lets `old` serve its in-flight requests for the step's drain period, then stops it
-/// (keeping it, so a rollback can start it again). A failure to stop is logged, not fatal: traffic
-/// already left it.
-pub async fn retire(session: &SshSession, step: &Step, old: &str, log: &TaskLog) {
-    let drain = Duration::from_millis(step.switch.as_ref().map_or(0, |s| s.drain_ms));
-    if !drain.is_zero() {
-        log.at("info", step, &format!("draining {old} for {drain:?}")).await;
-        tokio::time::sleep(drain).await;
-    }
-    let docker = super::docker::RemoteDocker::new(session);
-    match docker.stop(old, 10).await {
-        Ok(()) => log.at("info", step, &format!("stopped {old} (kept until the task ends)")).await,
-        Err(e) => log.at("warn", step, &format!("stopping {old} failed: {e}")).await,
-    }
+/// How long the container traffic left keeps serving its in-flight requests after `step`'s switch.
+pub fn drain_of(step: &Step) -> Duration {
+    Duration::from_millis(step.switch.as_ref().map_or(0, |s| s.drain_ms))
 }
 
 /// Waits until `container` is healthy: by the catalog's check when the run spec has one, else by the

@@ -17,7 +17,7 @@ mod rollback;
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::Semaphore;
 
@@ -112,8 +112,20 @@ struct Replaced {
     step: Step,
     /// The container that runs the step's spec, when the step finished.
     container: Option<String>,
-    /// The container traffic left (blue-green), stopped and kept until the task ends.
+    /// The container traffic left (blue-green): it serves in-flight requests until `drained_at`, is then
+    /// stopped (between waves) and kept until the task ends.
     retired: Option<String>,
+    /// When the retired container's drain ends.
+    drained_at: Option<Instant>,
+    /// Whether the retired container was stopped already.
+    stopped: bool,
+}
+
+impl Replaced {
+    fn new(step: &Step, container: Option<String>, retired: Option<String>) -> Replaced {
+        let drained_at = retired.as_ref().map(|_| Instant::now() + rollout::drain_of(step));
+        Replaced { step: step.clone(), container, retired, drained_at, stopped: false }
+    }
 }
 
 /// How the waves ended.
@@ -262,6 +274,7 @@ impl Runner {
             if let Some(reason) = control.stop_reason() {
                 return WaveOutcome::Stopped { replaced, reason };
             }
+            self.stop_drained(&mut replaced, sessions, log).await;
             log.info(&format!("wave {} of {}: {} step(s)", i + 1, plan.waves.len(), wave.len())).await;
             let mut by_host: BTreeMap<&str, Vec<&Step>> = BTreeMap::new();
             for step in wave {
@@ -279,14 +292,10 @@ impl Runner {
                     for step in steps {
                         let spec = &specs[&(step.host.name.clone(), step.spec.component.clone())];
                         match self.deploy_step(t, step, spec, &session, control.clone(), log).await {
-                            Ok(r) => done.push(Replaced {
-                                step: step.clone(),
-                                container: Some(r.container),
-                                retired: r.retired,
-                            }),
+                            Ok(r) => done.push(Replaced::new(step, Some(r.container), r.retired)),
                             Err(f) => {
                                 if f.replaced {
-                                    done.push(Replaced { step: step.clone(), container: None, retired: None });
+                                    done.push(Replaced::new(step, None, None));
                                 }
                                 return (
                                     done,
@@ -319,10 +328,36 @@ impl Runner {
         WaveOutcome::Done { replaced }
     }
 
-    /// Removes the containers blue-green steps kept (stopped) for a rollback that is no longer needed.
+    /// Between waves: stops (and keeps, for a rollback) the containers blue-green steps switched away
+    /// from whose drain has ended. Their drains overlap the waves that follow instead of delaying them.
+    async fn stop_drained(&self, replaced: &mut [Replaced], sessions: &Sessions, log: &TaskLog) {
+        let now = Instant::now();
+        let due = replaced.iter_mut().filter(|r| !r.stopped && r.drained_at.is_some_and(|d| d <= now));
+        let stops = due.map(|r| async move {
+            let Some(old) = r.retired.clone() else { return };
+            let stopped = match sessions.get(&r.step.host.name).await {
+                Ok(session) => RemoteDocker::new(&session).stop(&old, 10).await.map_err(|e| e.to_string()),
+                Err(e) => Err(e),
+            };
+            match stopped {
+                Ok(()) => {
+                    log.at("info", &r.step, &format!("stopped {old} after its drain (kept until the task ends)")).await
+                }
+                Err(e) => log.at("warn", &r.step, &format!("stopping {old} failed: {e}")).await,
+            }
+            r.stopped = true;
+        });
+        futures_util::future::join_all(stops).await;
+    }
+
+    /// At the end of a task that succeeded: once the last drain has ended, removes every container
+    /// blue-green steps switched away from (on all hosts at once).
     async fn remove_retired(&self, replaced: &[Replaced], sessions: &Sessions, log: &TaskLog) {
-        for r in replaced {
-            let Some(old) = &r.retired else { continue };
+        if let Some(last) = replaced.iter().filter(|r| !r.stopped).filter_map(|r| r.drained_at).max() {
+            tokio::time::sleep_until(last.into()).await;
+        }
+        let removals = replaced.iter().map(|r| async move {
+            let Some(old) = &r.retired else { return };
             let removed = match sessions.get(&r.step.host.name).await {
                 Ok(session) => RemoteDocker::new(&session).remove(old).await.map_err(|e| e.to_string()),
                 Err(e) => Err(e),
@@ -331,7 +366,8 @@ impl Runner {
                 Ok(_) => log.at("info", &r.step, &format!("removed the old container {old}")).await,
                 Err(e) => log.at("warn", &r.step, &format!("removing the old container {old} failed: {e}")).await,
             }
-        }
+        });
+        futures_util::future::join_all(removals).await;
     }
 
     /// One step on its host: pull (pinning the digest), upload files, let the step's rollout strategy
@@ -365,7 +401,7 @@ impl Runner {
             .await
             .map_err(StepFailure::replaced)?;
         if let Some(old) = &replacement.retired {
-            rollout::retire(session, step, old, log).await;
+            log.at("info", step, &format!("draining {old} for {:?}", rollout::drain_of(step))).await;
         }
         log.at("info", step, &format!("healthy: {container} runs {}", step.spec.describe())).await;
         Ok(replacement)

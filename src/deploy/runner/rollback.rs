@@ -114,7 +114,9 @@ impl Runner {
         let live = BlueGreen.replace(io).await.map_err(|f| f.message)?;
         record::deployed(self.pool(), t, &step.host.name, previous, &live.container, &digest, "restored").await?;
         if let Some(left) = &live.retired {
-            rollout::retire(session, &back, left, log).await;
+            let drain = rollout::drain_of(&back);
+            log.at("info", step, &format!("draining {left} for {drain:?}")).await;
+            tokio::time::sleep(drain).await;
             let _ = docker.remove(left).await;
         }
         if let Some(kept) = r.retired.as_ref().filter(|k| **k != live.container) {
