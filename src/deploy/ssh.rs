@@ -217,6 +217,16 @@ pub enum SshError {
         /// What ssh said, and a hint.
         detail: String,
     },
+    /// The connection went away while a command ran (the host dropped it, sshd died, the network broke).
+    #[error("the connection to {host} dropped while running `{what}`: {detail}")]
+    Dropped {
+        /// The target.
+        host: String,
+        /// The first words of the command.
+        what: String,
+        /// What ssh said.
+        detail: String,
+    },
     /// A command or the connection took too long.
     #[error("timed out on {host}: {what}")]
     Timeout {
@@ -318,14 +328,18 @@ impl SshSession {
             cmd.stdin(if stdin.is_some() { openssh::Stdio::piped() } else { openssh::Stdio::null() })
                 .stdout(openssh::Stdio::piped())
                 .stderr(openssh::Stdio::piped());
-            let mut child = cmd.spawn().await.map_err(|e| classify(&host, e))?;
+            let during = |e| match classify(&host, e) {
+                SshError::Connect { host, detail } => SshError::Dropped { host, what: what.clone(), detail },
+                other => other,
+            };
+            let mut child = cmd.spawn().await.map_err(during)?;
             if let Some(bytes) = stdin {
                 let mut pipe = child.stdin().take().expect("stdin is piped");
                 pipe.write_all(bytes).await.map_err(|source| SshError::Io { host: host.clone(), source })?;
                 pipe.shutdown().await.map_err(|source| SshError::Io { host: host.clone(), source })?;
                 drop(pipe);
             }
-            let out = child.wait_with_output().await.map_err(|e| classify(&host, e))?;
+            let out = child.wait_with_output().await.map_err(during)?;
             Ok(CommandOutput {
                 status: out.status.code(),
                 stdout: String::from_utf8_lossy(&out.stdout).into_owned(),

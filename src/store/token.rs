@@ -127,9 +127,13 @@ pub async fn authenticate(pool: &Pool, presented: &str) -> Result<Option<Token>,
     let Some(row) = row else { return Ok(None) };
     let now = now_ms();
     if row.last_used_at.is_none_or(|t| now - t > 60_000) {
-        // Coarse on purpose: a write per request would serialize every reader on SQLite.
+        // Coarse on purpose: a write per request would serialize every reader on SQLite. Best effort: a
+        // store that cannot write (a full disk) must still let readers in.
         let sql = "UPDATE api_token SET last_used_at = $1 WHERE id = $2";
-        crate::with_pool!(pool, p => sqlx::query(sql).bind(now).bind(row.id).execute(p).await.map(|r| r.rows_affected()))?;
+        let touched = crate::with_pool!(pool, p => sqlx::query(sql).bind(now).bind(row.id).execute(p).await.map(|r| r.rows_affected()));
+        if let Err(e) = touched {
+            tracing::warn!(token = %row.name, error = %e, "recording the token's last use failed; it is let in");
+        }
     }
     Ok(Some(row.try_into()?))
 }

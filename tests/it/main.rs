@@ -18,6 +18,7 @@ mod discord_picture;
 mod event_store;
 mod events;
 mod exec;
+mod faults;
 mod floors;
 mod gitlab;
 mod gitlab_issues;

@@ -13,15 +13,16 @@ use crate::support::prober;
 use crate::support::registry::registry;
 use crate::support::{published_ports, spawn_app_with, Cleanup, TestApp, TestDb};
 
-struct World {
-    app: TestApp,
-    hosts: TestHosts,
-    env: String,
+/// A test world: hosts, Tao serving a catalog over them (also used by `faults`).
+pub(crate) struct World {
+    pub(crate) app: TestApp,
+    pub(crate) hosts: TestHosts,
+    pub(crate) env: String,
     _cleanup: Cleanup,
 }
 
 impl World {
-    async fn new(n: usize) -> World {
+    pub(crate) async fn new(n: usize) -> World {
         use rand::Rng;
         let hosts = TestHosts::start(n);
         let env = format!("r{:06x}", rand::thread_rng().gen::<u32>() & 0xff_ffff);
@@ -36,25 +37,26 @@ impl World {
         World { _cleanup: Cleanup(vec![env.clone()]), app, hosts, env }
     }
 
-    fn host(&self, i: usize) -> String {
+    pub(crate) fn host(&self, i: usize) -> String {
         let h = &self.hosts.hosts[i];
         format!("{{ name: h{i}, address: \"{}\", port: {}, user: {DEPLOY_USER} }}", h.address, h.port)
     }
 
-    async fn apply(&self, yaml: &str) {
+    pub(crate) async fn apply(&self, yaml: &str) {
         std::fs::write(self.app.catalog_path(), yaml).unwrap();
         let r = self.app.http.post(format!("{}/api/v1/catalog", self.app.base)).bearer_auth(&self.app.admin);
         let r = r.body(yaml.to_string()).send().await.unwrap();
         assert!(r.status().is_success(), "catalog: {}", r.text().await.unwrap());
     }
 
-    async fn release(&self, version: &str, components: Value) {
+    pub(crate) async fn release(&self, version: &str, components: Value) -> Value {
         let body = json!({ "product": "shop", "version": version, "components": components });
         let r = self.app.create_release(&self.app.deployer, body).await;
         assert_eq!(r.status, 201, "{:?}", r.body);
+        r.body
     }
 
-    async fn post(&self, path: &str, body: Value) -> i64 {
+    pub(crate) async fn post(&self, path: &str, body: Value) -> i64 {
         let r = self.app.http.post(format!("{}{path}", self.app.base)).bearer_auth(&self.app.deployer).json(&body);
         let r = r.send().await.unwrap();
         let (s, v): (u16, Value) = (r.status().as_u16(), r.json().await.unwrap());
@@ -62,11 +64,11 @@ impl World {
         v["task_id"].as_i64().unwrap()
     }
 
-    async fn deploy(&self, version: &str) -> i64 {
+    pub(crate) async fn deploy(&self, version: &str) -> i64 {
         self.post("/api/v1/deploys", json!({ "product": "shop", "version": version, "env": self.env })).await
     }
 
-    async fn finished(&self, id: i64) -> (Value, String) {
+    pub(crate) async fn finished(&self, id: i64) -> (Value, String) {
         let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
         loop {
             let t = self.app.get(&format!("/api/v1/tasks/{id}"), &self.app.reader).await.body;
@@ -81,7 +83,7 @@ impl World {
     }
 
     /// Names of the containers of `component` in this environment (running or not).
-    fn containers(&self, component: &str) -> Vec<String> {
+    pub(crate) fn containers(&self, component: &str) -> Vec<String> {
         containers(&self.env, component)
     }
 }

@@ -62,6 +62,39 @@ pub struct TestHost {
     child: Child,
 }
 
+impl TestHost {
+    /// Kills every session process of this sshd (all descendants of its listener: the privileged and
+    /// the unprivileged half of each connection, and what they run), as a host that drops its
+    /// connections does; the listener keeps accepting new ones. Returns how many processes it killed.
+    pub fn kill_sessions(&self) -> usize {
+        let mut parents = std::collections::BTreeMap::new();
+        for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else { continue };
+            // `pid (comm) state ppid …`: the fields after the last ')'.
+            let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<u32>().ok());
+            if let Some(ppid) = ppid {
+                parents.insert(pid, ppid);
+            }
+        }
+        let listener = self.child.id();
+        let descends = |mut pid: u32| {
+            while let Some(&ppid) = parents.get(&pid) {
+                if ppid == listener {
+                    return true;
+                }
+                pid = ppid;
+            }
+            false
+        };
+        let doomed: Vec<u32> = parents.keys().copied().filter(|&p| descends(p)).collect();
+        for pid in &doomed {
+            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        }
+        doomed.len()
+    }
+}
+
 /// Several sshd "hosts" and the files to reach them.
 pub struct TestHosts {
     /// The running instances.

@@ -64,6 +64,57 @@ fn run(cmd: &mut Command, what: &str) {
 }
 
 fn start() -> TestRegistry {
+    let registry = start_empty();
+    for version in ["1.0.0", "1.1.0"] {
+        build_and_push(&registry, "web", version, WEB);
+    }
+    build_and_push(&registry, "web", "1.2.0", SICK);
+    build_and_push(&registry, "broken", "1.0.0", BROKEN);
+    build_haproxy(&registry);
+    registry
+}
+
+/// A registry of the test's own (faults are injected into it, never into the shared one) holding
+/// `REG/tao-test/web` at `versions` (all the healthy server).
+pub fn private(versions: &[&str]) -> TestRegistry {
+    let registry = start_empty();
+    for version in versions {
+        build_and_push(&registry, "web", version, WEB);
+    }
+    registry
+}
+
+impl TestRegistry {
+    /// Stops the registry process (it answers nothing afterwards).
+    pub fn stop(&mut self) {
+        drop(self._process.stdin.take());
+        let _ = self._process.wait();
+        let port: u16 = self.address.rsplit(':').next().unwrap().parse().unwrap();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while TcpStream::connect(("127.0.0.1", port)).is_ok() {
+            assert!(Instant::now() < deadline, "docker-registry on {} did not stop", self.address);
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    /// Deletes the manifest `digest` of `repo` (the registry is configured to allow it): the digest no
+    /// longer exists there.
+    pub fn delete_manifest(&self, repo: &str, digest: &str) {
+        let url = format!("http://{}/v2/{repo}/manifests/{digest}", self.address);
+        let out = Command::new("curl")
+            .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "-X", "DELETE", &url])
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "202",
+            "DELETE {url}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+fn start_empty() -> TestRegistry {
     require("/usr/bin/docker-registry", "docker-registry");
     require("/bin/busybox", "busybox-static");
     require("/usr/bin/docker", "docker.io");
@@ -95,14 +146,7 @@ fn start() -> TestRegistry {
         assert!(Instant::now() < deadline, "docker-registry did not listen on {address}");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let registry = TestRegistry { address, _dir: dir, _process: process };
-    for version in ["1.0.0", "1.1.0"] {
-        build_and_push(&registry, "web", version, WEB);
-    }
-    build_and_push(&registry, "web", "1.2.0", SICK);
-    build_and_push(&registry, "broken", "1.0.0", BROKEN);
-    build_haproxy(&registry);
-    registry
+    TestRegistry { address, _dir: dir, _process: process }
 }
 
 const WEB: &str = r#"FROM scratch
