@@ -248,3 +248,199 @@ async fn a_full_disk_under_sqlite_refuses_webhooks_with_5xx_keeps_reads_and_reco
     assert_eq!(stored, acked, "every acknowledged delivery is stored, nothing else: {:?}", events.body);
     let _ = app.stop().await;
 }
+
+/// A PostgreSQL cluster of the test's own on a free loopback port (faults are injected into it, never
+/// into the shared test server): Debian's binaries, trust auth, data in a temp dir, stopped on drop.
+struct PrivatePg {
+    bin: std::path::PathBuf,
+    dir: tempfile::TempDir,
+    port: u16,
+}
+
+impl PrivatePg {
+    fn start() -> PrivatePg {
+        let bin = std::fs::read_dir("/usr/lib/postgresql")
+            .expect("PostgreSQL is installed (scripts/test.sh)")
+            .flatten()
+            .map(|e| e.path().join("bin"))
+            .filter(|b| b.join("initdb").exists())
+            .max()
+            .expect("an initdb");
+        let dir = tempfile::Builder::new().prefix("tao-pg").tempdir().unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let pg = PrivatePg { bin, dir, port };
+        let data = pg.data();
+        Command::new("chown").args(["postgres:"]).arg(pg.dir.path()).status().unwrap();
+        pg.as_postgres(&[pg.tool("initdb").as_str(), "-D", &data, "-U", "postgres", "--auth=trust", "-E", "UTF8"]);
+        let options = format!("-h 127.0.0.1 -p {port} -k /tmp -c fsync=off");
+        let log = format!("{data}/server.log");
+        pg.as_postgres(&[
+            pg.tool("pg_ctl").as_str(),
+            "-D",
+            &data,
+            "-l",
+            &log,
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            &options,
+            "start",
+        ]);
+        pg
+    }
+
+    fn data(&self) -> String {
+        self.dir.path().join("data").display().to_string()
+    }
+
+    fn tool(&self, name: &str) -> String {
+        self.bin.join(name).display().to_string()
+    }
+
+    fn as_postgres(&self, argv: &[&str]) {
+        let out = Command::new("runuser")
+            .args(["-u", "postgres", "--"])
+            .args(argv)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{argv:?}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    fn url(&self) -> String {
+        format!("postgres://postgres@127.0.0.1:{}/postgres", self.port)
+    }
+
+    /// `pg_ctl restart -m fast`: every connection is cut, the server comes back on the same port.
+    fn restart(&self) {
+        let data = self.data();
+        // `-l` as at start: a server started without it would hold this command's output pipe open.
+        let log = format!("{data}/server.log");
+        let argv = [self.tool("pg_ctl"), "-D".into(), data, "-l".into(), log, "-w".into(), "-t".into(), "60".into()];
+        let argv: Vec<&str> = argv.iter().map(String::as_str).chain(["-m", "fast", "restart"]).collect();
+        self.as_postgres(&argv);
+    }
+}
+
+impl Drop for PrivatePg {
+    fn drop(&mut self) {
+        let data = self.data();
+        let stop = [self.tool("pg_ctl"), "-D".into(), data, "-m".into(), "immediate".into(), "stop".into()];
+        let _ = Command::new("runuser").args(["-u", "postgres", "--"]).args(&stop).output();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_postgresql_restart_loses_no_acknowledged_webhook_and_wake_ups_resume() {
+    crate::support::limit(a_postgresql_restart_loses_no_acknowledged_webhook_and_wake_ups_resume_body()).await
+}
+
+async fn a_postgresql_restart_loses_no_acknowledged_webhook_and_wake_ups_resume_body() {
+    use crate::queue::{deploy, next_start, wait_status, Gate};
+    use crate::support::gitlab::{send_webhook, webhook_fixture};
+    use crate::support::{monitor_release, spawn_app_on};
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use std::sync::Arc;
+
+    let pg = tokio::task::block_in_place(PrivatePg::start);
+    let url = format!("{}?{}", pg.url(), crate::support::PG_TEST_OPTIONS);
+    let secret =
+        |s: &mut tao::config::Settings| s.gitlab_webhook_secrets = vec![tao::config::Secret::new("hook-secret")];
+    // Replica A runs deploys; replica B serves the API only (0 workers) and takes the webhooks.
+    let files = tempfile::tempdir().unwrap();
+    let catalog = files.path().join("tao.yaml");
+    std::fs::write(&catalog, include_str!("../../examples/tao.yaml")).unwrap();
+    let (gate, mut started) = Gate::new();
+    let a = spawn_app_on(
+        &url,
+        |s| {
+            secret(s);
+            s.catalog = Some(catalog);
+            s.workers = 1;
+            s.drain_timeout = Duration::from_millis(200);
+        },
+        gate.factory(),
+    )
+    .await;
+    let (idle, _never) = Gate::new();
+    let b = spawn_app_on(
+        &url,
+        |s| {
+            secret(s);
+            s.workers = 0;
+        },
+        idle.factory(),
+    )
+    .await;
+    assert_eq!(b.create_release(&b.deployer, monitor_release("1.0.0", &[])).await.status, 201);
+
+    // Webhooks flow the whole time; a 5xx during the restart is an answer GitLab retries.
+    let stop = Arc::new(AtomicBool::new(false));
+    let acked = Arc::new(AtomicUsize::new(0));
+    let hook = format!("{}/api/v1/gitlab/webhook", b.base);
+    let sender = {
+        let (stop, acked) = (stop.clone(), acked.clone());
+        tokio::spawn(async move {
+            let body = webhook_fixture("push.json");
+            let mut others = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                match send_webhook(&hook, "hook-secret", "Push Hook", &body, None, "hook-1").await.status().as_u16() {
+                    200 => {
+                        acked.fetch_add(1, Ordering::Relaxed);
+                    }
+                    s => others.push(s),
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            others
+        })
+    };
+    let (s, body) = deploy(&a, &a.deployer, "env-1", None).await;
+    assert_eq!(s, 202, "{body}");
+    let running = body["task_id"].as_i64().unwrap();
+    assert_eq!(next_start(&mut started).await, running);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    tokio::task::block_in_place(|| pg.restart());
+    // The running task finishes through the re-established connections.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    gate.finish(running, tao::deploy::queue::Outcome::Succeeded);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    let status = loop {
+        let t = a.get(&format!("/api/v1/tasks/{running}"), &a.reader).await;
+        if t.status == 200 && matches!(t.body["status"].as_str(), Some("succeeded" | "interrupted")) {
+            break t.body["status"].clone();
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the running task ends: {:?}", t.body);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    println!("the task running across the restart ended {status}");
+
+    // A task queued through B after the restart starts on A at once: A's LISTEN came back (A has no
+    // lease to expire and nothing else to wake it).
+    let (s, body) = deploy(&b, &b.deployer, "env-1", None).await;
+    assert_eq!(s, 202, "{body}");
+    let queued = body["task_id"].as_i64().unwrap();
+    let woke = tokio::time::timeout(Duration::from_secs(10), started.recv()).await;
+    assert_eq!(woke.ok().flatten(), Some(queued), "LISTEN/NOTIFY wake-ups resumed after the restart");
+    gate.finish(queued, tao::deploy::queue::Outcome::Succeeded);
+    wait_status(&b, queued, "succeeded").await;
+
+    stop.store(true, Ordering::Relaxed);
+    let others = sender.await.unwrap();
+    assert!(others.iter().all(|s| (500..600).contains(s)), "only 5xx while the server was down: {others:?}");
+    let acked = acked.load(Ordering::Relaxed);
+    let stored: i64 =
+        tao::with_pool!(&b.pool, p => sqlx::query_scalar("SELECT COUNT(*) FROM gitlab_event").fetch_one(p).await)
+            .unwrap();
+    println!("{acked} webhooks acknowledged, {} refused with 5xx during the restart", others.len());
+    assert_eq!(stored as usize, acked, "no acknowledged webhook was lost, none stored twice");
+    let _ = b.stop().await;
+    let _ = a.stop().await;
+}

@@ -14,23 +14,24 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::support::{monitor_release, respawn, spawn_app_exec, TestApp, TestDb};
 
-/// An executor whose tasks run until the test finishes them (or they are asked to stop).
+/// An executor whose tasks run until the test finishes them (or they are asked to stop); `faults`
+/// uses it too.
 #[derive(Clone, Default)]
-struct Gate {
+pub(crate) struct Gate {
     started: Arc<Mutex<Option<mpsc::UnboundedSender<i64>>>>,
     finish: Arc<Mutex<HashMap<i64, oneshot::Sender<Outcome>>>>,
     pool: Arc<Mutex<Option<store::Pool>>>,
 }
 
 impl Gate {
-    fn new() -> (Gate, mpsc::UnboundedReceiver<i64>) {
+    pub(crate) fn new() -> (Gate, mpsc::UnboundedReceiver<i64>) {
         let (tx, rx) = mpsc::unbounded_channel();
         let gate = Gate::default();
         *gate.started.lock().unwrap() = Some(tx);
         (gate, rx)
     }
 
-    fn factory(&self) -> tao::app::ExecutorFactory {
+    pub(crate) fn factory(&self) -> tao::app::ExecutorFactory {
         let gate = self.clone();
         Box::new(move |services, _| {
             *gate.pool.lock().unwrap() = Some(services.pool().clone());
@@ -38,7 +39,7 @@ impl Gate {
         })
     }
 
-    fn finish(&self, id: i64, outcome: Outcome) {
+    pub(crate) fn finish(&self, id: i64, outcome: Outcome) {
         let tx = self.finish.lock().unwrap().remove(&id).expect("task is running");
         tx.send(outcome).expect("executor waits");
     }
@@ -80,7 +81,7 @@ async fn with_gate(workers: usize) -> (TestApp, Gate, mpsc::UnboundedReceiver<i6
     (app, gate, started)
 }
 
-async fn deploy(app: &TestApp, token: &str, env: &str, key: Option<&str>) -> (u16, Value) {
+pub(crate) async fn deploy(app: &TestApp, token: &str, env: &str, key: Option<&str>) -> (u16, Value) {
     let mut rb = app
         .http
         .post(format!("{}/api/v1/deploys", app.base))
@@ -98,7 +99,7 @@ async fn task(app: &TestApp, id: i64) -> Value {
 }
 
 /// Waits (on state, with a deadline) until task `id` has `status`.
-async fn wait_status(app: &TestApp, id: i64, status: &str) -> Value {
+pub(crate) async fn wait_status(app: &TestApp, id: i64, status: &str) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
         let t = task(app, id).await;
@@ -111,7 +112,7 @@ async fn wait_status(app: &TestApp, id: i64, status: &str) -> Value {
     }
 }
 
-async fn next_start(started: &mut mpsc::UnboundedReceiver<i64>) -> i64 {
+pub(crate) async fn next_start(started: &mut mpsc::UnboundedReceiver<i64>) -> i64 {
     tokio::time::timeout(Duration::from_secs(20), started.recv()).await.expect("a task starts").expect("open")
 }
 

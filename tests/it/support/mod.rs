@@ -69,7 +69,7 @@ pub fn http_client() -> reqwest::Client {
 
 /// PostgreSQL session settings of every test database: a statement (or a lock wait) that runs past a
 /// minute fails instead of waiting forever, and so does a transaction left idle.
-const PG_TEST_OPTIONS: &str =
+pub const PG_TEST_OPTIONS: &str =
     "options=-c%20statement_timeout%3D60000%20-c%20lock_timeout%3D30000%20-c%20idle_in_transaction_session_timeout%3D60000";
 
 /// A database that exists for one test.
