@@ -444,3 +444,51 @@ async fn a_postgresql_restart_loses_no_acknowledged_webhook_and_wake_ups_resume_
     let _ = b.stop().await;
     let _ = a.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_that_stops_answering_mid_wave_fails_the_task_without_hanging() {
+    crate::support::limit(a_host_that_stops_answering_mid_wave_fails_the_task_without_hanging_body()).await
+}
+
+async fn a_host_that_stops_answering_mid_wave_fails_the_task_without_hanging_body() {
+    let w = World::new(1).await;
+    let port = published_ports(1)[0];
+    let health = "      command: \"sleep 3\"\n      timeout: 30s";
+    w.apply(&catalog(&w, &registry::registry().address, port, health)).await;
+    w.release("1.0.0", json!({ "web": "1.0.0" })).await;
+    w.release("1.1.0", json!({ "web": "1.1.0" })).await;
+    let (t, log) = w.finished(w.deploy("1.0.0").await).await;
+    assert_eq!(t["status"], "succeeded", "{log}");
+
+    let id = w.deploy("1.1.0").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = w.app.http.get(format!("{}/api/v1/tasks/{id}/log", w.app.base)).bearer_auth(&w.app.reader);
+        if r.send().await.unwrap().text().await.unwrap().contains("waiting for the health check") {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "the task never waited for health");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    w.hosts.hosts[0].pause(true);
+    let paused_at = std::time::Instant::now();
+    // The ssh keepalive (15 s × 3) notices the silent host; the rollback's reconnect times out.
+    let (t, log) = w.finished(id).await;
+    let took = paused_at.elapsed();
+    w.hosts.hosts[0].pause(false);
+    assert_eq!(t["status"], "failed", "{log}");
+    let error = t["error"].as_str().unwrap();
+    assert!(error.starts_with("web on h0 failed") && error.contains(&w.hosts.spec(0)), "{error}");
+    assert!(took < Duration::from_secs(110), "the task ended within the per-host limits: {took:?}\n{log}");
+    println!("a silent host failed the task in {took:?}: {error}");
+    let control = w.hosts.control_dir.display().to_string();
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    while !processes_mentioning(&control).is_empty() {
+        assert!(tokio::time::Instant::now() < deadline, "ssh masters left: {:?}", processes_mentioning(&control));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let (t, log) = w.finished(w.deploy("1.1.0").await).await;
+    assert_eq!(t["status"], "succeeded", "once the host answers again the next deploy works: {log}");
+    assert_eq!(served(port).await.as_deref(), Some("1.1.0"));
+    let _ = w.app.stop().await;
+}

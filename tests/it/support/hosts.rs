@@ -63,10 +63,9 @@ pub struct TestHost {
 }
 
 impl TestHost {
-    /// Kills every session process of this sshd (all descendants of its listener: the privileged and
-    /// the unprivileged half of each connection, and what they run), as a host that drops its
-    /// connections does; the listener keeps accepting new ones. Returns how many processes it killed.
-    pub fn kill_sessions(&self) -> usize {
+    /// The processes under this sshd's listener: the privileged and the unprivileged half of each
+    /// connection, and what they run.
+    fn sessions(&self) -> Vec<u32> {
         let mut parents = std::collections::BTreeMap::new();
         for entry in std::fs::read_dir("/proc").into_iter().flatten().flatten() {
             let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
@@ -87,11 +86,30 @@ impl TestHost {
             }
             false
         };
-        let doomed: Vec<u32> = parents.keys().copied().filter(|&p| descends(p)).collect();
-        for pid in &doomed {
-            let _ = Command::new("kill").args(["-KILL", &pid.to_string()]).status();
+        parents.keys().copied().filter(|&p| descends(p)).collect()
+    }
+
+    fn signal(pids: &[u32], signal: &str) {
+        for pid in pids {
+            let _ = Command::new("kill").args([signal, &pid.to_string()]).status();
         }
+    }
+
+    /// Kills every session process of this sshd, as a host that drops its connections does; the
+    /// listener keeps accepting new ones. Returns how many processes it killed.
+    pub fn kill_sessions(&self) -> usize {
+        let doomed = self.sessions();
+        Self::signal(&doomed, "-KILL");
         doomed.len()
+    }
+
+    /// Stops (`SIGSTOP`) or continues (`SIGCONT`) the listener and every session: a host that stops
+    /// answering without closing anything (its TCP connections stay open, new ones are accepted by the
+    /// kernel and never served).
+    pub fn pause(&self, paused: bool) {
+        let mut all = self.sessions();
+        all.push(self.child.id());
+        Self::signal(&all, if paused { "-STOP" } else { "-CONT" });
     }
 }
 
