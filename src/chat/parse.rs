@@ -63,6 +63,11 @@ pub fn parse_named(name: CommandName, args: &[&str]) -> Result<Command, ParseErr
                     "confirm" => confirm = true,
                     _ => {
                         for part in word.split(',').filter(|p| !p.is_empty()) {
+                            // A flag is a word of its own: `force,` is neither the flag nor a component
+                            // (a component named like a flag cannot be picked from chat).
+                            if DEPLOY_FLAGS.contains(&part) {
+                                return Err(a.unexpected(word, Some(part.to_owned())));
+                            }
                             let component = a.component(part)?;
                             if !components.contains(&component) {
                                 components.push(component);
@@ -94,7 +99,14 @@ pub fn parse_named(name: CommandName, args: &[&str]) -> Result<Command, ParseErr
             if args.len() > 2 && suggest(args[0], ["create"]).is_some() {
                 return Err(a.unexpected(args[0], Some("create".to_owned())));
             }
-            Command::Release { product: a.name_arg("<product>")?, version: a.version("<version>")? }
+            let product: crate::catalog::ProductName = a.name_arg("<product>")?;
+            // `release create …` creates a product version: a product named `create` cannot be shown
+            // from chat (its line would read back as `release create`).
+            if product.as_str() == "create" {
+                let expected = "a product name other than create (release create makes a product version)";
+                return Err(a.invalid("<product>", expected, "create"));
+            }
+            Command::Release { product, version: a.version("<version>")? }
         }
         CommandName::ReleaseCreate => {
             let (product, version) = (a.name_arg("<product>")?, a.version("<version>")?);

@@ -20,6 +20,7 @@ mod events;
 mod exec;
 mod faults;
 mod floors;
+mod fuzz;
 mod gitlab;
 mod gitlab_issues;
 mod gitlab_mr;
