@@ -128,6 +128,8 @@ fn rejected_lines_say_what_was_expected() {
         ("deploy monitor 1.1.0 env-1 --force", format!(r#"deploy: unexpected "--force" (did you mean "force"?) {DEPLOY_USAGE}"#)),
         ("deploy monitor 1.1.0 prod Confirm", format!(r#"deploy: unexpected "Confirm" (did you mean "confirm"?) {DEPLOY_USAGE}"#)),
         ("deploy monitor 1.1.0 env-1 ops_x", format!(r#"deploy: invalid <component>: expected {name_expected}, found "ops_x""#)),
+        // Found by fuzzing: a flag inside a comma list is neither the flag nor a component.
+        ("deploy monitor 1.1.0 env-1 ops,force", format!(r#"deploy: unexpected "ops,force" (did you mean "force"?) {DEPLOY_USAGE}"#)),
         (
             "rollback env-1 too 1.0.0",
             r#"rollback: unexpected "too" (did you mean "to"?) (usage: rollback <env> [to <version>] [confirm])"#.into(),
@@ -269,6 +271,9 @@ fn separate_words_from_cli_and_discord() {
     let freeze = parse_args("freeze", &words(&["env-1", "it's a \"test\""])).unwrap();
     assert_eq!(freeze, Command::Freeze { env: name("env-1"), reason: "it's a \"test\"".into() });
     assert_eq!(parse_named(CommandName::Status, &["env-1"]).unwrap(), Command::Status { env: name("env-1") });
+    // Found by fuzzing: Discord's `/release product:create` would name a command its line cannot read back.
+    let e = parse_named(CommandName::Release, &["create", "1.1.0"]).unwrap_err().to_string();
+    assert!(e.starts_with("release: invalid <product>: expected a product name other than create"), "{e}");
     assert_eq!(
         parse_args("deplyo", &[]).unwrap_err().to_string(),
         r#"unknown command "deplyo" (did you mean "deploy"?)"#

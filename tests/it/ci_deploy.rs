@@ -397,10 +397,61 @@ async fn a_gitlab_deployment_left_running_by_a_killed_tao_is_finished_at_the_nex
         assert!(Instant::now() < deadline, "the deployment id was never stored");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    // The deployment is created when the job queues the task; under load the worker may claim it a
+    // moment later. The crash this test is about happens while the task runs.
+    while app.get(&format!("/api/v1/tasks/{task}"), &app.reader).await.body["status"] != "running" {
+        assert!(Instant::now() < deadline, "the task never started");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
 
     let parts = app.kill().await;
     let app = crate::support::respawn(parts, Box::new(|_, _| Arc::new(Hold))).await;
     assert_eq!(app.get(&format!("/api/v1/tasks/{task}"), &app.reader).await.body["status"], "interrupted");
     deployment_reaches(&double, "monitor/api", "env-1", "failed").await;
+    let _ = app.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn gitlab_failing_while_a_job_token_is_verified_answers_502_and_blocks_nothing() {
+    crate::support::limit(gitlab_failing_while_a_job_token_is_verified_answers_502_and_blocks_nothing_body()).await
+}
+
+async fn gitlab_failing_while_a_job_token_is_verified_answers_502_and_blocks_nothing_body() {
+    let (app, double) = setup().await;
+    let api = project_id(&double, "monitor/api");
+    let (_, token) = double.start_job(api, "main");
+    // GitLab answers 500 to every attempt (the client tries 4 times): the job is refused with 502, so
+    // the CI job fails visibly; nothing is queued.
+    for _ in 0..4 {
+        double.fail_next("/job", 500, None);
+    }
+    let (status, body) = post(&app, "/api/v1/deploys", &token, component_deploy("env-1", "abc")).await;
+    assert_eq!(status, 502, "{body}");
+    assert_eq!(body["error"]["code"], "upstream", "{body}");
+    assert!(body["error"]["message"].as_str().unwrap().starts_with("GitLab could not verify the job token"), "{body}");
+    let tasks = app.get("/api/v1/tasks", &app.reader).await.body;
+    assert_eq!(tasks.as_array().map(Vec::len), Some(0), "nothing queued: {tasks}");
+
+    // Deploys that do not need GitLab go on meanwhile.
+    let r = app.http.post(format!("{}/api/v1/deploys", app.base)).bearer_auth(&app.deployer);
+    let r = r.json(&component_deploy("env-1", "abc")).send().await.unwrap();
+    assert_eq!(r.status(), 202);
+    let id = r.json::<Value>().await.unwrap()["task_id"].as_i64().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while app.get(&format!("/api/v1/tasks/{id}"), &app.reader).await.body["status"] != "succeeded" {
+        assert!(Instant::now() < deadline, "the token deploy ran");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    // 429 with Retry-After: waited for, then verified.
+    double.fail_next("/job", 429, Some(1));
+    let started = Instant::now();
+    let (status, body) = post(&app, "/api/v1/deploys", &token, component_deploy("env-1", "def")).await;
+    assert_eq!(status, 202, "{body}");
+    assert!(started.elapsed() >= Duration::from_secs(1), "Retry-After was honoured");
+    // A 403 is GitLab's answer, not a failure: refused as a bad token, not retried.
+    double.fail_next("/job", 403, None);
+    let (status, body) = post(&app, "/api/v1/deploys", &token, component_deploy("env-1", "ghi")).await;
+    assert_eq!(status, 401, "{body}");
     let _ = app.stop().await;
 }
