@@ -107,7 +107,8 @@ async fn series_of(
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no metric {name:?} (known: {})", series::NAMES.join(", "))))?;
     Ok(match format {
-        "csv" => ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], series::to_csv(&rows)).into_response(),
+        "csv" => ([(header::CONTENT_TYPE, "text/csv; charset=utf-8")], series::to_csv(series::columns(&name), &rows))
+            .into_response(),
         "ndjson" => {
             let mut out = String::new();
             for r in &rows {

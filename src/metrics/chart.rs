@@ -40,6 +40,9 @@ pub struct Stacked {
     pub series: Vec<Series>,
     /// Text lines under the chart (e.g. the DORA numbers).
     pub notes: Vec<String>,
+    /// What the chart says instead of drawing axes when every count is zero ("no deployments in this
+    /// period").
+    pub empty: String,
 }
 
 const PALETTE: [RGBColor; 8] = [
@@ -79,8 +82,40 @@ pub fn stacked_png(chart: &Stacked, width: u32, height: u32) -> Result<Vec<u8>, 
                 totals[i] += c;
             }
         }
-        let top = totals.iter().cloned().fold(0.0, f64::max).max(1.0) * 1.1;
-        let mut ctx = ChartBuilder::on(&plot)
+        let max = totals.iter().cloned().fold(0.0, f64::max);
+        if max <= 0.0 {
+            // Nothing to stack: say so instead of blank axes with an empty legend box.
+            let (w, h) = plot.dim_in_pixel();
+            plot.draw(&Text::new(chart.title.clone(), (12, 12), ("sans-serif", 22).into_font()))
+                .map_err(|e| e.to_string())?;
+            let style = ("sans-serif", 20).into_font().color(&RGBColor(90, 90, 90));
+            let x = (w as i32 / 2 - chart.empty.len() as i32 * 5).max(12);
+            plot.draw(&Text::new(chart.empty.clone(), (x, h as i32 / 2), style)).map_err(|e| e.to_string())?;
+        } else {
+            draw_stacked(chart, &plot, &totals, max)?;
+        }
+        for (i, line) in chart.notes.iter().enumerate() {
+            notes
+                .draw(&Text::new(line.clone(), (16, 4 + i as i32 * 18), ("sans-serif", 14).into_font()))
+                .map_err(|e| e.to_string())?;
+        }
+        root.present().map_err(|e| e.to_string())?;
+    }
+    encode_rgb(&rgb, width, height)
+}
+
+/// The stacked areas, axes and legend of a chart with at least one non-zero count. Counts are whole
+/// numbers, so the count axis is labelled with whole numbers only.
+fn draw_stacked(
+    chart: &Stacked,
+    plot: &DrawingArea<BitMapBackend<'_>, plotters::coord::Shift>,
+    totals: &[f64],
+    max: f64,
+) -> Result<(), String> {
+    let days = totals.len();
+    {
+        let top = (max * 1.1).ceil().max(1.0);
+        let mut ctx = ChartBuilder::on(plot)
             .caption(&chart.title, ("sans-serif", 22))
             .margin(12)
             .x_label_area_size(36)
@@ -92,6 +127,8 @@ pub fn stacked_png(chart: &Stacked, width: u32, height: u32) -> Result<Vec<u8>, 
             .x_labels(days.min(8))
             .x_label_formatter(&|i| labels.get(*i).map(|d| d.get(5..).unwrap_or(d).to_string()).unwrap_or_default())
             .y_desc("count")
+            .y_labels((top as usize + 1).min(11))
+            .y_label_formatter(&|v| if v.fract() == 0.0 { format!("{v:.0}") } else { String::new() })
             .label_style(("sans-serif", 13))
             .draw()
             .map_err(|e| e.to_string())?;
@@ -114,20 +151,18 @@ pub fn stacked_png(chart: &Stacked, width: u32, height: u32) -> Result<Vec<u8>, 
             .position(SeriesLabelPosition::UpperLeft)
             .draw()
             .map_err(|e| e.to_string())?;
-        for (i, line) in chart.notes.iter().enumerate() {
-            notes
-                .draw(&Text::new(line.clone(), (16, 4 + i as i32 * 18), ("sans-serif", 14).into_font()))
-                .map_err(|e| e.to_string())?;
-        }
-        root.present().map_err(|e| e.to_string())?;
     }
+    Ok(())
+}
+
+fn encode_rgb(rgb: &[u8], width: u32, height: u32) -> Result<Vec<u8>, String> {
     let mut out = Vec::new();
     {
         let mut encoder = png::Encoder::new(&mut out, width, height);
         encoder.set_color(png::ColorType::Rgb);
         encoder.set_depth(png::BitDepth::Eight);
         let mut writer = encoder.write_header().map_err(|e| e.to_string())?;
-        writer.write_image_data(&rgb).map_err(|e| e.to_string())?;
+        writer.write_image_data(rgb).map_err(|e| e.to_string())?;
     }
     Ok(out)
 }
@@ -163,13 +198,25 @@ pub fn dora_chart(
         (Some(a), Some(b)) => format!(" ({a} – {b})"),
         _ => String::new(),
     };
-    Stacked { title: format!("{product}: deployments per day{span}"), days: days.to_vec(), series, notes }
+    Stacked {
+        title: format!("{product}: deployments per day{span}"),
+        days: days.to_vec(),
+        series,
+        notes,
+        empty: "no deployments in this period".into(),
+    }
 }
 
 /// The cumulative flow picture: work items per state and day, from rows of the `cfd` series.
 pub fn cfd_chart(title: &str, rows: &[serde_json::Value], days: &[String]) -> Stacked {
     let series = series_from_rows(rows, "state", "items", days);
-    Stacked { title: title.to_string(), days: days.to_vec(), series, notes: Vec::new() }
+    Stacked {
+        title: title.to_string(),
+        days: days.to_vec(),
+        series,
+        notes: Vec::new(),
+        empty: "no work items in this period".into(),
+    }
 }
 
 /// One series per distinct `category` of `rows` (sorted), each summing `value` of the rows whose `time`
@@ -223,6 +270,7 @@ mod tests {
                 Series { name: "failed".into(), counts: vec![0.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0, 0.0] },
             ],
             notes: vec!["prod: 0.70 deploys/day, change failure rate 44%, time to restore 4.0 h".into()],
+            empty: "no deployments in this period".into(),
         };
         let png_bytes = stacked_png(&chart, 800, 500).unwrap();
         let decoder = png::Decoder::new(std::io::Cursor::new(&png_bytes));
@@ -232,5 +280,31 @@ mod tests {
         assert!(png_bytes.len() > 5_000, "something was drawn: {} bytes", png_bytes.len());
         // Kept for a look: the picture a test made.
         let _ = std::fs::write(std::env::temp_dir().join("tao-chart-test.png"), &png_bytes);
+    }
+
+    fn ink(png_bytes: &[u8]) -> usize {
+        let mut reader = png::Decoder::new(std::io::Cursor::new(png_bytes)).read_info().unwrap();
+        let mut buf = vec![0; reader.output_buffer_size()];
+        reader.next_frame(&mut buf).unwrap();
+        buf.chunks(3).filter(|px| px.iter().any(|c| *c < 200)).count()
+    }
+
+    #[test]
+    fn an_empty_chart_says_so_instead_of_drawing_axes() {
+        let days: Vec<String> = (1..=10).map(|d| format!("2024-03-{d:02}")).collect();
+        let chart = |counts: Vec<f64>, empty: &str| Stacked {
+            title: "monitor: deployments per day".into(),
+            days: days.clone(),
+            series: vec![Series { name: "succeeded".into(), counts }],
+            notes: vec![],
+            empty: empty.into(),
+        };
+        let drawn = stacked_png(&chart(vec![0.0, 1.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0], "x"), 800, 500).unwrap();
+        let empty = stacked_png(&chart(vec![0.0; 10], "no deployments in this period"), 800, 500).unwrap();
+        let other = stacked_png(&chart(vec![0.0; 10], "no work items in this period"), 800, 500).unwrap();
+        assert_ne!(empty, other, "the empty message is drawn");
+        // Axes, ticks, labels and a legend box ink far more than a caption and one line of text.
+        assert!(ink(&empty) * 3 < ink(&drawn), "no axes: {} vs {} dark pixels", ink(&empty), ink(&drawn));
+        let _ = std::fs::write(std::env::temp_dir().join("tao-chart-empty.png"), &empty);
     }
 }

@@ -180,14 +180,45 @@ fn csv_field(v: &Value) -> String {
     }
 }
 
-/// Rows as CSV (header from the first row's keys, in order).
-pub fn to_csv(rows: &[Map<String, Value>]) -> String {
-    let Some(first) = rows.first() else { return String::new() };
-    let keys: Vec<&String> = first.keys().collect();
-    let mut out = keys.iter().map(|k| csv_field(&Value::String((*k).clone()))).collect::<Vec<_>>().join(",");
+/// The fields of each row of series `name`, in the order rows hold them (a JSON object's keys sort); so an
+/// empty series still has its CSV header row (pandas and Grafana's Infinity fail on an empty file).
+pub fn columns(name: &str) -> &'static [&'static str] {
+    match name {
+        "dora" => &[
+            "change_failure_rate",
+            "changes",
+            "deployment_frequency",
+            "deployments",
+            "failed_changes",
+            "lead_time_mean_s",
+            "lead_time_median_s",
+            "product",
+            "restores",
+            "successful",
+            "tier",
+            "time_to_restore_mean_s",
+            "time_to_restore_median_s",
+        ],
+        "deployments" => &["deployments", "env", "product", "status", "tier", "time"],
+        "mr_cycle_time" => &["hours", "iid", "merged_at", "opened_at", "project"],
+        "pipelines" => &["canceled", "failed", "project", "succeeded", "success_rate", "time"],
+        "cfd" => &["items", "state", "time"],
+        "bugs" => &["fixed", "found", "open", "product", "version"],
+        _ => &[],
+    }
+}
+
+/// Rows as CSV: the header row names `columns` (always, also without rows), each row their values.
+pub fn to_csv(columns: &[&str], rows: &[Map<String, Value>]) -> String {
+    debug_assert!(
+        rows.first().is_none_or(|r| r.keys().map(String::as_str).eq(columns.iter().copied())),
+        "the rows' fields are the series' columns"
+    );
+    let keys: Vec<String> = columns.iter().map(|k| k.to_string()).collect();
+    let mut out = keys.iter().map(|k| csv_field(&Value::String(k.clone()))).collect::<Vec<_>>().join(",");
     out.push('\n');
     for r in rows {
-        let line: Vec<String> = keys.iter().map(|k| csv_field(r.get(*k).unwrap_or(&Value::Null))).collect();
+        let line: Vec<String> = keys.iter().map(|k| csv_field(r.get(k).unwrap_or(&Value::Null))).collect();
         out.push_str(&line.join(","));
         out.push('\n');
     }
@@ -204,7 +235,34 @@ mod tests {
             json!({"a": "x,y", "b": 1.5, "c": null}).as_object().unwrap().clone(),
             json!({"a": "say \"hi\"", "b": 2, "c": true}).as_object().unwrap().clone(),
         ];
-        assert_eq!(to_csv(&rows), "a,b,c\n\"x,y\",1.5,\n\"say \"\"hi\"\"\",2,true\n");
-        assert_eq!(to_csv(&[]), "");
+        assert_eq!(to_csv(&["a", "b", "c"], &rows), "a,b,c\n\"x,y\",1.5,\n\"say \"\"hi\"\"\",2,true\n");
+        assert_eq!(to_csv(&["a", "b", "c"], &[]), "a,b,c\n", "an empty series keeps its header row");
+    }
+
+    #[test]
+    fn every_series_names_its_columns_in_row_order() {
+        for name in NAMES {
+            let cols = columns(name);
+            assert!(!cols.is_empty(), "{name} has columns");
+            assert!(cols.windows(2).all(|w| w[0] < w[1]), "{name}: columns in the order a JSON object keeps keys");
+        }
+        let dora = serde_json::to_value(dora::Dora {
+            product: "p".into(),
+            tier: "prod".into(),
+            deployments: 0,
+            successful: 0,
+            deployment_frequency: 0.0,
+            failed_changes: 0,
+            change_failure_rate: 0.0,
+            restores: 0,
+            time_to_restore_median_s: None,
+            time_to_restore_mean_s: None,
+            changes: 0,
+            lead_time_median_s: None,
+            lead_time_mean_s: None,
+        })
+        .unwrap();
+        let keys: Vec<&str> = dora.as_object().unwrap().keys().map(String::as_str).collect();
+        assert_eq!(keys, columns("dora"));
     }
 }

@@ -107,6 +107,13 @@ async fn infinity_series_from_stored_deploys(db: TestDb) {
     assert_eq!(lines.next(), Some("deployments,env,product,status,tier,time"));
     assert_eq!(lines.next(), Some("1,prod,monitor,succeeded,prod,2024-03-01T00:00:00Z"));
     assert_eq!(csv.lines().count(), 1 + 7, "{csv}");
+    // A window with no rows still starts with the header row (pandas and Grafana's Infinity need it).
+    let (status, _, csv) = get_text(
+        &app,
+        "/api/v1/metrics/deployments?env=prod&from=2020-01-01T00:00:00Z&to=2020-01-02T00:00:00Z&format=csv",
+    )
+    .await;
+    assert_eq!((status, csv.as_str()), (200, "deployments,env,product,status,tier,time\n"));
 
     let (_, ct, lines) = get_text(&app, &format!("/api/v1/metrics/deployments?{window}&format=ndjson")).await;
     assert_eq!(ct, "application/x-ndjson");
