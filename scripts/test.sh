@@ -25,6 +25,9 @@ command -v ssh >/dev/null || missing+=(openssh-client)
 # blue-green rollouts: the per-host proxy's test image is built from Debian's HAProxy (tests/it/support)
 [ -x /usr/sbin/haproxy ] || missing+=(haproxy)
 command -v docker >/dev/null || missing+=(docker.io)
+# the web console's browser tests: headless chromium over WebDriver (tests/it/support/browser.rs)
+[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/chromedriver ] || missing+=(chromium-driver)
 if [ ${#missing[@]} -gt 0 ]; then
   say "installing ${missing[*]}"
   SUDO=""; [ "$(id -u)" -eq 0 ] || SUDO=sudo

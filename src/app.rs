@@ -236,6 +236,8 @@ impl App {
         let executor = executor(&services, &settings);
         let dispatcher = Dispatcher::new(services.pool().clone(), config, services.queue().clone(), executor);
         dispatcher.recover().await.context("recovering orphaned deploy tasks")?;
+        let console = web_console(&settings).context("the web console")?;
+        let web = crate::web::WebState { services: services.clone(), open_read: settings.open_read, console };
         let state = HttpState { services: services.clone(), open_read: settings.open_read, ci };
         let queue = EventQueue::default();
         // One intake writer for webhook deliveries and status check requests: durable before the answer.
@@ -269,7 +271,8 @@ impl App {
         let router = http::router(state, settings.max_body)
             .merge(http::webhook::routes(intake))
             .merge(http::policy::status_check_routes(status_checks, settings.webhook_max_body))
-            .merge(http::discord::routes(discord));
+            .merge(http::discord::routes(discord))
+            .merge(crate::web::router(web));
         let events = EventWiring {
             queue,
             config: WorkerConfig {
@@ -549,6 +552,28 @@ pub async fn shutdown_signal() {
         _ = term => {},
     }
     tracing::info!("shutdown requested");
+}
+
+/// The web console of these settings: sign-in with GitLab when the OAuth application is configured
+/// (redirect URI `TAO_PUBLIC_URL/ui/oauth/callback`), the role map shared with chat, `Secure` cookies
+/// behind an https public URL.
+fn web_console(settings: &Settings) -> anyhow::Result<std::sync::Arc<crate::web::Console>> {
+    let public = settings.public_url.as_deref().map(|u| u.trim_end_matches('/').to_string());
+    let oauth = match (&settings.gitlab_oauth, &settings.gitlab_url, &public) {
+        (Some((id, secret)), Some(gitlab), Some(public)) => Some(crate::gitlab::oauth::OAuthApp {
+            gitlab_url: gitlab.clone(),
+            client_id: id.clone(),
+            client_secret: secret.clone(),
+            redirect_uri: format!("{public}/ui/oauth/callback"),
+        }),
+        (Some(_), _, _) => anyhow::bail!("sign-in with GitLab needs TAO_GITLAB_URL and TAO_PUBLIC_URL"),
+        _ => None,
+    };
+    let secure = public.as_deref().is_some_and(|u| u.starts_with("https://"));
+    let ttl = i64::try_from(settings.session_ttl.as_millis()).unwrap_or(i64::MAX);
+    let console =
+        crate::web::Console::new(oauth, settings.discord_roles.clone(), ttl, secure).map_err(anyhow::Error::msg)?;
+    Ok(std::sync::Arc::new(console))
 }
 
 #[cfg(test)]

@@ -36,6 +36,9 @@
 //!                the event handler contract (handlers.rs), the workers that run handlers, hook sync
 //! enforcement/   branch policy enforced on GitLab: MR checks and note, push/tag guard, audit and apply,
 //!                reconcile (an event handler; the pure rules are policy/)
+//! web/           the web console: pages under / and /ui/ (overview, environments, deploy with its plan,
+//!                tasks with a live log, release and work-item boards, policy, delivery), sign-in with
+//!                GitLab OAuth or an API token, sessions and CSRF; templates and assets embedded
 //! http/          router, one file per area, one auth extractor, one error mapping; list.rs: every list as
 //!                a JSON array or JSON lines; workitems.rs: a release's work items and where it is deployed
 //! metrics/       Prometheus exposition, DORA from stored deploys and change sets, Grafana Infinity series,
@@ -69,7 +72,7 @@
 //! 6  deploy/queue.rs deploy/runner/ deploy/rollout/ deploy/tasklog.rs deploy/drift.rs gitlab/worker.rs enforcement/ metrics/ workitems/
 //! 7  service/
 //! 8  chat/dispatch.rs chat/mr_comment.rs chat/picture.rs
-//! 9  http/ chat/discord/
+//! 9  http/ web/ chat/discord/
 //! 10 cli/ app.rs main.rs lib.rs
 //! ```
 //!
@@ -101,4 +104,5 @@ pub mod service;
 pub mod store;
 pub mod telemetry;
 pub mod urlenc;
+pub mod web;
 pub mod workitems;

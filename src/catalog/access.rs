@@ -48,7 +48,7 @@ fn level_of_name(name: &str) -> Option<u32> {
 /// Someone acting from chat.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ChatUser {
-    /// `discord` or `gitlab`.
+    /// `discord` or `gitlab` (MR comments), or `web` (signed in to the web console).
     pub transport: &'static str,
     /// Their id on that transport.
     pub id: String,
@@ -67,6 +67,11 @@ impl fmt::Display for ChatUser {
 }
 
 impl ChatUser {
+    /// Someone on `transport` with no role yet.
+    pub fn new(transport: &'static str, id: impl Into<String>, name: impl Into<String>) -> ChatUser {
+        ChatUser { transport, id: id.into(), name: name.into(), level: level::NONE, roles: Vec::new() }
+    }
+
     /// Whether they hold role `name`: a level word (`developer`) at or below their level, or a named role.
     pub fn has_role(&self, name: &str) -> bool {
         match level_of_name(name) {

@@ -109,12 +109,38 @@ pub struct ServeArgs {
     /// How often to backfill GitLab issues through the API (e.g. 1h), or `off` (webhooks keep them current).
     #[arg(long, env = "TAO_GITLAB_ISSUE_SYNC_INTERVAL", hide_env_values = true, default_value = "off")]
     pub gitlab_issue_sync_interval: String,
+    /// Application ID of the GitLab OAuth application the web console signs in with (redirect URI:
+    /// TAO_PUBLIC_URL + /ui/oauth/callback; scopes read_user, read_api).
+    #[arg(long, env = "TAO_GITLAB_OAUTH_CLIENT_ID", hide_env_values = true)]
+    pub gitlab_oauth_client_id: Option<String>,
+    /// Secret of that OAuth application.
+    #[arg(long, env = "TAO_GITLAB_OAUTH_CLIENT_SECRET", hide_env_values = true)]
+    pub gitlab_oauth_client_secret: Option<config::Secret>,
+    /// How long a web console session lasts (e.g. 12h, 30m).
+    #[arg(long, env = "TAO_SESSION_TTL", hide_env_values = true, default_value = "12h")]
+    pub session_ttl: String,
     /// Discord.
     #[command(flatten)]
     pub discord: discord::DiscordServeArgs,
 }
 
 pub(super) async fn serve(args: ServeArgs) -> Outcome {
+    let gitlab_oauth =
+        match (args.gitlab_oauth_client_id.filter(|i| !i.trim().is_empty()), args.gitlab_oauth_client_secret) {
+            (None, _) => None,
+            (Some(_), None) => {
+                anyhow::bail!("TAO_GITLAB_OAUTH_CLIENT_ID is set but TAO_GITLAB_OAUTH_CLIENT_SECRET is not")
+            }
+            (Some(id), Some(secret)) => {
+                if args.gitlab_url.is_none() || args.public_url.is_none() {
+                    anyhow::bail!(
+                        "TAO_GITLAB_OAUTH_CLIENT_ID needs TAO_GITLAB_URL (where people sign in) and TAO_PUBLIC_URL \
+                     (where GitLab sends them back)"
+                    );
+                }
+                Some((id.trim().to_string(), secret))
+            }
+        };
     let mut settings = Settings {
         listen: args.listen,
         database_url: args.db.url()?,
@@ -178,6 +204,13 @@ pub(super) async fn serve(args: ServeArgs) -> Outcome {
         discord_token_lifetime: std::time::Duration::from_secs(15 * 60),
         discord_poll: std::time::Duration::from_secs(1),
         discord_gateway: false,
+        gitlab_oauth,
+        session_ttl: crate::catalog::parse_duration(args.session_ttl.trim()).ok_or_else(|| {
+            anyhow::anyhow!(
+                "--session-ttl / TAO_SESSION_TTL: expected a duration like 12h or 30m, found {:?}",
+                args.session_ttl
+            )
+        })?,
     };
     discord::apply(args.discord, &mut settings)?;
     let app = crate::app::App::build(settings).await?;

@@ -1,6 +1,8 @@
-//! Who a Discord user is to Tao: `TAO_DISCORD_ROLES` maps Discord user ids and Discord role ids to a
-//! level (reporter, developer, maintainer, owner) and named roles; an interaction's user and their guild
-//! roles become a [`ChatUser`].
+//! Who a person is to Tao: `TAO_DISCORD_ROLES` maps Discord user ids and Discord role ids to a level
+//! (reporter, developer, maintainer, owner) and named roles; an interaction's user and their guild roles
+//! become a [`ChatUser`]. The same file maps GitLab usernames (`gitlab_users`) and GitLab groups by full
+//! path (`gitlab_groups`) for the web console's sign-in with GitLab, so chat and the console share one
+//! mapping and one rule.
 //!
 //! Owns the format of that configuration (YAML or JSON, inline or in a file) and the rule that combines
 //! entries: the highest level of the user's own entry and of each of their roles' entries, and the union
@@ -32,6 +34,10 @@ struct File {
     users: BTreeMap<String, Entry>,
     #[serde(default)]
     roles: BTreeMap<String, Entry>,
+    #[serde(default)]
+    gitlab_users: BTreeMap<String, Entry>,
+    #[serde(default)]
+    gitlab_groups: BTreeMap<String, Entry>,
 }
 
 /// A resolved entry.
@@ -46,6 +52,8 @@ struct Grant {
 pub struct RoleMap {
     users: BTreeMap<String, Grant>,
     roles: BTreeMap<String, Grant>,
+    gitlab_users: BTreeMap<String, Grant>,
+    gitlab_groups: BTreeMap<String, Grant>,
 }
 
 fn level_of(word: &str) -> Option<u32> {
@@ -106,33 +114,71 @@ impl RoleMap {
             snowflake(&path, &id)?;
             map.roles.insert(id, grant(&path, entry)?);
         }
+        for (name, entry) in file.gitlab_users {
+            let path = format!("gitlab_users.{name}");
+            gitlab_path(&path, &name, false)?;
+            map.gitlab_users.insert(name, grant(&path, entry)?);
+        }
+        for (name, entry) in file.gitlab_groups {
+            let path = format!("gitlab_groups.{name}");
+            gitlab_path(&path, &name, true)?;
+            map.gitlab_groups.insert(name, grant(&path, entry)?);
+        }
         Ok(map)
     }
 
-    /// Whether nothing is mapped (everyone is denied).
+    /// Whether no Discord user or role is mapped (everyone in Discord is denied).
     pub fn is_empty(&self) -> bool {
         self.users.is_empty() && self.roles.is_empty()
+    }
+
+    /// Whether no GitLab user or group is mapped (everyone signing in with GitLab may only read, or
+    /// nothing without `TAO_OPEN_READ`).
+    pub fn gitlab_is_empty(&self) -> bool {
+        self.gitlab_users.is_empty() && self.gitlab_groups.is_empty()
+    }
+
+    /// The web console user for GitLab user `id` (`username`) who belongs to the groups `groups` (full
+    /// paths): the highest level of their own entry and of each of their groups' entries (a group's entry
+    /// covers its subgroups), and the union of named roles. Audited as `web:USERNAME`.
+    pub fn gitlab_user(&self, id: i64, username: &str, groups: &[String]) -> ChatUser {
+        let in_group = |g: &str| groups.iter().any(|m| m == g || m.starts_with(&format!("{g}/")));
+        let grants = self
+            .gitlab_users
+            .get(username)
+            .into_iter()
+            .chain(self.gitlab_groups.iter().filter(|(g, _)| in_group(g)).map(|(_, grant)| grant));
+        combine(ChatUser::new("web", id.to_string(), username), grants)
     }
 
     /// The chat user for Discord user `id` (shown as `name`) holding guild roles `member_roles`.
     pub fn user(&self, id: &str, name: &str, member_roles: &[String]) -> ChatUser {
         let grants = self.users.get(id).into_iter().chain(member_roles.iter().filter_map(|r| self.roles.get(r)));
-        let mut user = ChatUser {
-            transport: "discord",
-            id: id.to_string(),
-            name: name.to_string(),
-            level: level::NONE,
-            roles: Vec::new(),
-        };
-        for g in grants {
-            user.level = user.level.max(g.level);
-            for r in &g.roles {
-                if !user.roles.contains(r) {
-                    user.roles.push(r.clone());
-                }
+        combine(ChatUser::new("discord", id, name), grants)
+    }
+}
+
+fn combine<'a>(mut user: ChatUser, grants: impl Iterator<Item = &'a Grant>) -> ChatUser {
+    for g in grants {
+        user.level = user.level.max(g.level);
+        for r in &g.roles {
+            if !user.roles.contains(r) {
+                user.roles.push(r.clone());
             }
         }
-        user
+    }
+    user
+}
+
+fn gitlab_path(path: &str, name: &str, nested: bool) -> Result<(), String> {
+    let segment_ok =
+        |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+    let ok = if nested { name.split('/').all(segment_ok) } else { segment_ok(name) };
+    if ok {
+        Ok(())
+    } else {
+        let what = if nested { "a GitLab group's full path (e.g. \"acme/devs\")" } else { "a GitLab username" };
+        Err(format!("{path}: expected {what}, found {name:?}"))
     }
 }
 
@@ -157,6 +203,28 @@ mod tests {
     }
 
     #[test]
+    fn gitlab_users_and_groups_map_the_web_console_sign_in() {
+        let map = RoleMap::parse(
+            "gitlab_users:\n  ann: maintainer\ngitlab_groups:\n  acme: reporter\n  acme/ops: {level: developer, roles: [release-manager]}\n",
+        )
+        .unwrap();
+        assert!(map.is_empty() && !map.gitlab_is_empty(), "Discord and GitLab entries are apart");
+        let u = map.gitlab_user(7, "ann", &[]);
+        assert_eq!(
+            (u.level, u.transport, u.id.as_str(), u.to_string()),
+            (level::MAINTAINER, "web", "7", "web:ann".into())
+        );
+        let u = map.gitlab_user(8, "bob", &["acme/ops/oncall".into()]);
+        assert_eq!(
+            (u.level, u.roles.clone()),
+            (level::DEVELOPER, vec!["release-manager".to_string()]),
+            "subgroups inherit"
+        );
+        assert_eq!(map.gitlab_user(9, "eve", &["acme".into()]).level, level::REPORTER);
+        assert_eq!(map.gitlab_user(10, "mal", &["acmexyz".into()]).level, level::NONE, "a prefix is not a parent");
+    }
+
+    #[test]
     fn bad_entries_are_named() {
         let e = RoleMap::parse("users: {\"111\": boss}").unwrap_err();
         assert!(e.contains("users.111.level") && e.contains("\"boss\""), "{e}");
@@ -164,6 +232,8 @@ mod tests {
         assert!(e.contains("users.ann") && e.contains("Discord id"), "{e}");
         let e = RoleMap::parse("people: {}").unwrap_err();
         assert!(e.contains("people"), "{e}");
+        let e = RoleMap::parse("gitlab_groups: {\"acme//x\": developer}").unwrap_err();
+        assert!(e.contains("gitlab_groups.acme//x") && e.contains("full path"), "{e}");
         let e = RoleMap::load("/nonexistent/roles.yaml").unwrap_err();
         assert!(e.contains("cannot read /nonexistent/roles.yaml"), "{e}");
     }

@@ -172,6 +172,11 @@ pub struct Settings {
     pub discord_poll: Duration,
     /// Take interactions over Discord's gateway too (Tao connects out as the bot; bot token needed).
     pub discord_gateway: bool,
+    /// The GitLab OAuth application of the web console's sign-in: application id and secret (needs
+    /// `gitlab_url` and `public_url`). Without it the console offers sign-in with an API token only.
+    pub gitlab_oauth: Option<(String, Secret)>,
+    /// How long a web console session lasts.
+    pub session_ttl: Duration,
 }
 
 /// Discord's API base.
@@ -226,9 +231,14 @@ impl Settings {
             discord_token_lifetime: Duration::from_secs(15 * 60),
             discord_poll: Duration::from_secs(1),
             discord_gateway: false,
+            gitlab_oauth: None,
+            session_ttl: DEFAULT_SESSION_TTL,
         }
     }
 }
+
+/// How long a web console session lasts by default.
+pub const DEFAULT_SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 
 /// This machine's host name: the default instance identity.
 pub fn default_instance() -> String {

@@ -12,5 +12,6 @@ pub mod client;
 pub mod events;
 pub mod handlers;
 pub mod hook_sync;
+pub mod oauth;
 pub mod webhook;
 pub mod worker;

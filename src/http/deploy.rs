@@ -1,6 +1,5 @@
 //! `/api/v1` deploys, rollbacks, tasks (status, log, cancel), environment history and freezes, the
-//! audit log; and `/ui/tasks/{id}`, a plain server-rendered page per task so links Tao posts lead
-//! somewhere.
+//! audit log. (The task pages the links lead to, `/ui/tasks/{id}`, are the web console's: `crate::web`.)
 //!
 //! Deploy requests answer `202 {task_id}` at once; the same `Idempotency-Key` always yields the same task.
 
@@ -10,7 +9,7 @@ use axum::body::{Body, Bytes};
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
-use axum::response::{Html, IntoResponse, Response};
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::Deserialize;
@@ -42,11 +41,6 @@ pub fn routes() -> Router<HttpState> {
         .route("/environments/{env}/freeze", post(freeze).delete(unfreeze))
         .route("/environments/{env}/check", get(check_env))
         .route("/audit", get(audit))
-}
-
-/// The `/ui` routes.
-pub fn ui_routes() -> Router<HttpState> {
-    Router::new().route("/tasks/{id}", get(task_page))
 }
 
 /// A task as the API shows it.
@@ -433,43 +427,4 @@ async fn audit(
                 .collect())
         }
     })
-}
-
-fn escape(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
-}
-
-/// `GET /ui/tasks/{id}`: the task and its log; refreshes itself while the task runs.
-async fn task_page(
-    State(s): State<HttpState>,
-    _: Authorized<NeedRead>,
-    Path(id): Path<String>,
-) -> Result<Response, ApiError> {
-    let id = task_id(&id)?;
-    let t = s.services.task(id).await?;
-    let lines = s.services.task_log(id, 0).await?;
-    let what = match (&t.product, &t.version, &t.component, &t.image_tag) {
-        (Some(p), Some(v), _, _) => format!("{p} {v}"),
-        (_, _, Some(c), Some(tag)) => format!("{c} @ {tag}"),
-        _ => t.kind.to_string(),
-    };
-    let refresh = if t.is_finished() { "" } else { r#"<meta http-equiv="refresh" content="2">"# };
-    let mut log = String::new();
-    for l in &lines {
-        let place = [l.host.as_deref(), l.component.as_deref()].into_iter().flatten().collect::<Vec<_>>().join(" ");
-        log.push_str(&format!("{} {:5} {} {}\n", rfc3339(l.at), l.level, escape(&place), escape(&l.line)));
-    }
-    let page = format!(
-        "<!doctype html><html><head><meta charset=\"utf-8\">{refresh}<title>Tao task {id}</title></head><body>\
-         <h1>Task {id}: {kind} {what} → {env}</h1><p>Status: <b>{status}</b>{error}</p>\
-         <p>Requested by {by} at {created}</p><pre>{log}</pre></body></html>",
-        kind = t.kind,
-        what = escape(&what),
-        env = escape(&t.env),
-        status = t.status,
-        error = t.error.as_deref().map(|e| format!(" — {}", escape(e))).unwrap_or_default(),
-        by = escape(&t.requested_by),
-        created = rfc3339(t.created_at),
-    );
-    Ok(Html(page).into_response())
 }

@@ -52,7 +52,7 @@ pub fn router(state: HttpState, max_body: usize) -> Router {
                 .merge(workitems::routes()),
         )
         .merge(metrics::root_routes())
-        .nest("/ui", deploy::ui_routes().merge(policy::ui_routes()))
+        .nest("/ui", policy::ui_routes())
         .nest("/ci/v1", ci::routes())
         .fallback(|| async { error::ApiError::not_found("no such endpoint") })
         .layer(DefaultBodyLimit::max(max_body))

@@ -25,11 +25,13 @@ mod ci_job;
 mod deploy;
 mod policy;
 mod records;
+mod session;
 pub use crate::catalog::access::{level, level_name, ChatUser};
 pub use crate::deploy::prepare::{current_specs, DeployRequest, DeployTarget};
 pub use ci_job::{CiJob, JobTokenError};
 pub use deploy::EnvironmentView;
-pub use records::{LabelledChange, Reached, VersionItem, VersionWorkItems};
+pub use records::{LabelledChange, Reached, VersionItem, VersionWorkItems, WorkItemQuery};
+pub use session::{level_of_scope, WebSession};
 
 /// Who is asking.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,7 +49,8 @@ pub enum Actor {
     Local(String),
     /// A GitLab CI job, verified with GitLab through its `JOB-TOKEN` (may deploy and release; see `ci_job`).
     CiJob(Box<CiJob>),
-    /// Someone in chat (Discord or an MR comment), with the role configuration or GitLab gives them.
+    /// Someone in chat (Discord or an MR comment) or signed in to the web console (transport `web`), with
+    /// the role configuration or GitLab gives them.
     Chat(Box<ChatUser>),
 }
 

@@ -159,3 +159,89 @@ impl Services {
         Ok(VersionWorkItems { product: product.into(), version, items, deployed: reached })
     }
 }
+
+/// Which work items to list ([`Services::work_items`]).
+#[derive(Debug, Clone, Default)]
+pub struct WorkItemQuery {
+    /// Of this product (must be in the catalog).
+    pub product: String,
+    /// Only `story` or `bug` (GitLab issues count by their mapped kind).
+    pub kind: Option<String>,
+    /// Only in this state (the stored state, e.g. `resolved`, or its workspace label).
+    pub state: Option<String>,
+    /// Only of this product version.
+    pub version: Option<String>,
+    /// Only of this iteration id.
+    pub iteration: Option<String>,
+}
+
+impl Services {
+    /// The work items of a product, filtered, each with the workspace's label of its state and its links.
+    pub async fn work_items(&self, q: &WorkItemQuery) -> Result<Vec<VersionItem>, ServiceError> {
+        use crate::catalog::FieldError;
+        if !self.catalog_now().products.keys().any(|p| p.as_str() == q.product) {
+            return Err(ServiceError::NotFound(format!("no product {:?} in the catalog", q.product)));
+        }
+        if let Some(k) = q.kind.as_deref().filter(|k| !matches!(*k, "story" | "bug")) {
+            return Err(ServiceError::Invalid(vec![FieldError::new("kind", "story or bug", format!("{k:?}"))]));
+        }
+        let pool = self.pool();
+        let version = q.version.as_deref().map(|v| v.strip_prefix('v').unwrap_or(v).to_string());
+        let filter = ItemFilter { product: Some(q.product.clone()), version, ..Default::default() };
+        let mut names = std::collections::BTreeMap::new();
+        let mut out = Vec::new();
+        for item in workitem::list(pool, &filter).await? {
+            if q.kind.as_deref().is_some_and(|k| k != item.kind.as_str())
+                || q.iteration.as_deref().is_some_and(|i| item.iteration_id.as_deref() != Some(i))
+            {
+                continue;
+            }
+            let key = (item.source.clone(), item.workspace.clone(), item.kind.as_str());
+            if !names.contains_key(&key) {
+                let map = workitem::state_names(pool, &item.source, &item.workspace, item.kind.as_str()).await?;
+                names.insert(key.clone(), map);
+            }
+            let state_label = names[&key].get(&item.state).cloned();
+            if let Some(want) = q.state.as_deref() {
+                if want != item.state && state_label.as_deref() != Some(want) {
+                    continue;
+                }
+            }
+            let links = workitem::links_of(pool, &item.source, &item.id).await?;
+            out.push(VersionItem { state_label, history: Vec::new(), links, item });
+        }
+        Ok(out)
+    }
+
+    /// The commits a component gained between two of its versions: the stored change sets of every
+    /// recorded version after `from` up to and including `to` (newest version first).
+    pub async fn changes_between(
+        &self,
+        component: &str,
+        from: &str,
+        to: &str,
+    ) -> Result<Vec<store::change::ChangeCommit>, ServiceError> {
+        let parse = |v: &str| semver::Version::parse(v).ok();
+        let (Some(lo), Some(hi)) = (parse(from), parse(to)) else { return Ok(Vec::new()) };
+        let (lo, hi) = if lo <= hi { (lo, hi) } else { (hi, lo) };
+        let mut versions: Vec<semver::Version> = store::change::release_components(self.pool())
+            .await?
+            .into_iter()
+            .filter(|(_, _, c, _)| c == component)
+            .filter_map(|(_, _, _, v)| parse(&v))
+            .filter(|v| *v > lo && *v <= hi)
+            .collect();
+        versions.sort();
+        versions.dedup();
+        let mut out = Vec::new();
+        for v in versions.iter().rev() {
+            out.extend(store::change::commits_of(self.pool(), component, &v.to_string()).await?);
+        }
+        Ok(out)
+    }
+
+    /// MRs whose latest `tao/policy` check failed, newest first.
+    pub async fn failing_policy_checks(&self, limit: i64) -> Result<Vec<store::policy::CheckRow>, ServiceError> {
+        Ok(store::policy::failing_checks(self.pool(), limit.clamp(1, 1000)).await?)
+    }
+}

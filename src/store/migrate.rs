@@ -43,6 +43,7 @@ pub const MIGRATIONS: &[Migration] = &[
     migration!(9, "0009_work_items.sql"),
     migration!(10, "0010_event_payload.sql"),
     migration!(11, "0011_delivery_facts.sql"),
+    migration!(12, "0012_web_sessions.sql"),
 ];
 
 const BOOKKEEPING: &str = "CREATE TABLE IF NOT EXISTS schema_migration (

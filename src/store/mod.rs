@@ -18,6 +18,7 @@ pub mod notify;
 pub mod policy;
 pub mod release;
 mod script;
+pub mod session;
 pub mod task;
 pub mod token;
 pub mod workitem;

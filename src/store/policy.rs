@@ -143,3 +143,10 @@ pub async fn violations(
     Ok(crate::with_pool!(pool, p => sqlx::query_as(sql)
         .bind(after).bind(project).bind(since).bind(limit).fetch_all(p).await)?)
 }
+
+/// The latest checks that failed (MRs whose `tao/policy` is failing), newest first, at most `limit`.
+pub async fn failing_checks(pool: &Pool, limit: i64) -> Result<Vec<CheckRow>, StoreError> {
+    let sql =
+        format!("SELECT {CHECK_COLUMNS} FROM policy_check WHERE state = 'failed' ORDER BY checked_at DESC LIMIT $1");
+    Ok(crate::with_pool!(pool, p => sqlx::query_as(&sql).bind(limit).fetch_all(p).await)?)
+}

@@ -137,3 +137,11 @@ pub async fn authenticate(pool: &Pool, presented: &str) -> Result<Option<Token>,
     }
     Ok(Some(row.try_into()?))
 }
+
+/// The active token named `name`, if any (a web console session signed in with a token checks it on
+/// every request, so a revocation ends those sessions too).
+pub async fn active(pool: &Pool, name: &str) -> Result<Option<Token>, StoreError> {
+    let sql = format!("SELECT {COLUMNS} FROM api_token WHERE name = $1 AND revoked_at IS NULL");
+    let row: Option<TokenRow> = crate::with_pool!(pool, p => sqlx::query_as(&sql).bind(name).fetch_optional(p).await)?;
+    row.map(Token::try_from).transpose()
+}

@@ -4,6 +4,7 @@
 //! area through Tao's real surfaces (HTTP on port 0, the built `tao` binary, the store).
 
 mod api;
+mod browser_smoke;
 mod cfd;
 mod chat_mr;
 mod ci;
@@ -38,4 +39,5 @@ mod rollout;
 mod store;
 mod support;
 mod tapd;
+mod web;
 mod webhook;

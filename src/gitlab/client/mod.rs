@@ -184,6 +184,17 @@ impl GitLabClient {
         self.get_json("current user", "/user").await
     }
 
+    /// The full paths of the groups the token's user belongs to (any access level), for the web
+    /// console's role map (`GET /groups?min_access_level=10`).
+    pub async fn my_groups(&self) -> Result<Vec<String>, GitLabError> {
+        #[derive(serde::Deserialize)]
+        struct Group {
+            full_path: String,
+        }
+        let groups: Vec<Group> = self.get_all("list my groups", "/groups?min_access_level=10").await?;
+        Ok(groups.into_iter().map(|g| g.full_path).collect())
+    }
+
     /// One project.
     pub async fn project(&self, project: &ProjectId) -> Result<Project, GitLabError> {
         self.get_json("get project", &format!("/projects/{}", project.segment())).await

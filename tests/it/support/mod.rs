@@ -9,6 +9,7 @@
 pub mod hosts;
 pub mod registry;
 
+pub mod browser;
 pub mod discord;
 pub mod discord_gateway;
 pub mod gitlab;

@@ -39,6 +39,7 @@ macro_rules! body {
 
 mod issue;
 mod merge_request;
+mod oauth;
 mod project;
 mod repo;
 mod story;
@@ -90,6 +91,7 @@ fn router(world: Shared) -> Router {
     use repo as r;
     let api = Router::new()
         .route("/user", get(p::current_user))
+        .route("/groups", get(oauth::list_groups))
         .route("/job", get(p::current_job))
         .route("/projects/{project}", get(p::show_project).put(p::update_project))
         .route("/projects/{project}/hooks", get(p::list_hooks).post(p::create_hook))
@@ -127,6 +129,8 @@ fn router(world: Shared) -> Router {
         .route("/projects/{project}/pipelines/{id}", get(m::show_pipeline))
         .route("/projects/{project}/trigger/pipeline", post(m::trigger_pipeline));
     Router::new()
+        .route("/oauth/authorize", get(oauth::authorize))
+        .route("/oauth/token", post(oauth::token))
         .nest("/api/v4", api)
         .fallback(unknown)
         .layer(middleware::from_fn_with_state(world.clone(), record_and_fault))

@@ -24,6 +24,34 @@ pub struct User {
     pub admin: bool,
 }
 
+/// An OAuth application registered in GitLab.
+#[derive(Debug, Clone)]
+pub struct OAuthApp {
+    /// Application ID.
+    pub client_id: String,
+    /// Secret.
+    pub secret: String,
+    /// The one redirect URI it may use.
+    pub redirect_uri: String,
+}
+
+/// An authorization code GitLab issued.
+#[derive(Debug, Clone)]
+pub struct OAuthCode {
+    /// The code.
+    pub code: String,
+    /// For this application.
+    pub client_id: String,
+    /// With this redirect URI.
+    pub redirect_uri: String,
+    /// The PKCE challenge (S256).
+    pub challenge: String,
+    /// Who authorized.
+    pub user_id: i64,
+    /// Exchanged already.
+    pub used: bool,
+}
+
 /// A project hook, with the secret GitLab keeps (and never shows).
 #[derive(Debug, Clone)]
 pub struct Hook {
@@ -359,6 +387,16 @@ pub struct World {
     pub unexpected: Vec<String>,
     /// Webhooks sent for new events, in order: (`X-Gitlab-Event`, body, `Idempotency-Key`).
     pub deliveries: Vec<(String, Vec<u8>, String)>,
+    /// Registered OAuth applications.
+    pub oauth_apps: Vec<OAuthApp>,
+    /// Authorization codes issued.
+    pub oauth_codes: Vec<OAuthCode>,
+    /// OAuth access tokens issued: (token, user id).
+    pub oauth_tokens: Vec<(String, i64)>,
+    /// Who the browser is signed in to GitLab as.
+    pub browser_user: Option<i64>,
+    /// Groups: (full path, member user ids).
+    pub groups: Vec<(String, Vec<i64>)>,
     next_id: i64,
     clock: i64,
 }
@@ -405,6 +443,11 @@ pub fn authenticate(w: &World, headers: &HeaderMap) -> Result<User, Refusal> {
     let bearer = headers.get("authorization").and_then(|v| v.to_str().ok()).and_then(|v| v.strip_prefix("Bearer "));
     let private = headers.get("private-token").and_then(|v| v.to_str().ok());
     let presented = private.or(bearer).ok_or((StatusCode::UNAUTHORIZED, "401 Unauthorized"))?;
+    // OAuth access tokens are bearer tokens only.
+    let oauth = bearer.and_then(|b| w.oauth_tokens.iter().find(|(t, _)| t == b)).and_then(|(_, id)| w.user(*id));
+    if let Some(u) = oauth {
+        return Ok(u.clone());
+    }
     w.users.iter().find(|u| u.token == presented).cloned().ok_or((StatusCode::UNAUTHORIZED, "401 Unauthorized"))
 }
 

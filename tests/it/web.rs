@@ -1,0 +1,378 @@
+//! The web console in a real browser (headless chromium over WebDriver): sign in through GitLab's OAuth
+//! (the GitLab double checks the PKCE verifier and the client secret), the overview of the seeded
+//! state, a deploy chosen on the deploy page with its plan, the task's log reaching `succeeded` without
+//! a reload against real sshd/Docker/registry hosts, the overview updated; production asking for the
+//! typed name; a reader without a deploy button whose forged POST is 403 with nothing queued; a POST
+//! without the CSRF token refused; hostile names and titles escaped in the DOM; logout ending the
+//! session. Each page's screenshot goes to `target/screenshots` (or `$TAO_SCREENSHOT_DIR`).
+
+use std::time::Duration;
+
+use serde_json::json;
+use tao::config::discord_roles::RoleMap;
+use tao::config::Secret;
+
+use crate::support::browser::Browser;
+use crate::support::gitlab::GitLabDouble;
+use crate::support::hosts::{TestHosts, DEPLOY_USER};
+use crate::support::registry::registry;
+use crate::support::{published_ports, spawn_app_with, Cleanup, TestApp, TestDb};
+
+const HOSTILE: &str = "<script>window.pwned=1</script>\"onerror=window.pwned=2 <img src=x onerror=window.pwned=3>";
+
+fn suffix() -> String {
+    format!("{:x}", rand::random::<u32>())
+}
+
+fn catalog(env: &str, prod: &str, hosts: &TestHosts, ports: &[u16]) -> String {
+    let reg = &registry().address;
+    let h0 = format!(
+        "{{ name: h0, address: \"{}\", port: {}, user: {DEPLOY_USER} }}",
+        hosts.hosts[0].address, hosts.hosts[0].port
+    );
+    format!(
+        r#"products:
+  monitor:
+    description: {hostile}
+    components: [ops]
+components:
+  ops:
+    project: mon/ops
+    image: {reg}/tao-test/web
+    container:
+      ports: ["8080:8080"]
+    health:
+      http: {{ port: 8080, path: /health }}
+      timeout: 30s
+environments:
+  {env}:
+    tier: test
+    hosts: [{h0}]
+    overrides:
+      h0:
+        ops: {{ name: "{{env}}-ops", ports: ["{p0}:8080"] }}
+  {prod}:
+    tier: prod
+    hosts: [{h0}]
+    overrides:
+      h0:
+        ops: {{ name: "{{env}}-ops", ports: ["{p1}:8080"] }}
+"#,
+        hostile = serde_json::to_string(HOSTILE).unwrap(),
+        p0 = ports[0],
+        p1 = ports[1],
+    )
+}
+
+struct Console {
+    app: TestApp,
+    gitlab: GitLabDouble,
+    env: String,
+    prod: String,
+    _hosts: TestHosts,
+    _cleanup: Cleanup,
+}
+
+async fn console(db: TestDb) -> (Console, i64, i64) {
+    let gitlab = GitLabDouble::start().await;
+    let (ann, _) = gitlab.add_user("ann");
+    let (rita, _) = gitlab.add_user("rita");
+    gitlab.add_group("acme/readers", &[rita]);
+    let port = published_ports(1)[0];
+    let public = format!("http://127.0.0.1:{port}");
+    let (client_id, secret) = gitlab.add_oauth_app(&format!("{public}/ui/oauth/callback"));
+    let hosts = TestHosts::start(1);
+    let (env, prod) = (format!("w{}", suffix()), format!("wp{}", suffix()));
+    let ports = published_ports(2);
+    let (key, known, control) = (hosts.key.clone(), hosts.known_hosts.clone(), hosts.control_dir.clone());
+    let gitlab_url = gitlab.url.clone();
+    let app = spawn_app_with(db, move |s| {
+        s.listen = ([127, 0, 0, 1], port).into();
+        s.public_url = Some(public);
+        s.gitlab_url = Some(gitlab_url);
+        s.gitlab_oauth = Some((client_id, Secret::new(secret)));
+        s.discord_roles =
+            RoleMap::parse("gitlab_users: {ann: maintainer}\ngitlab_groups: {acme/readers: reporter}\n").unwrap();
+        s.ssh_identity = Some(key);
+        s.ssh_known_hosts = Some(known);
+        s.ssh_control_dir = Some(control);
+    })
+    .await;
+    let yaml = catalog(&env, &prod, &hosts, &ports);
+    let r =
+        app.http.post(format!("{}/api/v1/catalog", app.base)).bearer_auth(&app.admin).body(yaml).send().await.unwrap();
+    assert!(r.status().is_success(), "catalog: {}", r.text().await.unwrap());
+    for v in ["1.0.0", "1.1.0"] {
+        let r = app
+            .create_release(&app.deployer, json!({ "product": "monitor", "version": v, "components": { "ops": v } }))
+            .await;
+        assert_eq!(r.status, 201, "{:?}", r.body);
+    }
+    let item = tao::workitems::WorkItem {
+        source: "tapd".into(),
+        id: "1001".into(),
+        workspace: "42".into(),
+        short_id: Some("1001".into()),
+        kind: tao::workitems::Kind::Bug,
+        title: HOSTILE.into(),
+        state: "resolved".into(),
+        owner: Some("ann".into()),
+        iteration_id: None,
+        product: Some("monitor".into()),
+        version: Some("1.1.0".into()),
+        created_at: 1_709_287_200_000,
+        modified_at: 1_709_287_200_000,
+        completed_at: None,
+    };
+    tao::store::workitem::upsert_item(&app.pool, &item).await.unwrap();
+    let c = Console { app, gitlab, _cleanup: Cleanup(vec![env.clone(), prod.clone()]), env, prod, _hosts: hosts };
+    (c, ann, rita)
+}
+
+impl Console {
+    async fn api_deploy(&self, version: &str) -> i64 {
+        let r = self
+            .app
+            .send(
+                reqwest::Method::POST,
+                "/api/v1/deploys",
+                Some(&self.app.deployer),
+                Some(json!({ "product": "monitor", "version": version, "env": self.env })),
+            )
+            .await;
+        assert_eq!(r.status, 202, "{:?}", r.body);
+        r.body["task_id"].as_i64().unwrap()
+    }
+
+    async fn finished(&self, id: i64) -> serde_json::Value {
+        for _ in 0..1200 {
+            let t = self.app.get(&format!("/api/v1/tasks/{id}"), &self.app.reader).await.body;
+            if !matches!(t["status"].as_str(), Some("queued" | "running")) {
+                return t;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("task {id} did not end");
+    }
+
+    async fn task_count(&self) -> usize {
+        self.app.get("/api/v1/tasks", &self.app.reader).await.body.as_array().map(Vec::len).unwrap_or(0)
+    }
+
+    /// A request the browser's session would send, from outside the browser (a forged form).
+    async fn post_form(&self, cookie: &str, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let r = client
+            .post(format!("{}{path}", self.app.base))
+            .header("cookie", format!("tao_session={cookie}"))
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap_or_default())
+    }
+}
+
+fn csrf_of(html: &str) -> String {
+    let re = regex::Regex::new(r#"name="csrf" value="([A-Za-z0-9]+)""#).unwrap();
+    re.captures(html).map(|c| c[1].to_string()).expect("the page carries a CSRF token")
+}
+
+async fn sign_in_with_gitlab(b: &Browser, c: &Console, user: i64) {
+    c.gitlab.sign_in_browser(Some(user));
+    b.delete_all_cookies().await;
+    b.goto(&format!("{}/", c.app.base)).await;
+    assert!(b.url().await.contains("/ui/login"), "reading needs a session: {}", b.url().await);
+    b.click("#gitlab-signin").await;
+    b.wait_for_text("#who", "", Duration::from_secs(10)).await;
+}
+
+async fn story(db: TestDb, shots: &str) {
+    let (c, ann, rita) = console(db).await;
+    let first = c.api_deploy("1.0.0").await;
+    assert_eq!(c.finished(first).await["status"], "succeeded");
+    let b = Browser::start().await;
+
+    // Sign in through GitLab: authorize, code, token exchange with the verifier, /user, groups.
+    sign_in_with_gitlab(&b, &c, ann).await;
+    assert!(b.text("#who").await.contains("ann"), "{}", b.text("#who").await);
+    assert!(b.text("#who").await.contains("maintainer"));
+    let cell = format!("td.cell[data-env=\"{}\"][data-component=\"ops\"]", c.env);
+    assert!(b.text(&cell).await.contains("1.0.0"), "the seeded state: {}", b.text(&cell).await);
+    assert!(b.exists(&format!("th.tier-prod a[href=\"/ui/environments/{}\"]", c.prod)).await, "tiers are distinct");
+    b.screenshot(&format!("{shots}-overview")).await;
+
+    // Deploy page: env → product → version → plan → Deploy.
+    b.goto(&format!("{}/ui/deploy", c.app.base)).await;
+    b.select("#env", &c.env).await;
+    b.wait_for_text("#choose", "", Duration::from_secs(5)).await;
+    b.select("#product", "monitor").await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    b.select("#version", "1.1.0").await;
+    b.click("#preview").await;
+    b.wait_for_text("#plan", "Wave 1", Duration::from_secs(10)).await;
+    let plan = b.text("#plan").await;
+    assert!(plan.contains("ops") && plan.contains("1.0.0") && plan.contains("1.1.0"), "{plan}");
+    b.screenshot(&format!("{shots}-deploy")).await;
+    b.click("#deploy").await;
+    b.wait_for_text("h1", "Task", Duration::from_secs(10)).await;
+    assert!(b.url().await.contains("/ui/tasks/"), "{}", b.url().await);
+    b.execute("window.__stayed = true; return 1", vec![]).await;
+    b.wait_for_text("#status", "succeeded", Duration::from_secs(90)).await;
+    let stayed = b.execute("return window.__stayed === true", vec![]).await;
+    assert_eq!(stayed, json!(true), "the log reached succeeded without a reload");
+    assert!(b.text("#log").await.contains("1.1.0"), "live log lines arrived: {}", b.text("#log").await);
+    b.screenshot(&format!("{shots}-task")).await;
+    b.goto(&format!("{}/", c.app.base)).await;
+    assert!(b.text(&cell).await.contains("1.1.0"), "{}", b.text(&cell).await);
+
+    // Production asks for the typed name; without it nothing is queued.
+    b.goto(&format!("{}/ui/deploy?env={}&product=monitor&version=1.0.0", c.app.base, c.prod)).await;
+    assert!(b.exists("#confirm").await, "production asks for the environment's name");
+    let cookie = b.cookie("tao_session").await.expect("a session cookie");
+    let csrf = csrf_of(&b.html().await);
+    let before = c.task_count().await;
+    let form = [("csrf", csrf.as_str()), ("env", c.prod.as_str()), ("product", "monitor"), ("version", "1.0.0")];
+    let (status, body) = c.post_form(&cookie, "/ui/deploy", &form).await;
+    assert_eq!(status, 422, "{body}");
+    assert!(body.contains("confirm"), "{body}");
+    // Without the CSRF token: 403, nothing queued.
+    let (status, _) = c
+        .post_form(&cookie, "/ui/deploy", &[("env", c.env.as_str()), ("product", "monitor"), ("version", "1.0.0")])
+        .await;
+    assert_eq!(status, 403);
+    assert_eq!(c.task_count().await, before, "nothing was queued");
+
+    // Every page renders; hostile names and titles are text.
+    let pages = [
+        ("environment", format!("/ui/environments/{}", c.env)),
+        ("tasks", "/ui/tasks".to_string()),
+        ("releases", "/ui/releases/monitor".to_string()),
+        ("release", "/ui/releases/monitor/1.1.0?diff=1.0.0".to_string()),
+        ("work-items", "/ui/work-items/monitor".to_string()),
+        ("policy", "/ui/policy".to_string()),
+        ("delivery", "/ui/delivery/monitor".to_string()),
+    ];
+    for (name, path) in &pages {
+        b.goto(&format!("{}{path}", c.app.base)).await;
+        assert!(!b.text("h1").await.is_empty(), "{name} renders");
+        b.screenshot(&format!("{shots}-{name}")).await;
+    }
+    b.goto(&format!("{}/ui/work-items/monitor", c.app.base)).await;
+    assert!(b.text("#board").await.contains("<script>window.pwned=1</script>"), "{}", b.text("#board").await);
+    b.goto(&format!("{}/", c.app.base)).await;
+    assert_eq!(b.execute("return typeof window.pwned", vec![]).await, json!("undefined"), "no hostile script ran");
+    assert!(
+        b.text("small.description").await.contains("<img src=x onerror=window.pwned=3>"),
+        "the product's description is text"
+    );
+    b.goto(&format!("{}/ui/releases/monitor/1.1.0?diff=1.0.0", c.app.base)).await;
+    assert!(b.text("#diff").await.contains("ops: 1.0.0 → 1.1.0"), "{}", b.text("#diff").await);
+    assert_eq!(b.execute("return typeof window.pwned", vec![]).await, json!("undefined"));
+
+    // Logout ends the session: the old cookie gets the sign-in page.
+    b.goto(&format!("{}/", c.app.base)).await;
+    b.click("#logout").await;
+    b.wait_for_text("h1", "Sign in", Duration::from_secs(5)).await;
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let r =
+        client.get(format!("{}/", c.app.base)).header("cookie", format!("tao_session={cookie}")).send().await.unwrap();
+    assert_eq!(r.status(), 303);
+    assert!(r.headers()["location"].to_str().unwrap().starts_with("/ui/login"));
+
+    // A reader sees no deploy button, and their forged POST is 403 with nothing queued.
+    sign_in_with_gitlab(&b, &c, rita).await;
+    assert!(b.text("#who").await.contains("reporter"), "{}", b.text("#who").await);
+    b.goto(&format!("{}/ui/deploy?env={}&product=monitor&version=1.0.0", c.app.base, c.env)).await;
+    assert!(b.exists("#no-deploy").await && !b.exists("#deploy").await, "no deploy button for a reader");
+    let cookie = b.cookie("tao_session").await.unwrap();
+    let csrf = csrf_of(&b.html().await);
+    let before = c.task_count().await;
+    let form = [("csrf", csrf.as_str()), ("env", c.env.as_str()), ("product", "monitor"), ("version", "1.0.0")];
+    let (status, body) = c.post_form(&cookie, "/ui/deploy", &form).await;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.contains("needs the developer role"), "{body}");
+    assert_eq!(c.task_count().await, before, "nothing was queued");
+    b.close().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_in_a_browser_on_sqlite() {
+    crate::support::limit(story(TestDb::sqlite(), "sqlite")).await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_in_a_browser_on_postgres() {
+    crate::support::limit(async { story(TestDb::postgres().await, "postgres").await }).await
+}
+
+#[tokio::test]
+async fn signing_in_with_an_api_token_and_refusals_without_a_browser() {
+    crate::support::limit(async {
+        let app = crate::support::spawn_app(TestDb::sqlite()).await;
+        let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+        let r = client.get(format!("{}/ui/tasks", app.base)).send().await.unwrap();
+        assert_eq!(r.status(), 303, "reading needs a session");
+        let page = client.get(format!("{}/ui/login", app.base)).send().await.unwrap();
+        let login = page.headers()["set-cookie"].to_str().unwrap().to_string();
+        assert!(login.contains("HttpOnly") && login.contains("SameSite=Lax"), "{login}");
+        let login_value = login.split(';').next().unwrap().trim_start_matches("tao_login=").to_string();
+        // Without the login cookie the form is refused (another site cannot sign a browser in).
+        let r = client
+            .post(format!("{}/ui/login", app.base))
+            .form(&[("login_csrf", login_value.as_str()), ("token", &app.deployer)])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 403);
+        let r = client
+            .post(format!("{}/ui/login", app.base))
+            .header("cookie", format!("tao_login={login_value}"))
+            .form(&[("login_csrf", login_value.as_str()), ("token", "tao_wrong"), ("next", "/ui/tasks")])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401);
+        let r = client
+            .post(format!("{}/ui/login", app.base))
+            .header("cookie", format!("tao_login={login_value}"))
+            .form(&[
+                ("login_csrf", login_value.as_str()),
+                ("token", app.deployer.as_str()),
+                ("next", "//evil.example/"),
+            ])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303);
+        assert_eq!(r.headers()["location"], "/", "never another site");
+        let session = r
+            .headers()
+            .get_all("set-cookie")
+            .iter()
+            .map(|v| v.to_str().unwrap())
+            .find(|v| v.starts_with("tao_session="))
+            .unwrap()
+            .to_string();
+        assert!(
+            session.contains("HttpOnly") && session.contains("SameSite=Lax") && !session.contains("Secure"),
+            "{session}"
+        );
+        let value = session.split(';').next().unwrap().trim_start_matches("tao_session=").to_string();
+        let r = client
+            .get(format!("{}/ui/tasks", app.base))
+            .header("cookie", format!("tao_session={value}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        let html = r.text().await.unwrap();
+        assert!(html.contains("token:") || html.contains("deployer") || html.contains("Tasks"), "{html}");
+        // Revoking the token ends its sessions.
+        let r = app.send(reqwest::Method::GET, "/api/v1/audit", Some(&app.admin), None).await;
+        assert_eq!(r.status, 200);
+        let audit = serde_json::to_string(&r.body).unwrap();
+        assert!(audit.contains("web.sign_in"), "sign-ins are audited: {audit}");
+    })
+    .await
+}
