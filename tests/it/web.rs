@@ -367,12 +367,88 @@ async fn signing_in_with_an_api_token_and_refusals_without_a_browser() {
             .unwrap();
         assert_eq!(r.status(), 200);
         let html = r.text().await.unwrap();
-        assert!(html.contains("token:") || html.contains("deployer") || html.contains("Tasks"), "{html}");
+        assert!(
+            html.contains("<h1>Tasks</h1>") && html.contains("(developer)"),
+            "a deploy token signs in as developer: {html}"
+        );
         // Revoking the token ends its sessions.
+        let tokens = tao::store::token::list(&app.pool).await.unwrap();
+        let deployer =
+            tokens.iter().find(|t| t.scope == tao::store::token::Scope::Deploy && t.revoked_at.is_none()).unwrap();
+        assert!(tao::store::token::revoke(&app.pool, &deployer.name).await.unwrap());
+        let r = client
+            .get(format!("{}/ui/tasks", app.base))
+            .header("cookie", format!("tao_session={value}"))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 303, "a revoked token's session is over");
         let r = app.send(reqwest::Method::GET, "/api/v1/audit", Some(&app.admin), None).await;
         assert_eq!(r.status, 200);
         let audit = serde_json::to_string(&r.body).unwrap();
         assert!(audit.contains("web.sign_in"), "sign-ins are audited: {audit}");
+    })
+    .await
+}
+
+fn item(id: &str, kind: tao::workitems::Kind, state: &str, version: &str) -> tao::workitems::WorkItem {
+    tao::workitems::WorkItem {
+        source: "tapd".into(),
+        id: id.into(),
+        workspace: "42".into(),
+        short_id: Some(id.into()),
+        kind,
+        title: format!("item {id}"),
+        state: state.into(),
+        owner: None,
+        iteration_id: Some("it-1".into()),
+        product: Some("monitor".into()),
+        version: Some(version.into()),
+        created_at: 1_709_287_200_000,
+        modified_at: 1_709_287_200_000,
+        completed_at: None,
+    }
+}
+
+#[tokio::test]
+async fn the_work_item_list_filters_and_picks_fields_as_json_or_lines() {
+    crate::support::limit(async {
+        use tao::workitems::Kind;
+        let app = crate::support::spawn_app(TestDb::sqlite()).await;
+        for w in [
+            item("1", Kind::Story, "done", "1.0.0"),
+            item("2", Kind::Bug, "resolved", "1.0.0"),
+            item("3", Kind::Bug, "new", "1.1.0"),
+        ] {
+            tao::store::workitem::upsert_item(&app.pool, &w).await.unwrap();
+        }
+        let r = app.get("/api/v1/work-items?product=monitor&kind=bug&fields=id,status", &app.reader).await;
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        let mut rows = r.body.as_array().unwrap().clone();
+        rows.sort_by_key(|x| x["id"].as_str().unwrap().to_string());
+        assert_eq!(rows, vec![json!({"id": "2", "status": "resolved"}), json!({"id": "3", "status": "new"})]);
+        let r = app.get("/api/v1/work-items?product=monitor&version=1.0.0&state=done", &app.reader).await;
+        assert_eq!(r.body.as_array().unwrap().len(), 1);
+        assert_eq!(r.body[0]["kind"], "story");
+        assert_eq!(r.body[0]["iteration_id"], "it-1");
+        let lines = app
+            .http
+            .get(format!("{}/api/v1/work-items?product=monitor&format=ndjson", app.base))
+            .bearer_auth(&app.reader)
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        assert_eq!(lines.lines().count(), 3, "{lines}");
+        let r = app.get("/api/v1/work-items?kind=epic&fields=id,colour", &app.reader).await;
+        assert_eq!(r.status, 422);
+        let text = r.body.to_string();
+        assert!(text.contains("product") && text.contains("colour"), "every problem at once: {text}");
+        let r = app.get("/api/v1/work-items?product=monitor&kind=epic", &app.reader).await;
+        assert_eq!(r.status, 422);
+        assert!(r.body.to_string().contains("story or bug"), "{}", r.body);
     })
     .await
 }
