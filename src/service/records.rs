@@ -224,19 +224,16 @@ impl Services {
         let parse = |v: &str| semver::Version::parse(v).ok();
         let (Some(lo), Some(hi)) = (parse(from), parse(to)) else { return Ok(Vec::new()) };
         let (lo, hi) = if lo <= hi { (lo, hi) } else { (hi, lo) };
-        let mut versions: Vec<semver::Version> = store::change::release_components(self.pool())
-            .await?
-            .into_iter()
-            .filter(|(_, _, c, _)| c == component)
-            .filter_map(|(_, _, _, v)| parse(&v))
-            .filter(|v| *v > lo && *v <= hi)
-            .collect();
-        versions.sort();
-        versions.dedup();
-        let mut out = Vec::new();
-        for v in versions.iter().rev() {
-            out.extend(store::change::commits_of(self.pool(), component, &v.to_string()).await?);
-        }
+        // One query for the component, filtered here: versions order by semver, which SQL cannot.
+        let mut out: Vec<(semver::Version, store::change::ChangeCommit)> =
+            store::change::commits_of_component(self.pool(), component)
+                .await?
+                .into_iter()
+                .filter_map(|c| parse(&c.version).filter(|v| *v > lo && *v <= hi).map(|v| (v, c)))
+                .collect();
+        // Newest version first; within a version, the store's order (oldest commit first).
+        out.sort_by(|a, b| b.0.cmp(&a.0));
+        let out = out.into_iter().map(|(_, c)| c).collect();
         Ok(out)
     }
 

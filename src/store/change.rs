@@ -74,6 +74,13 @@ pub async fn commits(pool: &Pool) -> Result<Vec<ChangeCommit>, StoreError> {
     Ok(crate::with_pool!(pool, p => sqlx::query_as(sql).fetch_all(p).await)?)
 }
 
+/// Every recorded commit of one component (all its versions), oldest first.
+pub async fn commits_of_component(pool: &Pool, component: &str) -> Result<Vec<ChangeCommit>, StoreError> {
+    let sql = "SELECT component, version, sha, title, committed_at FROM change_commit \
+               WHERE component = $1 ORDER BY committed_at, sha";
+    Ok(crate::with_pool!(pool, p => sqlx::query_as(sql).bind(component).fetch_all(p).await)?)
+}
+
 /// The commits of one component version, oldest first.
 pub async fn commits_of(pool: &Pool, component: &str, version: &str) -> Result<Vec<ChangeCommit>, StoreError> {
     let sql = "SELECT component, version, sha, title, committed_at FROM change_commit \

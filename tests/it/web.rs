@@ -226,6 +226,24 @@ async fn story(db: TestDb, shots: &str) {
     b.goto(&format!("{}/", c.app.base)).await;
     assert!(b.text(&cell).await.contains("1.1.0"), "{}", b.text(&cell).await);
 
+    // The environment page: freeze (shown on the overview, and a deploy is refused), rollback's plan, unfreeze.
+    b.goto(&format!("{}/ui/environments/{}", c.app.base, c.env)).await;
+    b.fill("#freeze-reason", "release <b>review</b>").await;
+    b.click("#freeze").await;
+    b.wait_for_text("#frozen", "release <b>review</b>", Duration::from_secs(5)).await;
+    b.goto(&format!("{}/", c.app.base)).await;
+    assert!(b.text("div.frozen").await.contains("release <b>review</b>"), "the freeze and its reason on the overview");
+    b.goto(&format!("{}/ui/environments/{}", c.app.base, c.env)).await;
+    b.click("#rollback").await;
+    b.wait_for_text("#plan", "rollback", Duration::from_secs(5)).await;
+    assert!(b.text("#plan").await.contains("1.1.0"), "the rollback's plan: {}", b.text("#plan").await);
+    b.click("#deploy").await;
+    b.wait_for_text("#message", "frozen", Duration::from_secs(5)).await;
+    b.goto(&format!("{}/ui/environments/{}", c.app.base, c.env)).await;
+    b.click("#unfreeze").await;
+    b.wait_for_text("h1", &c.env, Duration::from_secs(5)).await;
+    assert!(!b.exists("#frozen").await, "unfrozen");
+
     // Production asks for the typed name; without it nothing is queued.
     b.goto(&format!("{}/ui/deploy?env={}&product=monitor&version=1.0.0", c.app.base, c.prod)).await;
     assert!(b.exists("#confirm").await, "production asks for the environment's name");
@@ -258,6 +276,12 @@ async fn story(db: TestDb, shots: &str) {
         assert!(!b.text("h1").await.is_empty(), "{name} renders");
         b.screenshot(&format!("{shots}-{name}")).await;
     }
+    b.goto(&format!("{}/ui/tasks?origin=web", c.app.base)).await;
+    let origins = b.texts("#tasks td:nth-child(6)").await;
+    assert!(!origins.is_empty() && origins.iter().all(|o| o == "web"), "filtered by origin: {origins:?}");
+    b.goto(&format!("{}/ui/tasks?origin=api&status=succeeded", c.app.base)).await;
+    let origins = b.texts("#tasks td:nth-child(6)").await;
+    assert_eq!(origins, ["api"], "the one API deploy");
     b.goto(&format!("{}/ui/work-items/monitor", c.app.base)).await;
     assert!(b.text("#board").await.contains("<script>window.pwned=1</script>"), "{}", b.text("#board").await);
     b.goto(&format!("{}/", c.app.base)).await;
@@ -451,4 +475,169 @@ async fn the_work_item_list_filters_and_picks_fields_as_json_or_lines() {
         assert!(r.body.to_string().contains("story or bug"), "{}", r.body);
     })
     .await
+}
+
+/// The console's benchmark (`scripts/bench-web.sh`, not CI): 1,000 product versions, 10,000 tasks and 20
+/// environments in the store; the overview, a release diff and the task list are each fetched
+/// `BENCH_REQUESTS` times (default 200) beside the JSON the same facts come from in the API, in one run;
+/// prints p50/p99 per page and its ratio to the JSON, and each page's weight.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: scripts/bench-web.sh runs it"]
+async fn bench_console_pages() {
+    let n: usize = std::env::var("BENCH_REQUESTS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
+    let app = crate::support::spawn_app(TestDb::sqlite()).await;
+    let components: Vec<String> = (0..5).map(|i| format!("c{i}")).collect();
+    let mut yaml = format!("products:\n  monitor:\n    components: [{}]\ncomponents:\n", components.join(", "));
+    for c in &components {
+        yaml.push_str(&format!("  {c}:\n    project: mon/{c}\n    image: registry.example/mon/{c}\n"));
+    }
+    yaml.push_str("environments:\n");
+    let envs: Vec<String> = (0..20).map(|i| format!("env-{i}")).collect();
+    for (i, e) in envs.iter().enumerate() {
+        let tier = ["dev", "test", "staging", "prod"][i % 4];
+        yaml.push_str(&format!(
+            "  {e}:\n    tier: {tier}\n    hosts: [{{ name: h0, address: 10.0.0.{}, user: deploy }}]\n",
+            i + 1
+        ));
+    }
+    let r =
+        app.http.post(format!("{}/api/v1/catalog", app.base)).bearer_auth(&app.admin).body(yaml).send().await.unwrap();
+    assert!(r.status().is_success(), "{}", r.text().await.unwrap());
+    let seeding = std::time::Instant::now();
+    let version = |k: usize| format!("1.{}.{}", k / 100, k % 100);
+    for k in 0..1000 {
+        let parts = components
+            .iter()
+            .map(|c| tao::store::release::ReleaseComponent {
+                component: c.clone(),
+                version: version(k),
+                git_tag: format!("v{}", version(k)),
+                image: Some(format!("registry.example/mon/{c}")),
+                image_tag: version(k),
+                image_digest: Some(format!("sha256:{:064x}", k)),
+            })
+            .collect();
+        let pv = tao::store::release::NewProductVersion {
+            product: "monitor".into(),
+            version: version(k),
+            catalog_revision: None,
+            created_by: "bench".into(),
+            components: parts,
+        };
+        tao::store::release::create(&app.pool, &pv).await.unwrap();
+    }
+    let mut last = 0;
+    for t in 0..10_000usize {
+        let mut task = crate::support::bare_task(tao::deploy::task::TaskKind::Release, &envs[t % 20]);
+        task.product = Some("monitor".into());
+        task.version = Some(version(t % 1000));
+        task.requested_by =
+            ["web:ann", "token:ci", "discord:bob", "gitlab-job:7 (mon/c0 v1, pipeline 3)"][t % 4].into();
+        let (row, _) = tao::store::task::enqueue(&app.pool, &task).await.unwrap();
+        tao::store::task::finish(&app.pool, row.id, tao::deploy::task::TaskStatus::Succeeded, None).await.unwrap();
+        last = row.id;
+    }
+    for e in &envs {
+        for c in &components {
+            let d = tao::store::deployed::Deployed {
+                env: e,
+                host: "h0",
+                component: c,
+                product: Some("monitor"),
+                version: Some("1.9.99"),
+                image: "registry.example/mon/x:1.9.99",
+                image_tag: "1.9.99",
+                image_digest: Some("sha256:0123456789abcdef"),
+                container: c,
+                run_spec: "{}",
+                task_id: last,
+            };
+            tao::store::deployed::record(&app.pool, &d, "deployed").await.unwrap();
+        }
+    }
+    eprintln!("seeded 1000 product versions, 10000 tasks, 20 environments in {:.1?}", seeding.elapsed());
+
+    // A console session (token sign-in) and a client that sends its cookie.
+    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build().unwrap();
+    let login = client.get(format!("{}/ui/login", app.base)).send().await.unwrap();
+    let pre = login.headers()["set-cookie"]
+        .to_str()
+        .unwrap()
+        .split(';')
+        .next()
+        .unwrap()
+        .trim_start_matches("tao_login=")
+        .to_string();
+    let r = client
+        .post(format!("{}/ui/login", app.base))
+        .header("cookie", format!("tao_login={pre}"))
+        .form(&[("login_csrf", pre.as_str()), ("token", app.reader.as_str())])
+        .send()
+        .await
+        .unwrap();
+    let cookie = r.headers()["set-cookie"].to_str().unwrap().split(';').next().unwrap().to_string();
+
+    async fn timed(
+        client: &reqwest::Client,
+        base: &str,
+        paths: &[String],
+        auth: (&str, &str),
+        n: usize,
+    ) -> (Vec<f64>, usize) {
+        let mut times = Vec::with_capacity(n);
+        let mut bytes = 0;
+        for _ in 0..n {
+            let start = std::time::Instant::now();
+            bytes = 0;
+            for p in paths {
+                let r = client.get(format!("{base}{p}")).header(auth.0, auth.1).send().await.unwrap();
+                assert_eq!(r.status(), 200, "{p}");
+                bytes += r.bytes().await.unwrap().len();
+            }
+            times.push(start.elapsed().as_secs_f64() * 1000.0);
+        }
+        times.sort_by(|a, b| a.partial_cmp(b).unwrap());
+        (times, bytes)
+    }
+    let pct = |t: &[f64], p: f64| t[((t.len() as f64 - 1.0) * p).round() as usize];
+    let bearer = format!("Bearer {}", app.reader);
+    let cases: Vec<(&str, Vec<String>, Vec<String>)> = vec![
+        (
+            "overview /",
+            vec!["/".into()],
+            envs.iter()
+                .map(|e| format!("/api/v1/environments/{e}"))
+                .chain(envs.iter().map(|e| format!("/api/v1/tasks?env={e}&limit=20")))
+                .collect(),
+        ),
+        (
+            "release diff",
+            vec!["/ui/releases/monitor/1.9.99?diff=1.0.0".into()],
+            vec![
+                "/api/v1/releases/monitor/1.9.99".into(),
+                "/api/v1/releases/monitor/1.0.0".into(),
+                "/api/v1/releases/monitor/1.9.99/work-items".into(),
+            ],
+        ),
+        ("task list", vec!["/ui/tasks".into()], vec!["/api/v1/tasks?limit=100".into()]),
+    ];
+    println!(
+        "\n{:<14} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8} {:>10}",
+        "page", "p50 ms", "p99 ms", "json p50", "json p99", "p50 ×", "p99 ×", "page KB"
+    );
+    for (name, page, json) in &cases {
+        let (pt, pb) = timed(&client, &app.base, page, ("cookie", &cookie), n).await;
+        let (jt, _) = timed(&client, &app.base, json, ("authorization", &bearer), n).await;
+        println!(
+            "{name:<14} {:>9.2} {:>9.2} {:>9.2} {:>9.2} {:>8.2} {:>8.2} {:>10.1}",
+            pct(&pt, 0.5),
+            pct(&pt, 0.99),
+            pct(&jt, 0.5),
+            pct(&jt, 0.99),
+            pct(&pt, 0.5) / pct(&jt, 0.5),
+            pct(&pt, 0.99) / pct(&jt, 0.99),
+            pb as f64 / 1024.0
+        );
+    }
+    println!("(JSON peers: the overview's facts are every environment's /api/v1/environments/{{env}} and its 20 newest tasks; the diff's are both versions and the version's work items; the list's is /api/v1/tasks?limit=100)");
 }
