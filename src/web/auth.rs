@@ -3,7 +3,7 @@
 //!
 //! The cookie `tao_session` is `HttpOnly`, `SameSite=Lax`, `Path=/`, `Secure` when the public URL is
 //! https, and holds only a random value (the session is a row, `store::session`). Reading needs a
-//! session unless `TAO_OPEN_READ` is on; a form needs a session and its CSRF token, else 403 and
+//! session (or an API token as `Authorization: Bearer`, for scripts) unless `TAO_OPEN_READ` is on; a form needs a session and its CSRF token, else 403 and
 //! nothing changes. The token sign-in form is guarded by a double-submit cookie (`tao_login`), so another
 //! site cannot sign a browser in as someone else.
 
@@ -62,7 +62,21 @@ async fn session_of(s: &WebState, headers: &HeaderMap) -> Result<Option<WebSessi
 /// sign-in page's redirect, coming back to `uri` after.
 pub async fn reader(s: &WebState, headers: &HeaderMap, uri: &Uri) -> Result<Viewer, Response> {
     let session = session_of(s, headers).await?;
+    // A script may read pages with an API token (`Authorization: Bearer`), as it reads the API.
+    let bearer = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim)
+        .filter(|t| !t.is_empty());
     if session.is_none() && !s.open_read {
+        if let Some(token) = bearer {
+            match s.services.authenticate(token).await {
+                Ok(Some(_)) => return Ok(Viewer { session: None }),
+                Ok(None) => {}
+                Err(e) => return Err(console(s).refusal(&e, None)),
+            }
+        }
         let next = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
         return Err(Redirect::to(&format!("/ui/login?next={}", crate::urlenc::encode(next))).into_response());
     }
