@@ -484,6 +484,10 @@ async fn the_work_item_list_filters_and_picks_fields_as_json_or_lines() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "a benchmark: scripts/bench-web.sh runs it"]
 async fn bench_console_pages() {
+    crate::support::limit_to(Duration::from_secs(1800), bench_console_pages_body()).await
+}
+
+async fn bench_console_pages_body() {
     let n: usize = std::env::var("BENCH_REQUESTS").ok().and_then(|v| v.parse().ok()).unwrap_or(200);
     let app = crate::support::spawn_app(TestDb::sqlite()).await;
     let components: Vec<String> = (0..5).map(|i| format!("c{i}")).collect();
